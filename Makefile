@@ -1,0 +1,62 @@
+# Two commands: `make run` (dashboard on the demo workspace) and `make test` (the whole suite).
+# Both create .venv and install everything they need; nothing is installed by hand.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+# torch goes in first, pinned; constraints.txt keeps every later install from replacing it.
+TORCH  ?= torch==2.13.0
+HOST   ?= 127.0.0.1
+PORT   ?= 8501
+DEMO   ?= .demo/workspace
+
+.PHONY: run test bench demo lint chromium clean
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "synthscope needs Python >= 3.11; set PYTHON=/path/to/python3.11"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e .
+	@touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	@touch $@
+
+$(DEMO)/synthscope.toml: | $(VENV)/.installed
+	$(BIN)/synthscope demo $(DEMO)
+
+run: $(VENV)/.installed $(DEMO)/synthscope.toml
+	@echo "synthscope dashboard on the demo workspace: http://$(HOST):$(PORT)"
+	$(BIN)/synthscope serve $(DEMO) --host $(HOST) --port $(PORT)
+
+demo: $(VENV)/.installed
+	$(BIN)/synthscope demo $(DEMO) --force
+
+test: $(VENV)/.installed-test chromium
+	$(BIN)/ruff check analysis dashboard tests bench
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check analysis dashboard tests bench
+
+bench: $(VENV)/.installed
+	$(BIN)/python -m bench.ngram_bench --out BENCHMARKS.md
+
+# The browser tests drive a real Chromium; never skip them silently.
+chromium:
+	@if command -v chromium >/dev/null 2>&1 || [ -x "$${SYNTHSCOPE_CHROMIUM:-}" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+	  echo "error: the browser tests need Chromium. Install it (Debian/Ubuntu: sudo apt-get install chromium)" >&2; \
+	  echo "       or point SYNTHSCOPE_CHROMIUM at a Chromium/Chrome binary." >&2; \
+	  exit 1; \
+	fi
+
+clean:
+	rm -rf $(VENV) .demo .pytest_cache .ruff_cache

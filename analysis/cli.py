@@ -1,0 +1,266 @@
+"""synthscope's command line: each command is a thin call into the analysis modules.
+
+    synthscope init PATH
+    synthscope ingest SOURCE --name NAME --kind KIND [mapping options]
+    synthscope datasets
+    synthscope scan --synthetic NAME[@VERSION] ... --benchmark NAME[@VERSION] ...
+    synthscope sql "SELECT ... FROM latest_verdicts"
+    synthscope demo PATH
+    synthscope serve [PATH] [--host 127.0.0.1] [--port 8501]
+
+The workspace is ``--workspace``, else ``$SYNTHSCOPE_WORKSPACE``, else ``./workspace``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from analysis import hub
+from analysis.ingest import IngestError
+from analysis.workspace import KINDS, DatasetRef, Workspace, WorkspaceError
+
+
+class CliError(Exception):
+    pass
+
+
+def _workspace(args: argparse.Namespace) -> Workspace:
+    return Workspace.open(args.workspace)
+
+
+def _table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
+    cells = [[str(h) for h in headers]] + [[_fmt(v) for v in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+# -- commands --------------------------------------------------------------------------
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    ws = Workspace.init(args.path)
+    print(f"workspace ready at {ws.root}")
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from analysis.ingest import IngestOptions, ingest  # noqa: I001 - kept beside its use
+
+    ws = _workspace(args)
+    hub.configure(ws.root, args.online or None)
+    opts = IngestOptions(
+        format=args.format, preset=args.preset,
+        prompt_fields=tuple(args.prompt_field or ()), answer_fields=tuple(args.answer_field or ()),
+        id_field=args.id_field, header=args.header, split=args.split, encoding=args.encoding,
+        max_record_bytes=int(args.max_record_mb * 1_000_000), include_path=args.include_path,
+        strict=args.strict,
+    )
+    report = ingest(ws, args.source, name=args.name, kind=args.kind, version=args.version, options=opts)
+    print(f"imported {report.rows} rows into {report.ref} ({report.kind}; {report.mapping})")
+    if report.duplicate_ids:
+        print(f"note: {report.duplicate_ids} rows repeat an earlier id; they were given suffixed ids (~2, ~3, ...)")
+    if report.error_count:
+        print(f"{report.error_count} rows were not imported:", file=sys.stderr)
+        for error in report.errors[:20]:
+            print(f"  {error}", file=sys.stderr)
+        if report.error_count > 20:
+            print(f"  ... and {report.error_count - 20} more in "
+                  f"{ws.dataset_dir(report.ref).relative_to(ws.root)}/errors.jsonl", file=sys.stderr)
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    ws = _workspace(args)
+    rows = [(m["name"], m["version"], m["kind"], m["rows"], m["errors"], m["created_at"], m["source"])
+            for m in ws.manifests()]
+    print(_table(rows, ["name", "version", "kind", "rows", "errors", "created", "source"]) if rows
+          else "no datasets yet; import one with `synthscope ingest`")
+    return 0
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    from analysis import jobs
+    from analysis.contamination.scan import config_from, run_scan
+
+    ws = _workspace(args)
+    reporter = jobs.Reporter(ws, args.job) if args.job else None
+    try:
+        config = config_from(ws, {"ns": args.n, "clean_below": args.clean_below,
+                                  "dirty_from": args.dirty_from, "top_k": args.top_k})
+        synthetics = [DatasetRef.parse(s) for s in args.synthetic]
+        summaries = []
+        for bench in args.benchmark:
+            if reporter:
+                summaries.append(run_scan(ws, DatasetRef.parse(bench), synthetics, config, args.workers,
+                                          reporter.progress))
+            else:
+                summaries.append(_scan_with_bar(ws, DatasetRef.parse(bench), synthetics, config, args.workers))
+    except Exception as exc:
+        if reporter:
+            reporter.fail(f"{type(exc).__name__}: {exc}")
+        raise
+    if reporter:
+        reporter.succeed({"scan_ids": [s.scan_id for s in summaries]})
+    for summary in summaries:
+        _print_scan(ws, summary)
+    return 0
+
+
+def _scan_with_bar(ws: Workspace, bench: DatasetRef, synthetics: list[DatasetRef], config: Any,
+                   workers: int | None) -> Any:
+    from tqdm import tqdm
+
+    from analysis.contamination.scan import run_scan
+
+    with tqdm(total=1, unit="rows", unit_scale=True, file=sys.stderr, dynamic_ncols=True) as bar:
+        def progress(done: int, total: int, message: str) -> None:
+            bar.total = total
+            bar.set_description(message)
+            bar.n = done
+            bar.refresh()
+
+        return run_scan(ws, bench, synthetics, config, workers, progress)
+
+
+def _print_scan(ws: Workspace, summary: Any) -> None:
+    print(f"\nscan {summary.scan_id}: benchmark {summary.benchmark}")
+    rows = [(s.synthetic, s.records, s.items, s.contaminated, s.dirty, s.partial,
+             s.contaminated / s.items if s.items else 0.0, s.seconds) for s in summary.per_synthetic]
+    print(_table(rows, ["synthetic", "records", "items", "contaminated", "dirty", "partial", "share", "seconds"]))
+    top = ws.query(
+        "SELECT synthetic || '@' || synthetic_version AS synthetic, item_id, bucket, coverage, longest_span,"
+        " matched_field, matched_records FROM verdicts WHERE scan_id = ? AND verdict <> 'clean'"
+        " ORDER BY coverage DESC, longest_span DESC LIMIT 15", [summary.scan_id])
+    if len(top):
+        print("\nmost contaminated items:")
+        print(_table(top.itertuples(index=False), list(top.columns)))
+    print(f"\nevidence: synthscope sql \"SELECT * FROM evidence WHERE scan_id = '{summary.scan_id}'\"")
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    ws = _workspace(args)
+    df = ws.query(args.query)
+    print(_table(df.head(args.limit).itertuples(index=False), list(df.columns)))
+    if len(df) > args.limit:
+        print(f"... {len(df) - args.limit} more rows (raise --limit)")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from analysis.demo import build_demo
+
+    root = build_demo(Path(args.path), force=args.force)
+    print(f"demo workspace ready at {root}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    ws = Workspace.open(args.path or args.workspace)
+    app = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: serving on {args.host}: anyone who can reach this machine on port {args.port} "
+              "can open the dashboard", file=sys.stderr)
+    print(f"synthscope dashboard: http://{args.host}:{args.port}  (workspace {ws.root})", flush=True)
+    env = dict(os.environ, SYNTHSCOPE_WORKSPACE=str(ws.root))
+    argv = [sys.executable, "-m", "streamlit", "run", str(app),
+            "--server.address", args.host, "--server.port", str(args.port),
+            "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    os.execve(sys.executable, argv, env)
+    return 0  # not reached
+
+
+# -- parser ----------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="synthscope", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-w", "--workspace", default=os.environ.get("SYNTHSCOPE_WORKSPACE", "workspace"),
+                        help="workspace folder (default: $SYNTHSCOPE_WORKSPACE or ./workspace)")
+
+    p = sub.add_parser("init", help="create a workspace")
+    p.add_argument("path")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("ingest", parents=[common], help="import a dataset version")
+    p.add_argument("source", help="file, save_to_disk folder, or lm-eval task name (with --format lm-eval)")
+    p.add_argument("--name", required=True)
+    p.add_argument("--kind", required=True, choices=KINDS)
+    p.add_argument("--version", help="default: the next vN")
+    p.add_argument("--format", choices=["jsonl", "json", "csv", "parquet", "hf", "lm-eval"],
+                   help="default: from the file name")
+    p.add_argument("--preset", choices=["humaneval", "mmlu", "gsm8k", "alpaca", "chat"],
+                   help="field mapping preset (default: detected from the columns)")
+    p.add_argument("--prompt-field", action="append", help="column(s) making the prompt; repeat to join several")
+    p.add_argument("--answer-field", action="append", help="column(s) making the answer")
+    p.add_argument("--id-field", help="column holding a stable record id")
+    header = p.add_mutually_exclusive_group()
+    header.add_argument("--header", dest="header", action="store_true", default=None,
+                        help="CSV: the first line names the columns (default, except for --preset mmlu)")
+    header.add_argument("--no-header", dest="header", action="store_false")
+    p.add_argument("--split", help="split of a save_to_disk DatasetDict (default: test, else the first)")
+    p.add_argument("--encoding", default="utf-8")
+    p.add_argument("--max-record-mb", type=float, default=1.0, help="larger records are reported, not loaded")
+    p.add_argument("--include-path", help="lm-eval: folder of extra task YAMLs")
+    p.add_argument("--online", action="store_true", help="allow downloads from the Hugging Face Hub")
+    p.add_argument("--strict", action="store_true", help="import nothing if any row is bad")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("datasets", parents=[common], help="list dataset versions")
+    p.set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser("scan", parents=[common], help="check synthetic data for benchmark contamination")
+    p.add_argument("--synthetic", action="append", required=True, metavar="NAME[@VERSION]")
+    p.add_argument("--benchmark", action="append", required=True, metavar="NAME[@VERSION]")
+    p.add_argument("--n", type=int, nargs="+", help="n-gram sizes (default from synthscope.toml: 13 8)")
+    p.add_argument("--clean-below", type=float, help="coverage below this is clean (default 0.2)")
+    p.add_argument("--dirty-from", type=float, help="coverage from this is dirty (default 0.8)")
+    p.add_argument("--top-k", type=int, help="evidence records kept per item (default 5)")
+    p.add_argument("--workers", type=int, help="processes (default: every core)")
+    p.add_argument("--job", help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_scan)
+
+    p = sub.add_parser("sql", parents=[common], help="query the workspace's DuckDB views")
+    p.add_argument("query")
+    p.add_argument("--limit", type=int, default=50)
+    p.set_defaults(func=cmd_sql)
+
+    p = sub.add_parser("demo", help="build the demo workspace (no network needed)")
+    p.add_argument("path")
+    p.add_argument("--force", action="store_true", help="rebuild it if it exists")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("serve", parents=[common], help="open the dashboard")
+    p.add_argument("path", nargs="?", help="workspace (default: --workspace)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8501)
+    p.set_defaults(func=cmd_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    hub.configure(None)
+    try:
+        return int(args.func(args))
+    except (WorkspaceError, IngestError, CliError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

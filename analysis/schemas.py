@@ -1,0 +1,132 @@
+"""Column schemas of the workspace artefacts and the DuckDB views over them.
+
+Writers cast their tables to these schemas, so every file of one kind has the
+same columns, and the views can stand in with an empty table of the right shape
+before the first file exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pyarrow as pa
+
+SPANS = pa.list_(pa.list_(pa.int32()))
+
+RECORDS = pa.schema([
+    ("dataset", pa.string()),
+    ("version", pa.string()),
+    ("kind", pa.string()),
+    ("record_id", pa.string()),
+    ("row", pa.int64()),  # 0-based position among the loaded rows
+    ("source_line", pa.int64()),  # line (text formats) or row number (tables) in the source, 1-based
+    ("prompt", pa.string()),
+    ("answer", pa.string()),
+    ("raw", pa.string()),  # the source row as JSON
+    ("doc_id", pa.int64()),  # lm-eval tasks: index of the doc in the evaluated split
+    ("doc_hash", pa.string()),  # lm-eval tasks: sha256 of the doc as lm-eval logs it
+])
+
+_SCAN_KEY = [
+    ("scan_id", pa.string()),
+    ("benchmark", pa.string()),
+    ("benchmark_version", pa.string()),
+    ("synthetic", pa.string()),
+    ("synthetic_version", pa.string()),
+    ("item_id", pa.string()),
+    ("item", pa.int64()),
+]
+
+VERDICTS = pa.schema(_SCAN_KEY + [
+    ("verdict", pa.string()),  # clean | exact
+    ("bucket", pa.string()),  # clean | partial | dirty
+    ("coverage", pa.float64()),
+    ("prompt_coverage", pa.float64()),
+    ("answer_coverage", pa.float64()),
+    ("matched_field", pa.string()),  # "", prompt, answer, prompt+answer
+    ("matched_ngrams", pa.int64()),
+    ("longest_span", pa.int64()),
+    ("matched_records", pa.int64()),
+    ("prompt_tokens", pa.int64()),
+    ("answer_tokens", pa.int64()),
+    ("prompt_n", pa.int64()),
+    ("answer_n", pa.int64()),
+    ("too_short", pa.bool_()),
+])
+
+EVIDENCE = pa.schema(_SCAN_KEY + [
+    ("rank", pa.int64()),
+    ("record_id", pa.string()),
+    ("coverage", pa.float64()),
+    ("prompt_coverage", pa.float64()),
+    ("answer_coverage", pa.float64()),
+    ("matched_field", pa.string()),
+    ("matched_ngrams", pa.int64()),
+    ("longest_span", pa.int64()),
+    ("item_prompt_spans", SPANS),  # token intervals [start, end) in the item's prompt
+    ("item_answer_spans", SPANS),
+    ("record_spans", SPANS),  # token intervals in the record's text (see analysis.contamination.scan)
+])
+
+# Manifests are JSON, one file per artefact; the views read these keys.
+JSON_COLUMNS: dict[str, dict[str, str]] = {
+    "datasets": {
+        "name": "VARCHAR", "version": "VARCHAR", "kind": "VARCHAR", "rows": "BIGINT",
+        "errors": "BIGINT", "created_at": "VARCHAR", "source": "VARCHAR", "format": "VARCHAR",
+        "mapping": "VARCHAR",
+    },
+    "scans": {
+        "scan_id": "VARCHAR", "created_at": "VARCHAR", "benchmark": "VARCHAR",
+        "benchmark_version": "VARCHAR", "synthetic": "VARCHAR", "methods": "VARCHAR",
+        "items": "BIGINT", "records": "BIGINT", "seconds": "DOUBLE",
+    },
+}
+
+_DUCK_TO_ARROW = {"VARCHAR": pa.string(), "BIGINT": pa.int64(), "DOUBLE": pa.float64()}
+
+# view name -> (glob relative to the workspace root, reader)
+BASE_VIEWS: dict[str, tuple[str, str]] = {
+    "datasets": ("datasets/*/*/manifest.json", "json"),
+    "records": ("datasets/*/*/records.parquet", "parquet"),
+    "scans": ("scans/*/manifest.json", "json"),
+    "verdicts": ("scans/*/verdicts.parquet", "parquet"),
+    "evidence": ("scans/*/evidence.parquet", "parquet"),
+}
+
+
+def _empty(schema: pa.Schema) -> Callable[[], pa.Table]:
+    return schema.empty_table
+
+
+def _empty_json(name: str) -> Callable[[], pa.Table]:
+    schema = pa.schema([(c, _DUCK_TO_ARROW[t]) for c, t in JSON_COLUMNS[name].items()])
+    return schema.empty_table
+
+
+EMPTY: dict[str, Callable[[], pa.Table]] = {
+    "datasets": _empty_json("datasets"),
+    "records": _empty(RECORDS),
+    "scans": _empty_json("scans"),
+    "verdicts": _empty(VERDICTS),
+    "evidence": _empty(EVIDENCE),
+}
+
+DERIVED_VIEWS: dict[str, str] = {
+    # The newest scan's verdicts for each benchmark version x synthetic version.
+    "latest_verdicts": """
+        SELECT * FROM verdicts
+        QUALIFY scan_id = max(scan_id) OVER (
+            PARTITION BY benchmark, benchmark_version, synthetic, synthetic_version)
+    """,
+    "contamination_grid": """
+        SELECT benchmark, benchmark_version, synthetic, synthetic_version,
+               any_value(scan_id) AS scan_id,
+               count(*) AS items,
+               count(*) FILTER (verdict <> 'clean') AS contaminated,
+               count(*) FILTER (bucket = 'dirty') AS dirty,
+               count(*) FILTER (bucket = 'partial') AS partial,
+               count(*) FILTER (verdict <> 'clean') / count(*) AS contaminated_share
+        FROM latest_verdicts
+        GROUP BY ALL
+    """,
+}

@@ -1,0 +1,292 @@
+"""The workspace: a folder of Parquet artefacts and a DuckDB catalog of views over them.
+
+Layout::
+
+    synthscope.toml                    marks the folder as a workspace; settings
+    catalog.duckdb                     the views below, for any DuckDB client (rebuilt after each write)
+    datasets/<name>/<version>/         records.parquet, manifest.json, errors.jsonl
+    scans/<scan_id>/                   verdicts.parquet, evidence.parquet, manifest.json
+    jobs/<job_id>/                     job.json, status.json, log.txt
+    tmp/                               staging area; never read by a view
+
+Every artefact is staged under ``tmp/`` and moved into place with one
+``rename``, so a reader sees it whole or not at all and a crashed writer leaves
+nothing behind but a staging folder. Nothing is edited in place. Readers never
+open ``catalog.duckdb`` for writing: :meth:`Workspace.connect` builds the same
+views in an in-memory DuckDB each time, so a dashboard reading and a job
+writing never contend for a DuckDB lock.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tomllib
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from analysis import schemas
+
+MARKER = "synthscope.toml"
+KINDS = ("benchmark", "synthetic", "reference", "source")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+DEFAULT_CONFIG = """\
+# synthscope workspace settings. Command-line flags override these.
+
+[contamination.ngram]
+ns = [13, 8]          # word n-gram sizes; a field uses the largest n that fits it
+clean_below = 0.20    # coverage below this: clean (Llama 2 buckets)
+dirty_from = 0.80     # coverage from this: dirty; between: partial
+top_k = 5             # evidence rows kept per benchmark item
+"""
+
+
+class WorkspaceError(Exception):
+    """A problem with the workspace a user can fix; the message says how."""
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def check_name(value: str, what: str) -> str:
+    if not _NAME.match(value):
+        raise WorkspaceError(
+            f"invalid {what} {value!r}: use letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    return value
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so readers see the old or the new file, never a mix."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    """``name`` or ``name@version``; a missing version means the newest."""
+
+    name: str
+    version: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> DatasetRef:
+        name, _, version = text.partition("@")
+        return cls(name, version or None)
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.version}" if self.version else self.name
+
+
+class Workspace:
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+
+    # -- creation -----------------------------------------------------------------------
+    @classmethod
+    def init(cls, root: str | Path) -> Workspace:
+        """Create a workspace (or leave an existing one as it is)."""
+        root = Path(root)
+        if root.exists() and not root.is_dir():
+            raise WorkspaceError(f"{root} exists and is not a folder")
+        root.mkdir(parents=True, exist_ok=True)
+        if not (root / MARKER).exists():
+            if any(root.iterdir()):
+                raise WorkspaceError(
+                    f"{root} is a non-empty folder that is not a synthscope workspace; "
+                    "choose an empty or new folder"
+                )
+            atomic_write_text(root / MARKER, DEFAULT_CONFIG)
+        ws = cls(root)
+        for sub in ("datasets", "scans", "jobs", "tmp"):
+            (ws.root / sub).mkdir(exist_ok=True)
+        ws.refresh_catalog()
+        return ws
+
+    @classmethod
+    def open(cls, root: str | Path) -> Workspace:
+        root = Path(root)
+        if not (root / MARKER).is_file():
+            raise WorkspaceError(
+                f"{root} is not a synthscope workspace (no {MARKER}); create one with `synthscope init {root}`"
+            )
+        return cls(root)
+
+    # -- settings -----------------------------------------------------------------------
+    def config(self) -> dict[str, Any]:
+        try:
+            return tomllib.loads((self.root / MARKER).read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise WorkspaceError(f"{self.root / MARKER}: {exc}") from exc
+
+    # -- paths --------------------------------------------------------------------------
+    @property
+    def datasets_dir(self) -> Path:
+        return self.root / "datasets"
+
+    @property
+    def scans_dir(self) -> Path:
+        return self.root / "scans"
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.root / "jobs"
+
+    def dataset_dir(self, ref: DatasetRef) -> Path:
+        if ref.version is None:
+            ref = self.resolve(ref)
+        return self.datasets_dir / ref.name / str(ref.version)
+
+    def records_path(self, ref: DatasetRef) -> Path:
+        return self.dataset_dir(ref) / "records.parquet"
+
+    # -- writing ------------------------------------------------------------------------
+    @staticmethod
+    def new_id() -> str:
+        """Sortable by creation time, unique across processes."""
+        return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+
+    @contextmanager
+    def staged(self, final: Path) -> Iterator[Path]:
+        """A fresh folder to write an artefact into; moved to ``final`` only on success."""
+        if final.exists():
+            raise WorkspaceError(f"{final.relative_to(self.root)} already exists; artefacts are never overwritten")
+        tmp = self.root / "tmp" / uuid.uuid4().hex
+        tmp.mkdir(parents=True)
+        try:
+            yield tmp
+            final.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.rename(tmp, final)
+            except OSError as exc:
+                raise WorkspaceError(
+                    f"could not move the new artefact into {final.relative_to(self.root)}: {exc}"
+                ) from exc
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        self.refresh_catalog()
+
+    # -- datasets -----------------------------------------------------------------------
+    def manifests(self) -> list[dict[str, Any]]:
+        """Every dataset version's manifest, oldest first."""
+        out = []
+        for path in sorted(self.datasets_dir.glob("*/*/manifest.json")):
+            out.append(json.loads(path.read_text(encoding="utf-8")))
+        return sorted(out, key=lambda m: (m["created_at"], m["name"], m["version"]))
+
+    def versions(self, name: str) -> list[str]:
+        return [m["version"] for m in self.manifests() if m["name"] == name]
+
+    def resolve(self, ref: DatasetRef) -> DatasetRef:
+        """Fill in the newest version and check the dataset exists."""
+        versions = self.versions(ref.name)
+        if not versions:
+            known = sorted({m["name"] for m in self.manifests()})
+            raise WorkspaceError(
+                f"no dataset named {ref.name!r} in {self.root}"
+                + (f"; datasets: {', '.join(known)}" if known else "; import one with `synthscope ingest`")
+            )
+        if ref.version is None:
+            return DatasetRef(ref.name, versions[-1])
+        if ref.version not in versions:
+            raise WorkspaceError(
+                f"dataset {ref.name!r} has no version {ref.version!r}; versions: {', '.join(versions)}")
+        return ref
+
+    def manifest(self, ref: DatasetRef) -> dict[str, Any]:
+        path = self.dataset_dir(self.resolve(ref)) / "manifest.json"
+        return json.loads(path.read_text(encoding="utf-8"))
+
+    def next_version(self, name: str) -> str:
+        numbers = [int(v[1:]) for v in self.versions(name) if re.fullmatch(r"v\d+", v)]
+        return f"v{max(numbers, default=0) + 1}"
+
+    # -- querying -----------------------------------------------------------------------
+    def connect(self) -> duckdb.DuckDBPyConnection:
+        """An in-memory DuckDB with every view of the workspace; cheap, lock-free."""
+        con = duckdb.connect(":memory:")
+        for name, sql in self._view_sql().items():
+            if sql is None:
+                con.register(f"_empty_{name}", schemas.EMPTY[name]())
+                con.execute(f"CREATE VIEW {name} AS SELECT * FROM _empty_{name}")
+            else:
+                con.execute(f"CREATE VIEW {name} AS {sql}")
+        for name, sql in schemas.DERIVED_VIEWS.items():
+            con.execute(f"CREATE VIEW {name} AS {sql}")
+        return con
+
+    def refresh_catalog(self) -> None:
+        """Rebuild ``catalog.duckdb`` (atomically) so external DuckDB clients see every artefact."""
+        tmp = self.root / "tmp" / f"catalog-{uuid.uuid4().hex}.duckdb"
+        tmp.parent.mkdir(exist_ok=True)
+        try:
+            con = duckdb.connect(str(tmp))
+            try:
+                for name, sql in self._view_sql().items():
+                    if sql is None:
+                        empty: pa.Table = schemas.EMPTY[name]()
+                        con.register("_empty", empty)
+                        con.execute(f"CREATE TABLE {name} AS SELECT * FROM _empty")
+                        con.unregister("_empty")
+                    else:
+                        con.execute(f"CREATE VIEW {name} AS {sql}")
+                for name, sql in schemas.DERIVED_VIEWS.items():
+                    con.execute(f"CREATE VIEW {name} AS {sql}")
+            finally:
+                con.close()
+            os.replace(tmp, self.root / "catalog.duckdb")
+        finally:
+            tmp.unlink(missing_ok=True)
+            Path(f"{tmp}.wal").unlink(missing_ok=True)
+
+    def _view_sql(self) -> dict[str, str | None]:
+        """Base views: SQL over the files present, or None where there are none yet."""
+        out: dict[str, str | None] = {}
+        for name, (pattern, reader) in schemas.BASE_VIEWS.items():
+            files = sorted(self.root.glob(pattern))
+            if not files:
+                out[name] = None
+                continue
+            glob = _sql_str(str(self.root / pattern))
+            if reader == "parquet":
+                out[name] = f"SELECT * FROM read_parquet({glob}, union_by_name = true)"
+            else:
+                columns = ", ".join(f"{_sql_str(c)}: {_sql_str(t)}" for c, t in schemas.JSON_COLUMNS[name].items())
+                out[name] = f"SELECT * FROM read_json({glob}, columns = {{{columns}}}, format = 'auto')"
+        return out
+
+    def query(self, sql: str, params: list[Any] | None = None) -> Any:
+        """Run one query on a fresh connection and return a pandas DataFrame."""
+        con = self.connect()
+        try:
+            return con.execute(sql, params or []).df()
+        finally:
+            con.close()
+
+
+def _sql_str(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
