@@ -61,10 +61,15 @@ class Columns:
     answer: tuple[str, ...] = ()
     id: str | None = None
     name: str = "columns"
+    optional: frozenset[str] = frozenset()  # fields that may be absent (read as empty)
+
+    def _part(self, row: Mapping[str, Any], keys: tuple[str, ...]) -> str:
+        values = (_text(row.get(k)) if k in self.optional else _text(_get(row, k)) for k in keys)
+        return "\n\n".join(t for t in values if t)
 
     def extract(self, row: Mapping[str, Any]) -> Fields:
-        prompt = "\n\n".join(t for t in (_text(_get(row, k)) for k in self.prompt) if t)
-        answer = "\n\n".join(t for t in (_text(_get(row, k)) for k in self.answer) if t)
+        prompt = self._part(row, self.prompt)
+        answer = self._part(row, self.answer)
         ident = _text(_get(row, self.id)) if self.id else None
         return Fields(prompt, answer, ident)
 
@@ -133,7 +138,7 @@ PRESETS: dict[str, Mapper] = {
     "humaneval": Columns(("prompt",), ("canonical_solution",), "task_id", name="humaneval"),
     "mmlu": Mmlu(),
     "gsm8k": Columns(("question",), ("answer",), name="gsm8k"),
-    "alpaca": Columns(("instruction", "input"), ("output",), name="alpaca"),
+    "alpaca": Columns(("instruction", "input"), ("output",), name="alpaca", optional=frozenset({"input"})),
     "chat": Chat(),
 }
 

@@ -193,8 +193,8 @@ def _read_json(path: Path, opts: IngestOptions) -> Iterator[_Row]:
         try:
             obj, end = decoder.raw_decode(text, i)
         except json.JSONDecodeError as exc:
-            yield _Row(exc.lineno, error=f"malformed JSON: {exc.msg} (column {exc.colno}); "
-                                         "the rest of the array could not be read")
+            yield _Row(line, error=f"malformed JSON in the element starting on this line: {exc.msg} "
+                                   f"(line {exc.lineno}, column {exc.colno}); the rest of the array could not be read")
             return
         yield _Row(line, obj) if isinstance(obj, dict) else _Row(line, error="expected a JSON object")
         i = _skip_ws(text, end)
@@ -380,10 +380,13 @@ def ingest(ws: Workspace, source: str | Path, *, name: str, kind: str, version: 
            options: IngestOptions | None = None) -> IngestReport:
     """Import ``source`` as a new version of dataset ``name``; see the module docstring."""
     opts = options or IngestOptions()
-    check_name(name, "dataset name")
+    try:
+        check_name(name, "dataset name")
+        version = check_name(version, "version") if version else ws.next_version(name)
+    except WorkspaceError as exc:
+        raise IngestError(str(exc)) from exc
     if kind not in KINDS:
         raise IngestError(f"unknown dataset kind {kind!r}; kinds: {', '.join(KINDS)}")
-    version = check_name(version, "version") if version else ws.next_version(name)
     if version in ws.versions(name):
         raise IngestError(f"{name}@{version} already exists; dataset versions are never overwritten")
     fmt = opts.format

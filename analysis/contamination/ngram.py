@@ -377,7 +377,7 @@ class ExactMatches:
 
     def evidence(self) -> pd.DataFrame:
         if not self._pairs:
-            return _empty_pairs()
+            return _empty_pairs().assign(rank=pd.Series(dtype="int64"))
         pairs = pd.concat(self._pairs, ignore_index=True)
         pairs = (pairs.sort_values(["item", "coverage", "longest_span", "matched_ngrams"],
                                    ascending=[True, False, False, False])

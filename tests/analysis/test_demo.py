@@ -1,0 +1,76 @@
+"""The demo's planted truth: every leak found, no look-alike flagged."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from analysis.demo import build_demo
+from analysis.workspace import Workspace, WorkspaceError
+
+
+@pytest.fixture(scope="module")
+def judged(demo_workspace_template: Path) -> pd.DataFrame:
+    """Each planted row with its item's verdict and the row's own evidence (if any)."""
+    ws = Workspace.open(demo_workspace_template)
+    con = ws.connect()
+    con.register("truth", pd.read_parquet(demo_workspace_template / "demo" / "planted_truth.parquet"))
+    return con.execute("""
+        SELECT t.*, v.verdict, v.bucket, v.coverage, v.matched_field, e.rank, e.coverage AS row_coverage
+        FROM truth t
+        JOIN latest_verdicts v ON v.item_id = t.task_id AND v.synthetic = t.dataset AND v.synthetic_version = t.version
+        LEFT JOIN evidence e ON e.scan_id = v.scan_id AND e.item_id = t.task_id AND e.record_id = t.record_id
+             AND e.synthetic = t.dataset AND e.synthetic_version = t.version
+    """).df()
+
+
+def test_every_kind_is_planted(judged: pd.DataFrame) -> None:
+    counts = judged.groupby("kind").size().to_dict()
+    assert counts == {"answer_only": 6, "lookalike": 12, "renamed": 6, "verbatim": 10, "whitespace_case": 6}
+
+
+def test_every_verbatim_and_near_verbatim_leak_is_flagged_with_its_row_as_evidence(judged: pd.DataFrame) -> None:
+    leaks = judged[judged["must_flag"]]
+    assert (leaks["verdict"] == "exact").all(), leaks[leaks["verdict"] != "exact"]
+    assert leaks["rank"].notna().all()  # the planted row itself is in the evidence
+    exact_kinds = leaks[leaks["kind"].isin(["verbatim", "whitespace_case", "answer_only"])]
+    assert (exact_kinds["bucket"] == "dirty").all() and (exact_kinds["coverage"] == 1.0).all()
+    assert set(leaks.loc[leaks["kind"] == "answer_only", "matched_field"]) == {"answer"}
+    assert set(leaks.loc[leaks["kind"] == "verbatim", "matched_field"]) == {"prompt+answer"}
+
+
+def test_no_clean_lookalike_is_flagged(judged: pd.DataFrame) -> None:
+    lookalikes = judged[judged["kind"] == "lookalike"]
+    assert (lookalikes["verdict"] == "clean").all()
+    assert lookalikes["rank"].isna().all()
+
+
+def test_nothing_outside_the_planted_truth_is_flagged(demo_workspace_template: Path) -> None:
+    ws = Workspace.open(demo_workspace_template)
+    con = ws.connect()
+    con.register("truth", pd.read_parquet(demo_workspace_template / "demo" / "planted_truth.parquet"))
+    stray = con.execute("""
+        SELECT v.synthetic, v.synthetic_version, v.item_id FROM latest_verdicts v
+        WHERE v.verdict <> 'clean' AND NOT EXISTS (
+            SELECT 1 FROM truth t WHERE t.must_flag AND t.task_id = v.item_id
+              AND t.dataset = v.synthetic AND t.version = v.synthetic_version)
+    """).fetchall()
+    assert stray == []
+    grid = ws.query("SELECT synthetic || '@' || synthetic_version AS s, contaminated FROM contamination_grid")
+    assert dict(zip(grid["s"], grid["contaminated"])) == {
+        "code-instruct@v1": 26, "code-instruct@v2": 0, "chat-distill@v1": 2}
+
+
+def test_demo_is_deterministic_and_never_clobbers(tmp_path: Path, demo_workspace_template: Path) -> None:
+    again = build_demo(tmp_path / "again")
+    query = "SELECT dataset, version, record_id, prompt, answer FROM records ORDER BY ALL"
+    pd.testing.assert_frame_equal(Workspace.open(again).query(query),
+                                  Workspace.open(demo_workspace_template).query(query))
+    with pytest.raises(WorkspaceError, match="--force"):
+        build_demo(again)
+    (tmp_path / "mine").mkdir()
+    with pytest.raises(WorkspaceError, match="not a synthscope workspace"):
+        build_demo(tmp_path / "mine", force=True)
+    assert build_demo(again, force=True) == again.resolve()
