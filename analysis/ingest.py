@@ -377,8 +377,12 @@ class _RecordWriter:
 
 
 def ingest(ws: Workspace, source: str | Path, *, name: str, kind: str, version: str | None = None,
-           options: IngestOptions | None = None) -> IngestReport:
-    """Import ``source`` as a new version of dataset ``name``; see the module docstring."""
+           options: IngestOptions | None = None, source_label: str | None = None) -> IngestReport:
+    """Import ``source`` as a new version of dataset ``name``; see the module docstring.
+
+    ``source_label`` names the source in the manifest and in row errors when the
+    path read is not the one a user knows (an upload saved to a temporary file).
+    """
     opts = options or IngestOptions()
     try:
         check_name(name, "dataset name")
@@ -402,7 +406,7 @@ def ingest(ws: Workspace, source: str | Path, *, name: str, kind: str, version: 
         if path.is_file() and path.stat().st_size == 0:
             raise IngestError(f"{path} is empty: there are no rows to import")
         fmt = fmt or detect_format(path)
-        label = str(path)
+        label = source_label or str(path)
         rows = _READERS[fmt](path, opts)
 
     ref = DatasetRef(name, version)

@@ -167,8 +167,9 @@ class Workspace:
     # -- writing ------------------------------------------------------------------------
     @staticmethod
     def new_id() -> str:
-        """Sortable by creation time, unique across processes."""
-        return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+        """Sortable by creation time (to the millisecond), unique across processes."""
+        now = datetime.now(UTC)
+        return now.strftime("%Y%m%d-%H%M%S-") + f"{now.microsecond // 1000:03d}-" + uuid.uuid4().hex[:4]
 
     @contextmanager
     def staged(self, final: Path) -> Iterator[Path]:

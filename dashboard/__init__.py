@@ -1,0 +1,1 @@
+"""synthscope's Streamlit dashboard: ``app.py`` is the entry point (``synthscope serve``)."""

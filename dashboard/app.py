@@ -1,0 +1,35 @@
+"""synthscope dashboard: ``streamlit run dashboard/app.py`` with ``$SYNTHSCOPE_WORKSPACE`` set (``synthscope serve``).
+
+The pages live in ``app_pages/``; the sidebar shows the workspace and its running jobs.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard.components.jobs import running_jobs
+from dashboard.components.workspace import open_workspace
+
+st.set_page_config(page_title="synthscope", page_icon="🔎", layout="wide")
+
+navigation = st.navigation([
+    st.Page("app_pages/overview.py", title="Overview", icon="🏠", default=True),
+    st.Page("app_pages/datasets.py", title="Datasets", icon="🗂️"),
+    st.Page("app_pages/contamination.py", title="Contamination", icon="🧪"),
+])
+
+ws, error = open_workspace()
+with st.sidebar:
+    if ws is None:
+        st.error("No workspace")
+    else:
+        st.caption("Workspace")
+        st.code(str(ws.root), language=None, wrap_lines=True)
+        running_jobs(ws)
+
+if ws is None:
+    st.title("synthscope")
+    st.error(error)
+    st.stop()
+
+navigation.run()

@@ -1,0 +1,62 @@
+"""Overview: what the workspace holds, the contamination summary, recent scans and jobs."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from analysis import browse, jobs
+from analysis.contamination import results
+from analysis.workspace import KINDS
+from dashboard.components.grid import grid_table
+from dashboard.components.workspace import require_workspace
+
+ws = require_workspace()
+st.title("Overview")
+
+by_kind = browse.versions_by_kind(ws).set_index("kind")
+cols = st.columns(len(KINDS) + 1)
+for col, kind in zip(cols, KINDS):
+    versions = int(by_kind["versions"].get(kind, 0))
+    rows = int(by_kind["rows"].get(kind, 0))
+    col.metric(f"{kind} versions", versions, help=f"{rows:,} rows in all")
+scan_list = results.scans(ws)
+cols[-1].metric("scans", len(scan_list))
+
+links = st.columns(2)
+links[0].page_link("app_pages/datasets.py", label="Browse and import datasets", icon="🗂️")
+links[1].page_link("app_pages/contamination.py", label="Inspect contamination and start scans", icon="🧪")
+
+st.subheader("Contamination: benchmark × synthetic")
+grid = results.grid(ws)
+if grid.empty:
+    st.info("No scan yet: start one on the Contamination page (or `synthscope scan`).")
+else:
+    st.caption("The newest scan of each pair; an item counts as contaminated unless its verdict is clean.")
+    grid_table(grid)
+
+st.subheader("Dataset versions")
+versions = browse.dataset_versions(ws)
+if versions.empty:
+    st.info("No datasets yet: import one on the Datasets page (or `synthscope ingest`).")
+else:
+    st.dataframe(versions.sort_values(["kind", "name", "created_at"]),
+                 column_order=["kind", "name", "version", "rows", "errors", "created_at"], hide_index=True)
+
+st.subheader("Latest scans")
+if scan_list.empty:
+    st.caption("none yet")
+else:
+    st.dataframe(scan_list.head(10), hide_index=True,
+                 column_config={"seconds": st.column_config.NumberColumn(format="%.2f")})
+
+st.subheader("Recent jobs")
+recent = jobs.list_jobs(ws)[:10]
+if not recent:
+    st.caption("none yet")
+else:
+    st.dataframe(pd.DataFrame([{
+        "job": j.job_id, "kind": j.kind, "state": j.state, "progress": j.fraction, "message": j.message,
+        "started": j.started_at, "ended": j.ended_at, "error": j.error,
+    } for j in recent]), hide_index=True, column_config={
+        "progress": st.column_config.ProgressColumn(format="percent", min_value=0.0, max_value=1.0)})

@@ -1,0 +1,32 @@
+"""The workspace the dashboard shows: ``$SYNTHSCOPE_WORKSPACE``, set by ``synthscope serve``."""
+
+from __future__ import annotations
+
+import os
+
+import streamlit as st
+
+from analysis.workspace import Workspace, WorkspaceError
+
+ENV = "SYNTHSCOPE_WORKSPACE"
+
+
+def open_workspace() -> tuple[Workspace | None, str | None]:
+    """The workspace, or ``None`` and a message saying what is wrong and how to fix it."""
+    root = os.environ.get(ENV, "").strip()
+    if not root:
+        return None, (f"No workspace is set: start the dashboard with `synthscope serve PATH` "
+                      f"(or set {ENV} to a workspace folder). Build one to try with `synthscope demo PATH`.")
+    try:
+        return Workspace.open(root), None
+    except WorkspaceError as exc:
+        return None, f"{ENV} does not point to a workspace: {exc}"
+
+
+def require_workspace() -> Workspace:
+    """The workspace; otherwise show why there is none and stop the page."""
+    ws, error = open_workspace()
+    if ws is None:
+        st.error(error)
+        st.stop()
+    return ws
