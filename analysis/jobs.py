@@ -102,6 +102,18 @@ def status(ws: Workspace, job_id: str) -> JobStatus:
     return job
 
 
+def wait(ws: Workspace, job_id: str, timeout: float = 600, poll: float = 0.2) -> JobStatus:
+    """Block until the job is no longer running (for scripts and notebooks); its final status."""
+    deadline = time.monotonic() + timeout
+    while True:
+        current = status(ws, job_id)
+        if current.state != RUNNING:
+            return current
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"job {job_id} still running after {timeout:.0f}s; log:\n{log_tail(ws, job_id)}")
+        time.sleep(poll)
+
+
 def list_jobs(ws: Workspace, kind: str | None = None) -> list[JobStatus]:
     """All jobs, newest first."""
     out = []

@@ -4,27 +4,16 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from analysis import jobs
 from analysis.workspace import DatasetRef, Workspace
 
 
-def wait(ws: Workspace, job_id: str, timeout: float = 120) -> jobs.JobStatus:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = jobs.status(ws, job_id)
-        if status.state != jobs.RUNNING:
-            return status
-        time.sleep(0.2)
-    raise AssertionError(f"job {job_id} still running after {timeout}s: {jobs.log_tail(ws, job_id)}")
-
-
 def test_scan_job_runs_to_completion_and_records_its_result(demo_ws: Path) -> None:
     ws = Workspace.open(demo_ws)
     job_id = jobs.start(ws, "scan", ["scan", "--synthetic", "code-instruct@v1", "--benchmark", "humaneval"])
-    status = wait(ws, job_id)
+    status = jobs.wait(ws, job_id, timeout=120)
     assert status.state == jobs.SUCCEEDED, jobs.log_tail(ws, job_id)
     rows = ws.manifest(DatasetRef("code-instruct", "v1"))["rows"]
     assert status.fraction == 1.0 and status.done == status.total == rows
@@ -37,7 +26,7 @@ def test_scan_job_runs_to_completion_and_records_its_result(demo_ws: Path) -> No
 def test_failing_job_reports_the_error(demo_ws: Path) -> None:
     ws = Workspace.open(demo_ws)
     job_id = jobs.start(ws, "scan", ["scan", "--synthetic", "no-such-set", "--benchmark", "humaneval"])
-    status = wait(ws, job_id)
+    status = jobs.wait(ws, job_id, timeout=120)
     assert status.state == jobs.FAILED
     assert "no dataset named 'no-such-set'" in (status.error or "")
 

@@ -6,7 +6,6 @@ import html
 import json
 import os
 import re
-import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -66,16 +65,6 @@ def marked(fragment: str) -> list[str]:
 def planted(ws: Path, kind: str, dataset: str = "code-instruct") -> pd.DataFrame:
     truth = pd.read_parquet(ws / "demo" / "planted_truth.parquet")
     return truth[(truth["kind"] == kind) & (truth["dataset"] == dataset)]
-
-
-def wait_for_job(ws: Workspace, job_id: str, timeout: float = 120) -> jobs.JobStatus:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = jobs.status(ws, job_id)
-        if status.state != jobs.RUNNING:
-            return status
-        time.sleep(0.2)
-    raise AssertionError(f"job {job_id} still running: {jobs.log_tail(ws, job_id)}")
 
 
 # -- app shell -------------------------------------------------------------------------
@@ -291,7 +280,7 @@ def test_a_scan_started_from_the_page_runs_and_its_results_show(open_app, demo_w
     assert json.loads((ws.jobs_dir / job_id / "job.json").read_text())["argv"][:5] == [
         "scan", "--synthetic", "code-instruct@v1", "--benchmark", "humaneval@v1"]
 
-    status = wait_for_job(ws, job_id)
+    status = jobs.wait(ws, job_id, timeout=120)
     assert status.state == jobs.SUCCEEDED, jobs.log_tail(ws, job_id)
     (scan_id,) = status.result["scan_ids"]
     manifest = json.loads((ws.scans_dir / scan_id / "manifest.json").read_text())
@@ -312,7 +301,7 @@ def test_a_scan_started_from_the_page_runs_and_its_results_show(open_app, demo_w
 def test_a_failed_scan_job_shows_its_error_and_log(open_app, demo_ws: Path) -> None:
     ws = Workspace.open(demo_ws)
     job_id = jobs.start(ws, "scan", ["scan", "--synthetic", "no-such-set", "--benchmark", "humaneval"])
-    assert wait_for_job(ws, job_id).state == jobs.FAILED
+    assert jobs.wait(ws, job_id, timeout=120).state == jobs.FAILED
     at = open_app(demo_ws, CONTAMINATION)
     assert any(job_id in e and "no dataset named 'no-such-set'" in e for e in texts(at.error))
     assert any("no-such-set" in c for c in texts(at.code))
