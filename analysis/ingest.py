@@ -29,7 +29,10 @@ from analysis.workspace import KINDS, DatasetRef, Workspace, WorkspaceError, ato
 
 FORMATS = ("jsonl", "json", "csv", "parquet", "hf", "lm-eval")
 MAX_ERRORS_KEPT = 1000
+# A row group is one unit of scan work: small enough to spread over every core and
+# to bound a worker's memory, large enough that reading it is cheap per byte.
 ROW_GROUP_ROWS = 10_000
+ROW_GROUP_TEXT_BYTES = 8_000_000
 
 
 class IngestError(Exception):
@@ -349,14 +352,16 @@ class _RecordWriter:
     def __init__(self, path: Path, ref: DatasetRef, kind: str) -> None:
         self.path, self.ref, self.kind = path, ref, kind
         self.buffer: list[dict[str, Any]] = []
+        self.buffered_text = 0
         self.writer: pq.ParquetWriter | None = None
         self.rows = 0
 
     def add(self, record: dict[str, Any]) -> None:
         record.update(dataset=self.ref.name, version=self.ref.version, kind=self.kind, row=self.rows)
         self.buffer.append(record)
+        self.buffered_text += len(record["prompt"]) + len(record["answer"])
         self.rows += 1
-        if len(self.buffer) >= ROW_GROUP_ROWS:
+        if len(self.buffer) >= ROW_GROUP_ROWS or self.buffered_text >= ROW_GROUP_TEXT_BYTES:
             self.flush()
 
     def flush(self) -> None:
@@ -365,8 +370,9 @@ class _RecordWriter:
         table = pa.Table.from_pylist(self.buffer, schema=schemas.RECORDS)
         if self.writer is None:
             self.writer = pq.ParquetWriter(self.path, schemas.RECORDS, compression="zstd")
-        self.writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+        self.writer.write_table(table, row_group_size=len(self.buffer))
         self.buffer = []
+        self.buffered_text = 0
 
     def close(self) -> None:
         self.flush()

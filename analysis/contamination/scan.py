@@ -23,9 +23,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from analysis import schemas
-from analysis.contamination.ngram import BatchResult, BenchmarkIndex, ExactMatches, NgramConfig, scan_texts
-from analysis.engine import RowGroup, map_local, read_row_group, row_groups
-from analysis.text import record_text
+from analysis.contamination.ngram import BatchResult, BenchmarkIndex, ExactMatches, NgramConfig, scan_records
+from analysis.engine import RowGroup, map_local, read_table, row_groups
 from analysis.workspace import DatasetRef, Workspace, atomic_write_json, utc_now
 
 Progress = Callable[[int, int, str], None]
@@ -63,9 +62,9 @@ class ScanSummary:
 
 
 def _scan_row_group(task: RowGroup, index: BenchmarkIndex, top_k: int) -> BatchResult:
-    cols = read_row_group(task, ["record_id", "prompt", "answer"])
-    texts = [record_text(p or "", a or "") for p, a in zip(cols["prompt"], cols["answer"], strict=True)]
-    return scan_texts(index, texts, cols["record_id"], top_k)
+    table = read_table(task, ["record_id", "prompt", "answer"])
+    return scan_records(index, table.column("prompt"), table.column("answer"),
+                        table.column("record_id").to_pylist(), top_k)
 
 
 def run_scan(ws: Workspace, benchmark: DatasetRef, synthetics: list[DatasetRef],

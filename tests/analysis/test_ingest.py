@@ -261,3 +261,14 @@ def test_duplicate_ids_are_kept_with_suffixes(ws: Workspace, tmp_path: Path) -> 
     report = ingest(ws, src, name="d2", kind="synthetic", options=IngestOptions(prompt_fields=("prompt",),
                                                                                  id_field="id"))
     assert report.rows == 2 and report.error_count == 2  # rows without the id field are reported
+
+
+def test_row_groups_are_bounded_by_text_size(ws: Workspace, tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    src = write_jsonl(tmp_path / "large.jsonl", [{"prompt": f"{i} " + "word " * 80_000} for i in range(30)])
+    report = ingest(ws, src, name="large", kind="synthetic")
+    meta = pq.ParquetFile(ws.records_path(report.ref)).metadata
+    # 30 records of 400 kB: a row group closes once it holds 8 MB of text, so the scan gets several tasks.
+    assert report.rows == 30 and meta.num_row_groups == 2
+    assert sum(meta.row_group(i).num_rows for i in range(meta.num_row_groups)) == 30
