@@ -265,19 +265,25 @@ class Workspace:
             Path(f"{tmp}.wal").unlink(missing_ok=True)
 
     def _view_sql(self) -> dict[str, str | None]:
-        """Base views: SQL over the files present, or None where there are none yet."""
+        """Base views: SQL over the files present now, or None where there are none yet.
+
+        The views name their files one by one rather than by glob: a connection is
+        a snapshot of the workspace as it was when it opened, and an artefact that
+        lands while a query runs can never join it half-way (binding and reading a
+        glob are two separate listings of the folder).
+        """
         out: dict[str, str | None] = {}
         for name, (pattern, reader) in schemas.BASE_VIEWS.items():
             files = sorted(self.root.glob(pattern))
             if not files:
                 out[name] = None
                 continue
-            glob = _sql_str(str(self.root / pattern))
+            listed = "[" + ", ".join(_sql_str(str(f)) for f in files) + "]"
             if reader == "parquet":
-                out[name] = f"SELECT * FROM read_parquet({glob}, union_by_name = true)"
+                out[name] = f"SELECT * FROM read_parquet({listed}, union_by_name = true)"
             else:
                 columns = ", ".join(f"{_sql_str(c)}: {_sql_str(t)}" for c, t in schemas.JSON_COLUMNS[name].items())
-                out[name] = f"SELECT * FROM read_json({glob}, columns = {{{columns}}}, format = 'auto')"
+                out[name] = f"SELECT * FROM read_json({listed}, columns = {{{columns}}}, format = 'auto')"
         return out
 
     def query(self, sql: str, params: list[Any] | None = None) -> Any:
