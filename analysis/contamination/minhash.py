@@ -1,0 +1,611 @@
+"""Near-duplicate contamination: MinHash LSH over word shingles, confirmed by exact Jaccard.
+
+Shingles
+    A text's tokens ``t_0 … t_{L-1}`` come from the one normalisation of
+    :mod:`analysis.text` (:func:`~analysis.text.hash_tokens`). Its shingle set is
+    the set of its word ``k``-grams, each represented by the 64-bit window hash
+    of :func:`~analysis.text.ngram_hashes` — the very values the exact stage
+    looks up, so both stages see the same words::
+
+        S(text) = { W(t_i … t_{i+k-1}) : 0 <= i <= L - k }
+
+    A text of fewer than ``k`` tokens has no shingles and cannot be compared;
+    benchmark fields that short are skipped and listed in the result's
+    ``attrs["too_short"]``.
+
+Jaccard and MinHash
+    The similarity of two texts is the Jaccard index of their shingle sets,
+    ``J(A, B) = |A ∩ B| / |A ∪ B|``. For a random permutation ``π`` of the hash
+    space, ``P[min π(A) = min π(B)] = J(A, B)``; a MinHash signature keeps
+    ``min π_j(S)`` for ``num_perm`` permutations, and the share of equal
+    coordinates of two signatures estimates ``J`` with standard deviation
+    ``sqrt(J (1 - J) / num_perm)`` (0.044 at ``J = 0.5`` with 128).
+    Signatures are datasketch's ``affine32`` scheme: each shingle hash is folded
+    to 32 bits (``x = hi ⊕ lo``), mixed once with the MurmurHash3 finaliser and
+    permuted by ``π_j(x) = a_j · fmix32(x) + b_j  (mod 2**32)``, ``a_j`` odd, the
+    ``(a_j, b_j)`` drawn by ``datasketch.MinHash(num_perm, seed)``. They are
+    computed for a whole batch at once in numpy; the tests check them against
+    ``MinHash(hashfunc=identity).update_batch`` value for value.
+
+LSH banding
+    ``datasketch.MinHashLSH`` cuts a signature into ``b`` bands of ``r`` values
+    and makes two texts candidates when any band is equal, which happens with
+    probability ``P(J) = 1 - (1 - J**r)**b``: an S-curve whose steep part sits
+    near ``lsh_threshold`` (datasketch picks ``b``, ``r`` with ``b·r <= num_perm``
+    minimising the integrated false-positive and false-negative probabilities).
+    At the defaults (``lsh_threshold = 0.3``: ``b = 37``, ``r = 3``)
+    ``P(0.2) = 0.26``, ``P(0.4) = 0.91``, ``P(0.5) = 0.993``, ``P(0.6) = 0.9999``.
+
+    Every candidate is then **confirmed by its exact Jaccard**, computed on the
+    full shingle sets (of 64-bit hashes; a collision among ``n`` shingles has
+    probability about ``n**2 / 2**65``), and that exact value is what is
+    reported. Confirmation removes LSH's false positives but cannot bring back
+    a pair the bands missed, so the band curve must be near 1 at ``flag_at``:
+    that is why ``lsh_threshold`` (0.3) sits well below ``flag_at`` (0.5), and
+    why :meth:`NearDuplicateConfig.candidate_probability` is there to check a
+    setting.
+
+Number-substituted variants
+    A problem copied with its numbers changed (GSM8K style) loses every shingle
+    that contains a number. With ``mask_numbers``, a second shingle set is made
+    after replacing every number token (a token of Unicode decimal digits only)
+    by one placeholder; shingles made of placeholders only are dropped (a table
+    of numbers says nothing about which problem it belongs to). Both sets are
+    signed and searched, and both Jaccards are confirmed exactly::
+
+        number_substituted = masked_jaccard >= flag_at  and  jaccard < flag_at
+
+Fields and sides
+    A benchmark item's prompt and answer are indexed separately (a leaked answer
+    counts even when the question was never copied). A synthetic record is
+    signed per side, its prompt and its answer, so a lightly edited question
+    followed by a long new answer is not diluted; confirmation compares the
+    benchmark field with the record's prompt, its answer and its whole text
+    (:func:`analysis.text.record_text`), and the reported ``jaccard`` is the
+    largest, with ``field`` (benchmark side) and ``record_field`` (``prompt``,
+    ``answer`` or ``record``) saying where it was found. ``masked_jaccard`` is
+    the largest masked Jaccard over the same combinations.
+
+Storage
+    Signatures of a synthetic dataset version are written once, atomically, to
+    ``indexes/minhash/<name>/<version>/<config_key>.parquet`` — plain arrays, no
+    pickles: one row per signed side with ``record_id``, ``row_group``, ``row``
+    (the record's place in ``records.parquet``), ``side``, ``masked``,
+    ``numbers`` and ``signature`` (``fixed_size_list<uint32>[num_perm]``). The
+    key names everything that changes a signature (shingle size, ``num_perm``,
+    seed, masking, format); a dataset version never changes, so a later scan
+    with the same key reads the file instead of signing again.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from analysis.engine import RowGroup, map_local, read_table, row_groups
+from analysis.text import hash_tokens, ngram_hashes, normalize, record_text
+from analysis.workspace import DatasetRef, Workspace
+
+FIELDS = ("prompt", "answer")
+RECORD_FIELDS = ("prompt", "answer", "record")
+FORMAT = 1  # bump when the signature file layout or the shingle definition changes
+PLACEHOLDER = "0"
+_NUMBER = re.compile(r"(?<!\w)\d+(?!\w)")  # a whole token of decimal digits (a \w run with only \d in it)
+_UINT32_MAX = np.uint32(0xFFFFFFFF)
+_CHUNK = 1 << 15  # shingles permuted at once: a (chunk x num_perm) uint32 work array, 16 MB at 128
+
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass(frozen=True)
+class NearDuplicateConfig:
+    """Settings of the near-duplicate stage (``[contamination.near_duplicate]`` in ``synthscope.toml``)."""
+
+    shingle: int = 5
+    """Words per shingle (``k``). Smaller finds looser copies and more coincidences."""
+    num_perm: int = 128
+    """MinHash permutations per signature; the Jaccard estimate's error shrinks as ``1/sqrt(num_perm)``."""
+    lsh_threshold: float = 0.3
+    """Jaccard at which LSH banding turns steep; keep it well below ``flag_at`` (see the module docstring)."""
+    flag_at: float = 0.5
+    """Exact Jaccard from which a pair is a near-duplicate (also the masked Jaccard for number substitution)."""
+    top_k: int = 5
+    """Evidence rows kept per benchmark item."""
+    mask_numbers: bool = True
+    """Also compare with every number token replaced by one placeholder (number-substituted variants)."""
+    seed: int = 1
+    """Seed of datasketch's permutations; signatures of different seeds cannot be compared."""
+
+    def __post_init__(self) -> None:
+        if self.shingle < 1:
+            raise ValueError(f"shingle must be a positive number of words, got {self.shingle}")
+        if self.num_perm < 2:
+            raise ValueError(f"num_perm must be at least 2 (LSH needs two bands), got {self.num_perm}")
+        if not 0 < self.lsh_threshold < 1:
+            raise ValueError(f"lsh_threshold must be between 0 and 1, got {self.lsh_threshold}")
+        if not 0 < self.flag_at <= 1:
+            raise ValueError(f"flag_at must be in (0, 1], got {self.flag_at}")
+        if self.top_k < 1:
+            raise ValueError(f"top_k must be at least 1, got {self.top_k}")
+
+    @property
+    def bands(self) -> tuple[int, int]:
+        """``(b, r)``: the bands and rows per band datasketch chooses for ``lsh_threshold``."""
+        return _lsh_params(self.lsh_threshold, self.num_perm)
+
+    def candidate_probability(self, jaccard: float) -> float:
+        """``1 - (1 - J**r)**b``: the chance LSH proposes a pair of Jaccard ``J`` (per signature pair)."""
+        b, r = self.bands
+        return float(1 - (1 - jaccard**r) ** b)
+
+    @property
+    def key(self) -> str:
+        """Names every setting that changes a signature; the signature file is ``<key>.parquet``."""
+        return f"k{self.shingle}-p{self.num_perm}-s{self.seed}-{'masked' if self.mask_numbers else 'plain'}-f{FORMAT}"
+
+
+@functools.lru_cache(maxsize=16)
+def _lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
+    from datasketch import MinHashLSH
+
+    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+    return lsh.b, lsh.r
+
+
+# -- shingles -------------------------------------------------------------------------------
+
+
+def mask_numbers(text: str) -> str:
+    """``text`` normalised, with every number token replaced by :data:`PLACEHOLDER`.
+
+    Its tokens are those of :func:`analysis.text.tokenize`, except that a token of
+    decimal digits only (``str.isdecimal``) becomes ``"0"``: ``"3.5"`` is two
+    number tokens, ``"x2"`` and ``"1st"`` are words.
+    """
+    return _NUMBER.sub(PLACEHOLDER, normalize(text))
+
+
+def _mask_all(texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
+    """:func:`mask_numbers` of every text, and whether it had any number token."""
+    masked, numbers = [], np.zeros(len(texts), dtype=bool)
+    for i, text in enumerate(texts):
+        out, count = _NUMBER.subn(PLACEHOLDER, normalize(text))
+        masked.append(out)
+        numbers[i] = count > 0
+    return masked, numbers
+
+
+@functools.lru_cache(maxsize=1)
+def _placeholder_hash() -> np.uint64:
+    return hash_tokens([PLACEHOLDER]).hashes[0]
+
+
+@dataclass(frozen=True)
+class Shingles:
+    """Shingle hashes of a batch of texts: text ``i`` owns ``values[offsets[i]:offsets[i+1]]``.
+
+    From :func:`shingle` they are sorted and distinct per text (sets); from
+    :func:`shingle_windows` they are in text order, repeats included (enough for
+    a signature: a minimum ignores repeats).
+    """
+
+    values: np.ndarray  # uint64
+    offsets: np.ndarray  # int64, len(texts) + 1
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def of(self, i: int) -> np.ndarray:
+        return self.values[self.offsets[i] : self.offsets[i + 1]]
+
+    def sizes(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def subset(self, rows: np.ndarray) -> Shingles:
+        """The shingles of texts ``rows`` only, in that order."""
+        sizes = self.sizes()[rows]
+        offsets = np.concatenate(([0], np.cumsum(sizes))).astype(np.int64)
+        index = np.repeat(self.offsets[rows] - offsets[:-1], sizes) + np.arange(int(offsets[-1]))
+        return Shingles(self.values[index], offsets)
+
+
+def shingle_windows(texts: Sequence[str], k: int, premasked: bool = False, max_chars: int = 256_000) -> Shingles:
+    """Every ``k``-word window hash of every text, in order (see :class:`Shingles`).
+
+    Texts are hashed in chunks of about ``max_chars`` characters, as the exact
+    stage does (:func:`analysis.contamination.ngram._probe_strings`): the
+    per-character work arrays stay in the CPU caches and memory stays bounded
+    whatever the row-group size. ``premasked`` says the texts went through
+    :func:`mask_numbers`; windows of placeholders only are then dropped.
+    """
+    values: list[np.ndarray] = []
+    owners: list[np.ndarray] = []
+    start = 0
+    while start < len(texts):
+        end, size = start, 0
+        while end < len(texts) and (end == start or size + len(texts[end]) <= max_chars):
+            size += len(texts[end])
+            end += 1
+        batch = hash_tokens(texts[start:end])
+        windows = ngram_hashes(batch.hashes, k)
+        if len(windows):
+            owner = batch.text_of_token()
+            keep = owner[: len(windows)] == owner[k - 1 :]  # the window lies inside one text
+            if premasked:
+                placeholder = np.concatenate(([0], np.cumsum(batch.hashes == _placeholder_hash())))
+                keep &= (placeholder[k:] - placeholder[: len(windows)]) < k
+            index = np.flatnonzero(keep)
+            values.append(windows[index])
+            owners.append(owner[index] + start)
+        start = end
+    flat = np.concatenate(values) if values else np.empty(0, dtype=np.uint64)
+    owner = np.concatenate(owners) if owners else np.empty(0, dtype=np.int64)
+    return Shingles(flat, np.searchsorted(owner, np.arange(len(texts) + 1), side="left").astype(np.int64))
+
+
+def shingle(texts: Sequence[str], k: int, masked: bool = False) -> Shingles:
+    """The ``k``-word shingle *set* of every text (sorted, distinct; see the module docstring).
+
+    With ``masked``, number tokens are replaced first (:func:`mask_numbers`) and
+    shingles made of placeholders only are dropped.
+    """
+    windows = shingle_windows(_mask_all(texts)[0] if masked else list(texts), k, premasked=masked)
+    text = np.repeat(np.arange(len(texts), dtype=np.int64), windows.sizes())
+    order = np.lexsort((windows.values, text))
+    text, values = text[order], windows.values[order]
+    distinct = np.ones(len(values), dtype=bool)
+    distinct[1:] = (values[1:] != values[:-1]) | (text[1:] != text[:-1])
+    text, values = text[distinct], values[distinct]
+    return Shingles(values, np.searchsorted(text, np.arange(len(texts) + 1), side="left").astype(np.int64))
+
+
+def jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    """Exact Jaccard of two sorted arrays of distinct shingle hashes (0 when both are empty)."""
+    if len(a) == 0 or len(b) == 0:
+        return 0.0
+    common = len(np.intersect1d(a, b, assume_unique=True))
+    return common / (len(a) + len(b) - common)
+
+
+# -- signatures -----------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=16)
+def permutations(num_perm: int, seed: int) -> np.ndarray:
+    """datasketch's ``affine32`` permutation parameters ``[a, b]`` (uint32, shape ``(2, num_perm)``)."""
+    from datasketch import MinHash
+
+    perms = np.asarray(MinHash(num_perm=num_perm, seed=seed, scheme="affine32").permutations, dtype=np.uint32)
+    perms.setflags(write=False)
+    return perms
+
+
+def fold32(values: np.ndarray) -> np.ndarray:
+    """64-bit shingle hashes to the 32-bit values a signature permutes: ``hi XOR lo``."""
+    return (values ^ (values >> np.uint64(32))).astype(np.uint32)
+
+
+def _fmix32(h: np.ndarray) -> np.ndarray:
+    """MurmurHash3's 32-bit finaliser (datasketch pre-mixes every input hash with it)."""
+    h = h ^ (h >> np.uint32(16))
+    h = h * np.uint32(0x85EBCA6B)
+    h = h ^ (h >> np.uint32(13))
+    h = h * np.uint32(0xC2B2AE35)
+    return h ^ (h >> np.uint32(16))
+
+
+def signatures(sets: Shingles, num_perm: int, seed: int) -> np.ndarray:
+    """MinHash signature of every set, ``(len(sets), num_perm)`` uint32, equal to datasketch's.
+
+    ``min_x (a_j · fmix32(fold32(x)) + b_j) mod 2**32`` over each set, computed on
+    chunks of shingles across text boundaries: ``np.minimum.reduceat`` takes each
+    text's minimum within a chunk, and a text spread over chunks keeps the
+    smaller. An empty set keeps datasketch's empty value (all ``2**32 - 1``).
+    """
+    a, b = permutations(num_perm, seed)
+    out = np.full((len(sets), num_perm), _UINT32_MAX, dtype=np.uint32)
+    if len(sets.values) == 0:
+        return out
+    owner = np.repeat(np.arange(len(sets), dtype=np.int64), sets.sizes())
+    mixed = _fmix32(fold32(sets.values))
+    for start in range(0, len(mixed), _CHUNK):
+        stop = min(start + _CHUNK, len(mixed))
+        permuted = mixed[start:stop, None] * a[None, :] + b[None, :]  # uint32 arithmetic wraps: mod 2**32
+        who = owner[start:stop]
+        first = np.flatnonzero(np.r_[True, who[1:] != who[:-1]])
+        texts = who[first]
+        out[texts] = np.minimum(out[texts], np.minimum.reduceat(permuted, first, axis=0))
+    return out
+
+
+_SIGNATURE_COLUMNS = ("record_id", "row_group", "row", "side", "masked", "numbers", "signature")
+
+
+def _signature_schema(num_perm: int) -> pa.Schema:
+    return pa.schema([
+        ("record_id", pa.string()), ("row_group", pa.int32()), ("row", pa.int32()), ("side", pa.int8()),
+        ("masked", pa.bool_()), ("numbers", pa.bool_()), ("signature", pa.list_(pa.uint32(), num_perm)),
+    ])
+
+
+def _sign_row_group(task: RowGroup, config: NearDuplicateConfig) -> pa.Table:
+    """Signatures of one row group's records: per side, a plain row and, if it has numbers, a masked row."""
+    table = read_table(task, ["record_id", "prompt", "answer"])
+    ids = np.asarray(table.column("record_id").to_pylist(), dtype=object)
+    parts: dict[str, list[Any]] = {name: [] for name in _SIGNATURE_COLUMNS}
+
+    def add(rows: np.ndarray, side: int, masked: bool, numbers: np.ndarray, sigs: np.ndarray) -> None:
+        parts["record_id"].append(ids[rows])
+        parts["row_group"].append(np.full(len(rows), task.index, dtype=np.int32))
+        parts["row"].append(rows.astype(np.int32))
+        parts["side"].append(np.full(len(rows), side, dtype=np.int8))
+        parts["masked"].append(np.full(len(rows), masked))
+        parts["numbers"].append(numbers)
+        parts["signature"].append(sigs)
+
+    for side, name in enumerate(FIELDS):
+        texts = [t or "" for t in table.column(name).to_pylist()]
+        plain = shingle_windows(texts, config.shingle)
+        signed = np.flatnonzero(plain.sizes() > 0)
+        numbers = np.zeros(len(texts), dtype=bool)
+        if config.mask_numbers:
+            masked_texts, numbers = _mask_all(texts)
+            with_numbers = np.flatnonzero(numbers)
+            masked = shingle_windows([masked_texts[i] for i in with_numbers], config.shingle, premasked=True)
+            kept = masked.sizes() > 0  # a text of numbers only has nothing left to sign
+            add(with_numbers[kept], side, True, np.ones(int(kept.sum()), dtype=bool),
+                signatures(masked.subset(np.flatnonzero(kept)), config.num_perm, config.seed))
+        add(signed, side, False, numbers[signed], signatures(plain.subset(signed), config.num_perm, config.seed))
+
+    columns = {k: np.concatenate(v) if v else np.empty(0) for k, v in parts.items()}
+    sigs = columns.pop("signature").reshape(-1)
+    schema = _signature_schema(config.num_perm)
+    arrays = [pa.array(columns[name], type=schema.field(name).type) for name in _SIGNATURE_COLUMNS[:-1]]
+    arrays.append(pa.FixedSizeListArray.from_arrays(pa.array(sigs, type=pa.uint32()), config.num_perm))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def signature_path(ws: Workspace, synthetic: DatasetRef, config: NearDuplicateConfig) -> Path:
+    """Where the signatures of ``synthetic`` (a resolved ref) under ``config`` live."""
+    return ws.indexes_dir / "minhash" / synthetic.name / str(synthetic.version) / f"{config.key}.parquet"
+
+
+def sign_dataset(ws: Workspace, synthetic: DatasetRef, config: NearDuplicateConfig,
+                 progress: Progress | None = None, workers: int | None = None) -> Path:
+    """The signature file of ``synthetic``, written once; a later call with the same key just returns it.
+
+    Row groups are signed on ``workers`` processes (:func:`analysis.engine.map_local`)
+    and streamed into a temporary file next to the final one, renamed into place
+    when complete: memory stays bounded and a reader never sees half a file.
+    """
+    report = progress or (lambda done, total, message: None)
+    synthetic = ws.resolve(synthetic)
+    path = signature_path(ws, synthetic, config)
+    if path.is_file():
+        rows = pq.ParquetFile(ws.records_path(synthetic)).metadata.num_rows
+        report(rows, rows, f"reusing MinHash signatures of {synthetic} ({path.name})")
+        return path
+    tasks = row_groups(ws.records_path(synthetic))
+    total = sum(t.rows for t in tasks)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    schema = _signature_schema(config.num_perm).with_metadata({
+        "synthscope.minhash": json.dumps({**asdict(config), "key": config.key, "dataset": str(synthetic),
+                                          "scheme": "affine32", "format": FORMAT}),
+    })
+    done = 0
+    report(0, total, f"signing {synthetic}")
+    try:
+        with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+            writer.write_table(schema.empty_table())  # a file with no rows is still complete
+            for task, table in map_local(functools.partial(_sign_row_group, config=config), tasks, workers):
+                writer.write_table(table.replace_schema_metadata(schema.metadata))
+                done += task.rows
+                report(done, total, f"signing {synthetic}")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def read_signatures(path: Path) -> pa.Table:
+    """A signature file, whole (see :func:`sign_dataset` for its columns)."""
+    return pq.read_table(path)
+
+
+def signature_matrix(column: pa.ChunkedArray | pa.Array, num_perm: int) -> np.ndarray:
+    """A ``fixed_size_list<uint32>`` column as a ``(rows, num_perm)`` array."""
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if len(array) == 0:
+        return np.empty((0, num_perm), dtype=np.uint32)
+    values = array.values.slice(array.offset * num_perm, len(array) * num_perm)
+    return values.to_numpy(zero_copy_only=False).reshape(len(array), num_perm)
+
+
+# -- the benchmark side ---------------------------------------------------------------------
+
+
+@dataclass
+class _Benchmark:
+    """Shingle sets and LSH indexes of every benchmark item's fields."""
+
+    items: np.ndarray  # the benchmark's `item` values
+    plain: list[Shingles]  # per field
+    masked: list[Shingles] | None
+    lsh_plain: Any
+    lsh_masked: Any
+    too_short: list[dict[str, Any]]
+
+    @classmethod
+    def build(cls, benchmark: pd.DataFrame, config: NearDuplicateConfig) -> _Benchmark:
+        from datasketch import MinHash, MinHashLSH
+
+        missing = {"item", "prompt", "answer"} - set(benchmark.columns)
+        if missing:
+            raise ValueError(f"the benchmark frame needs columns item, prompt, answer; missing {sorted(missing)}")
+        perms = permutations(config.num_perm, config.seed)
+        plain, masked, too_short = [], [], []
+        lshs = [MinHashLSH(num_perm=config.num_perm, params=config.bands) for _ in range(2)]
+        ids = benchmark["item_id"].tolist() if "item_id" in benchmark else [None] * len(benchmark)
+        for f, name in enumerate(FIELDS):
+            texts = [t if isinstance(t, str) else "" for t in benchmark[name].tolist()]
+            sets = shingle(texts, config.shingle)
+            plain.append(sets)
+            kinds = [(sets, lshs[0])]
+            if config.mask_numbers:
+                masked.append(shingle(texts, config.shingle, masked=True))
+                kinds.append((masked[-1], lshs[1]))
+            for pos in np.flatnonzero(sets.sizes() == 0):
+                if texts[pos].strip():
+                    too_short.append({"item": int(benchmark["item"].iloc[pos]), "item_id": ids[pos], "field": name})
+            for field_sets, lsh in kinds:
+                sigs = signatures(field_sets, config.num_perm, config.seed)
+                for pos in np.flatnonzero(field_sets.sizes() > 0):
+                    lsh.insert((int(pos), f), MinHash(seed=config.seed, hashvalues=sigs[pos], permutations=perms,
+                                                      scheme="affine32"), check_duplication=False)
+        return cls(benchmark["item"].to_numpy(), plain, masked if config.mask_numbers else None,
+                   lshs[0], lshs[1], too_short)
+
+
+# -- the scan -------------------------------------------------------------------------------
+
+OUTPUT_COLUMNS = ["item", "record_id", "field", "record_field", "jaccard", "masked_jaccard", "number_substituted"]
+
+
+def near_duplicates(ws: Workspace, benchmark: pd.DataFrame, synthetic: DatasetRef,
+                    config: NearDuplicateConfig | None = None, progress: Progress | None = None,
+                    workers: int | None = None) -> pd.DataFrame:
+    """Each benchmark item's nearest synthetic records by exact shingle Jaccard.
+
+    ``benchmark`` has one row per item: ``item`` (int), ``item_id``, ``prompt``,
+    ``answer``. Synthetic records are signed once (:func:`sign_dataset`), every
+    signature is looked up in LSH indexes of the benchmark fields, and every
+    candidate pair is confirmed by its exact Jaccard. Returns, per item, its
+    ``top_k`` records (:data:`OUTPUT_COLUMNS`): ranked flagged first (``jaccard >=
+    flag_at``, then number-substituted), then by ``jaccard`` and ``masked_jaccard``
+    descending, ties by ``record_id``; rows come sorted by ``item`` then that rank.
+    ``masked_jaccard`` is NaN when ``mask_numbers`` is off. ``attrs["too_short"]``
+    lists the non-empty benchmark fields shorter than ``shingle`` words (skipped),
+    ``attrs["candidates"]`` counts the pairs LSH proposed.
+    """
+    from datasketch import MinHash
+
+    config = config or NearDuplicateConfig()
+    report = progress or (lambda done, total, message: None)
+    synthetic = ws.resolve(synthetic)
+    started = time.perf_counter()
+    bench = _Benchmark.build(benchmark.reset_index(drop=True), config)
+    if bench.too_short:
+        report(0, 1, f"{len(bench.too_short)} benchmark fields shorter than {config.shingle} words are skipped")
+    path = sign_dataset(ws, synthetic, config, progress, workers)
+
+    # LSH: every signed side of every record against the benchmark fields.
+    perms = permutations(config.num_perm, config.seed)
+    parquet = pq.ParquetFile(path)
+    total = parquet.metadata.num_rows
+    found: set[tuple[int, int, int, int]] = set()  # (bench position, field, row group, row)
+    done = 0
+    for batch in parquet.iter_batches(batch_size=8192, columns=list(_SIGNATURE_COLUMNS)):
+        sigs = signature_matrix(batch.column("signature"), config.num_perm)
+        groups = batch.column("row_group").to_numpy()
+        rows = batch.column("row").to_numpy()
+        masked = batch.column("masked").to_numpy(zero_copy_only=False)
+        numbers = batch.column("numbers").to_numpy(zero_copy_only=False)
+        for i in range(len(sigs)):
+            m = MinHash(seed=config.seed, hashvalues=sigs[i], permutations=perms, scheme="affine32")
+            keys = []
+            if not masked[i]:
+                keys += bench.lsh_plain.query(m)
+            if config.mask_numbers and (masked[i] or not numbers[i]):
+                keys += bench.lsh_masked.query(m)  # a side without numbers is its own masked version
+            g, r = int(groups[i]), int(rows[i])
+            found.update((pos, f, g, r) for pos, f in keys)
+        done += len(sigs)
+        report(done, total, f"matching signatures of {synthetic}")
+
+    pairs = _confirm(ws, synthetic, bench, found, config, report)
+    out = _rank(pairs, config)
+    out.attrs["too_short"] = bench.too_short
+    out.attrs["candidates"] = len({(p, g, r) for p, _, g, r in found})
+    out.attrs["seconds"] = round(time.perf_counter() - started, 3)
+    return out
+
+
+def _confirm(ws: Workspace, synthetic: DatasetRef, bench: _Benchmark, found: set[tuple[int, int, int, int]],
+             config: NearDuplicateConfig, report: Progress) -> pd.DataFrame:
+    """Exact Jaccards of every candidate (item, record) pair, best over fields and record texts."""
+    by_group: dict[int, dict[int, set[int]]] = {}
+    for pos, _f, g, r in found:
+        by_group.setdefault(g, {}).setdefault(r, set()).add(pos)
+    tasks = {t.index: t for t in row_groups(ws.records_path(synthetic))}
+    total = sum(len(rows) for rows in by_group.values())
+    done = 0
+    out: list[dict[str, Any]] = []
+    for g in sorted(by_group):
+        table = read_table(tasks[g], ["record_id", "prompt", "answer"])
+        wanted = sorted(by_group[g])
+        taken = table.take(pa.array(wanted, type=pa.int64()))
+        ids = taken.column("record_id").to_pylist()
+        prompts = [p or "" for p in taken.column("prompt").to_pylist()]
+        answers = [a or "" for a in taken.column("answer").to_pylist()]
+        texts = [*prompts, *answers, *(record_text(p, a) for p, a in zip(prompts, answers))]
+        n = len(wanted)
+        plain = shingle(texts, config.shingle)
+        masked = shingle(texts, config.shingle, masked=True) if config.mask_numbers else None
+        for j, r in enumerate(wanted):
+            for pos in sorted(by_group[g][r]):
+                best = (-1.0, -1.0, "", "")
+                best_masked = np.nan
+                for f, field in enumerate(FIELDS):
+                    item_set = bench.plain[f].of(pos)
+                    if len(item_set) == 0:
+                        continue
+                    for s, side in enumerate(RECORD_FIELDS):
+                        jac = jaccard(item_set, plain.of(s * n + j))
+                        mjac = np.nan
+                        if masked is not None and bench.masked is not None:
+                            mjac = jaccard(bench.masked[f].of(pos), masked.of(s * n + j))
+                            best_masked = mjac if np.isnan(best_masked) else max(best_masked, mjac)
+                        if (jac, -1.0 if np.isnan(mjac) else mjac) > best[:2]:
+                            best = (jac, -1.0 if np.isnan(mjac) else mjac, field, side)
+                if best[2]:
+                    out.append({"item": bench.items[pos], "record_id": ids[j], "field": best[2],
+                                "record_field": best[3], "jaccard": best[0], "masked_jaccard": best_masked})
+        done += n
+        report(done, total, f"confirming candidates of {synthetic}")
+    return pd.DataFrame(out, columns=OUTPUT_COLUMNS[:-1])
+
+
+def _rank(pairs: pd.DataFrame, config: NearDuplicateConfig) -> pd.DataFrame:
+    if pairs.empty:
+        return pd.DataFrame({
+            "item": pd.Series(dtype="int64"), "record_id": pd.Series(dtype=object), "field": pd.Series(dtype=object),
+            "record_field": pd.Series(dtype=object), "jaccard": pd.Series(dtype="float64"),
+            "masked_jaccard": pd.Series(dtype="float64"), "number_substituted": pd.Series(dtype=bool),
+        })
+    pairs = pairs.copy()
+    pairs["item"] = pairs["item"].astype("int64")
+    pairs["jaccard"] = pairs["jaccard"].astype("float64")
+    pairs["masked_jaccard"] = pairs["masked_jaccard"].astype("float64")
+    pairs["number_substituted"] = ((pairs["masked_jaccard"] >= config.flag_at)
+                                   & (pairs["jaccard"] < config.flag_at)).astype(bool)
+    # 0: a near-duplicate, 1: a number-substituted variant, 2: neither
+    pairs["_flag"] = np.where(pairs["jaccard"] >= config.flag_at, 0, np.where(pairs["number_substituted"], 1, 2))
+    pairs["_masked"] = pairs["masked_jaccard"].fillna(-1.0)
+    pairs = pairs.sort_values(["item", "_flag", "jaccard", "_masked", "record_id"],
+                              ascending=[True, True, False, False, True], kind="stable")
+    pairs = pairs.groupby("item", sort=False).head(config.top_k)
+    return pairs[OUTPUT_COLUMNS].reset_index(drop=True)
