@@ -1,0 +1,282 @@
+"""Semantic contamination: benchmark items whose meaning reappears in other words.
+
+Rephrasings, translations and renamed identifiers share almost no n-grams or
+shingles with the original; their embeddings stay close. Each synthetic record
+(``record_text(prompt, answer)``) and each benchmark item is embedded in token
+windows (:mod:`analysis.embeddings`: overlapping windows, never truncation), and
+the score of an (item, record) pair is the best cosine between any item window
+and any record window.
+
+Index per dataset version
+    The record windows of a synthetic dataset version go into a FAISS index
+    stored at ``indexes/faiss/<name>/<version>/<model_key>-w<window>-s<stride>/``
+    as ``index.faiss`` (``faiss.write_index``, no pickles), ``windows.parquet``
+    (FAISS row → ``record_id``, window number, character span in the record's
+    text) and ``meta.json``. A dataset version never changes, so the index is
+    built once (staged under ``tmp/``, then renamed into place) and every later
+    scan, against any benchmark, only searches it. Window vectors come from the
+    workspace's embedding cache, so a new version that shares most rows with an
+    old one embeds only its new rows; building its index is then little more
+    than reading vectors back.
+
+    The index is exact inner product over unit vectors (``IndexFlatIP``, i.e.
+    exact cosine): right up to a few million windows on one machine. Beyond that
+    switch this seam to ``IndexHNSWFlat`` (no training, ~95-99 % recall@k) or
+    ``IndexIVFFlat``/``IndexIVFPQ`` trained on a sample (memory-bounded, on GPU
+    with ``faiss-gpu``), and re-score the top candidates exactly.
+
+Thresholds (cosine of the best window pair; calibrated, not guessed)
+    Measured with all-MiniLM-L6-v2, windows of 128 tokens every 64, on known
+    rephrasings (``../shared/data/real``: LLM rephrasings of HumanEval and of
+    three MMLU subjects, empty rephrasings left out) against every shuffled
+    pair ``i != j``:
+
+    * ``flag_at = 0.67``: at or above, the item is flagged ``semantic``. The
+      1 %-FPR thresholds were HumanEval 0.636, MMLU abstract algebra 0.648, US
+      history 0.494, sociology 0.452 (code and algebra look alike to the model
+      even when unrelated). A scan compares each item with thousands of records,
+      not one, so the default sits above all of them: pair FPR 0.53 % on
+      HumanEval, 0.82 % on abstract algebra, <= 0.09 % on the prose subjects;
+      recall 0.94 on HumanEval, 0.95 / 0.36 / 0.82 on the three subjects. At
+      0.65 the demo's 3,000 unrelated coding tasks already put three false
+      flags (cosines 0.651-0.657) on HumanEval items.
+    * ``candidate_at = 0.50``: from here up to ``flag_at`` a pair is a
+      *candidate*, handed to the judge when it runs; 0.50 is the 1 %-FPR
+      threshold of the three MMLU subjects pooled (recall 0.91 there), so the
+      judge sees what prose rephrasings the stricter flag misses.
+
+    ``synthscope calibrate`` re-measures both on your own known pairs.
+
+A record is evidence for the items it matches best
+    A synthetic row that copies item A is, in embedding space, also fairly close
+    to item B on the same topic; flagging B for it would be wrong. So a pair
+    only flags when its cosine is within ``margin`` of the record's best cosine
+    with any item (``record_best``): mutual nearest neighbours, with slack for
+    a record that really does merge two items.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from analysis.embeddings import DEFAULT_MODEL, Embedder, EmbeddingCache, embed, embedder
+from analysis.engine import read_table, row_groups
+from analysis.text import record_text
+from analysis.workspace import DatasetRef, Workspace, utc_now
+
+Progress = Callable[[int, int, str], None]
+COLUMNS = ["item", "record_id", "cosine", "record_best", "item_span", "record_span"]
+
+
+@dataclass(frozen=True)
+class SemanticConfig:
+    """Settings of the semantic stage.
+
+    ``flag_at``: the best-window cosine from which an (item, record) pair flags
+    the item as ``semantic`` (1 %-FPR on every calibration set; see the module
+    docstring). ``candidate_at``: the lower cosine from which an undecided item's
+    best pair goes to the judge (when it runs). ``margin``: a pair flags only
+    within this of its record's best cosine with any item. ``window``/``stride``:
+    model tokens per window and between window starts (``None``: the model's
+    maximum, half a window).
+    """
+
+    model: str = DEFAULT_MODEL  # the packaged default, a local folder, or a hub id (online only)
+    device: str = "auto"  # CUDA when present, else CPU
+    top_k: int = 5  # records kept per item
+    flag_at: float = 0.67  # best-window cosine from which an item is flagged
+    candidate_at: float = 0.50  # best-window cosine from which the judge (if on) is asked
+    margin: float = 0.05  # a pair flags only within this of its record's best cosine with any item
+    window: int | None = 128  # tokens per window; None: the model's maximum (254 for MiniLM)
+    stride: int | None = None  # tokens between window starts; None: half a window
+    batch_size: int = 64
+    trust_remote_code: bool = False
+
+    def __post_init__(self) -> None:
+        if not -1.0 <= self.candidate_at <= self.flag_at <= 1.0:
+            raise ValueError(f"need -1 <= candidate_at <= flag_at <= 1, got {self.candidate_at}, {self.flag_at}")
+        if self.top_k < 1:
+            raise ValueError(f"top_k must be at least 1, got {self.top_k}")
+
+    def flags(self, cosine: pd.Series, record_best: pd.Series) -> pd.Series:
+        """Which pairs this stage flags (see the module docstring)."""
+        return (cosine >= self.flag_at) & (cosine >= record_best - self.margin)
+
+    def embedder(self) -> Embedder:
+        return embedder(self.model, self.device, self.batch_size, self.trust_remote_code)
+
+
+@dataclass
+class RecordIndex:
+    """A synthetic dataset version's window vectors, searchable."""
+
+    index: object  # faiss.Index over unit vectors: inner product = cosine
+    record_id: np.ndarray  # object (n,): per window, its record
+    number: np.ndarray  # int64 (n,): per window, its position in the record
+    spans: np.ndarray  # int64 (n, 2): per window, its characters in record_text of its record
+    folder: Path
+
+    @property
+    def windows(self) -> int:
+        return int(self.index.ntotal)
+
+
+def index_dir(ws: Workspace, ref: DatasetRef, config: SemanticConfig) -> Path:
+    """Where the FAISS index of ``ref`` (resolved to a version) under ``config``'s model and windows lives."""
+    model = config.embedder()
+    size, stride = model.window_size(config.window, config.stride)
+    return ws.indexes_dir / "faiss" / ref.name / str(ref.version) / f"{model.model_key}-w{size}-s{stride}"
+
+
+def record_index(ws: Workspace, ref: DatasetRef, config: SemanticConfig | None = None,
+                 progress: Progress | None = None) -> RecordIndex:
+    """The FAISS index of ``ref``'s records: loaded if built before, else built, stored and loaded."""
+    import faiss
+
+    config = config or SemanticConfig()
+    ref = ws.resolve(ref)
+    folder = index_dir(ws, ref, config)
+    if not (folder / "index.faiss").exists():
+        _build_index(ws, ref, config, folder, progress)
+    elif progress:
+        progress(1, 1, f"reusing the index of {ref}")
+    windows = pq.read_table(folder / "windows.parquet")
+    return RecordIndex(faiss.read_index(str(folder / "index.faiss")),
+                       np.asarray(windows.column("record_id").to_pylist(), dtype=object),
+                       windows.column("window").to_numpy().astype(np.int64),
+                       np.stack([windows.column("start").to_numpy(), windows.column("end").to_numpy()],
+                                axis=1).astype(np.int64).reshape(-1, 2),
+                       folder)
+
+
+def _build_index(ws: Workspace, ref: DatasetRef, config: SemanticConfig, folder: Path,
+                 progress: Progress | None) -> None:
+    import faiss
+
+    model = config.embedder()
+    size, stride = model.window_size(config.window, config.stride)
+    cache = EmbeddingCache(ws, model)
+    tasks = row_groups(ws.records_path(ref))
+    total, done = sum(t.rows for t in tasks), 0
+    index = faiss.IndexFlatIP(model.dim)
+    ids: list[str] = []
+    numbers: list[np.ndarray] = []
+    spans: list[np.ndarray] = []
+    embedded_before = model.encoded
+    for task in tasks:
+        table = read_table(task, ["record_id", "prompt", "answer"])
+        texts = [record_text(p or "", a or "") for p, a in
+                 zip(table.column("prompt").to_pylist(), table.column("answer").to_pylist())]
+        windows = model.windows(texts, size, stride)
+        if len(windows):
+            index.add(np.ascontiguousarray(cache.get(windows.texts), dtype=np.float32))
+            record_ids = table.column("record_id").to_pylist()
+            ids += [record_ids[o] for o in windows.owner]
+            numbers.append(windows.number)
+            spans.append(windows.spans)
+        done += task.rows
+        if progress:
+            progress(done, total, f"{done}/{total} records of {ref} embedded")
+    spans_all = np.concatenate(spans) if spans else np.zeros((0, 2), dtype=np.int64)
+    meta = {"dataset": str(ref), "model": model.name, "model_key": model.model_key, "window": size,
+            "stride": stride, "dim": model.dim, "records": total, "windows": int(index.ntotal),
+            "windows_embedded": model.encoded - embedded_before, "index": "IndexFlatIP", "built_at": utc_now()}
+    tmp = ws.root / "tmp" / uuid.uuid4().hex
+    tmp.mkdir(parents=True)
+    try:
+        faiss.write_index(index, str(tmp / "index.faiss"))
+        pq.write_table(pa.table({
+            "record_id": pa.array(ids, pa.string()),
+            "window": pa.array(np.concatenate(numbers) if numbers else np.zeros(0, np.int64), pa.int32()),
+            "start": pa.array(spans_all[:, 0], pa.int64()),
+            "end": pa.array(spans_all[:, 1], pa.int64()),
+        }), tmp / "windows.parquet", compression="zstd")
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            tmp.rename(folder)
+        except OSError:
+            if not (folder / "index.faiss").exists():  # else a concurrent build of the same index won
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _search(found: RecordIndex, vectors: np.ndarray, top_k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per query window, enough nearest record windows to hold ``top_k`` distinct records.
+
+    Searching ``top_k`` windows is not enough: one long record's several windows
+    can fill the list. Start with ``8 * top_k`` and widen, for the queries that
+    need it, until each list holds ``top_k`` distinct records or every window.
+    Then each item's true ``top_k`` records (by best window) are in its lists.
+    """
+    n = found.windows
+    k = min(n, 8 * top_k)
+    scores, rows = found.index.search(vectors, k)
+    while k < n:
+        short = [q for q in range(len(rows)) if len(set(found.record_id[rows[q][rows[q] >= 0]])) < top_k]
+        if not short:
+            break
+        k = min(n, k * 4)
+        more_scores, more_rows = found.index.search(vectors[short], k)
+        pad = k - scores.shape[1]
+        scores = np.pad(scores, ((0, 0), (0, pad)), constant_values=-np.inf)
+        rows = np.pad(rows, ((0, 0), (0, pad)), constant_values=-1)
+        scores[short], rows[short] = more_scores, more_rows
+    return scores, rows
+
+
+def _empty() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in
+                         zip(COLUMNS, ["int64", object, "float64", "float64", object, object])})
+
+
+def semantic_neighbours(ws: Workspace, benchmark: pd.DataFrame, synthetic: DatasetRef,
+                        config: SemanticConfig | None = None, progress: Progress | None = None) -> pd.DataFrame:
+    """Each item's ``top_k`` synthetic records by best window cosine.
+
+    ``benchmark`` has columns ``item`` (int), ``item_id``, ``prompt``, ``answer``;
+    the records are those of ``synthetic`` (its index is built on first use).
+    Returns columns ``item, record_id, cosine, record_best, item_span,
+    record_span``: ``cosine`` is the best cosine between a window of the item's
+    and of the record's ``record_text``, the spans (``[start, end]`` characters)
+    are those two windows, and ``record_best`` is the record's best cosine with
+    any item (as far as the search saw). Sorted by item, then cosine descending,
+    ties by record id. Items or records with no text have no rows.
+    """
+    config = config or SemanticConfig()
+    found = record_index(ws, synthetic, config, progress)
+    if found.windows == 0 or benchmark.empty:
+        return _empty()
+    items = [record_text(p or "", a or "") for p, a in zip(benchmark["prompt"], benchmark["answer"])]
+    vectors, windows = embed(ws, config.embedder(), items, config.window, config.stride)
+    if len(windows) == 0:
+        return _empty()
+    scores, rows = _search(found, np.ascontiguousarray(vectors, dtype=np.float32), config.top_k)
+    k = rows.shape[1]
+    hits = pd.DataFrame({
+        "item": np.repeat(benchmark["item"].to_numpy()[windows.owner], k),
+        "item_window": np.repeat(np.arange(len(windows)), k),
+        "window": rows.reshape(-1), "cosine": scores.reshape(-1).astype(float),
+    })
+    hits = hits[hits["window"] >= 0]
+    hits["record_id"] = found.record_id[hits["window"].to_numpy()]
+    best = (hits.sort_values(["item", "record_id", "cosine", "item_window", "window"],
+                             ascending=[True, True, False, True, True], kind="stable")
+            .drop_duplicates(["item", "record_id"]))
+    best["record_best"] = best.groupby("record_id")["cosine"].transform("max")
+    best = (best.sort_values(["item", "cosine", "record_id"], ascending=[True, False, True], kind="stable")
+            .groupby("item", sort=False).head(config.top_k))
+    best["item_span"] = [windows.spans[w].tolist() for w in best["item_window"]]
+    best["record_span"] = [found.spans[w].tolist() for w in best["window"]]
+    return best[COLUMNS].reset_index(drop=True)
