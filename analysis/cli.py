@@ -4,6 +4,7 @@
     synthscope ingest SOURCE --name NAME --kind KIND [mapping options]
     synthscope datasets
     synthscope scan --synthetic NAME[@VERSION] ... --benchmark NAME[@VERSION] ...
+    synthscope calibrate --benchmark NAME[@VERSION] (--positives NAME[@VERSION] | --truth FILE)
     synthscope sql "SELECT ... FROM latest_verdicts"
     synthscope demo PATH
     synthscope serve [PATH] [--host 127.0.0.1] [--port 8501]
@@ -43,7 +44,7 @@ def _table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
 
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
-        return f"{value:.3f}"
+        return "-" if value != value else f"{value:.3f}"  # NaN: the stage found nothing
     return str(value)
 
 
@@ -93,13 +94,13 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 def cmd_scan(args: argparse.Namespace) -> int:
     from analysis import jobs
-    from analysis.contamination.scan import config_from, run_scan
+    from analysis.contamination.scan import OVERRIDE_FLAGS, config_from, run_scan
 
     ws = _workspace(args)
     reporter = jobs.Reporter(ws, args.job) if args.job else None
     try:
-        config = config_from(ws, {"ns": args.n, "clean_below": args.clean_below,
-                                  "dirty_from": args.dirty_from, "top_k": args.top_k})
+        config = config_from(ws, {key: getattr(args, flag.lstrip("-").replace("-", "_"))
+                                  for key, flag in OVERRIDE_FLAGS.items()})
         synthetics = [DatasetRef.parse(s) for s in args.synthetic]
         summaries = []
         for bench in args.benchmark:
@@ -137,17 +138,71 @@ def _scan_with_bar(ws: Workspace, bench: DatasetRef, synthetics: list[DatasetRef
 
 def _print_scan(ws: Workspace, summary: Any) -> None:
     print(f"\nscan {summary.scan_id}: benchmark {summary.benchmark}")
-    rows = [(s.synthetic, s.records, s.items, s.contaminated, s.dirty, s.partial,
-             s.contaminated / s.items if s.items else 0.0, s.seconds) for s in summary.per_synthetic]
-    print(_table(rows, ["synthetic", "records", "items", "contaminated", "dirty", "partial", "share", "seconds"]))
+    stages = list(summary.per_synthetic[0].by_stage) if summary.per_synthetic else []
+    rows = [(s.synthetic, s.records, s.items, s.contaminated, s.contaminated / s.items if s.items else 0.0,
+             *(s.by_stage[k] for k in stages), s.seconds) for s in summary.per_synthetic]
+    print(_table(rows, ["synthetic", "records", "items", "contaminated", "share", *stages, "seconds"]))
     top = ws.query(
-        "SELECT synthetic || '@' || synthetic_version AS synthetic, item_id, bucket, coverage, longest_span,"
-        " matched_field, matched_records FROM verdicts WHERE scan_id = ? AND verdict <> 'clean'"
-        " ORDER BY coverage DESC, longest_span DESC LIMIT 15", [summary.scan_id])
+        "SELECT synthetic || '@' || synthetic_version AS synthetic, item_id, verdict, bucket, coverage,"
+        " jaccard, cosine, matched_field FROM verdicts WHERE scan_id = ? AND verdict <> 'clean'"
+        " ORDER BY list_position(['exact', 'near_duplicate', 'semantic', 'judged'], verdict),"
+        " coverage DESC, jaccard DESC NULLS LAST, cosine DESC NULLS LAST LIMIT 15", [summary.scan_id])
     if len(top):
         print("\nmost contaminated items:")
         print(_table(top.itertuples(index=False), list(top.columns)))
     print(f"\nevidence: synthscope sql \"SELECT * FROM evidence WHERE scan_id = '{summary.scan_id}'\"")
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from analysis import jobs
+    from analysis.contamination import calibrate
+    from analysis.contamination.scan import config_from
+
+    ws = _workspace(args)
+    reporter = jobs.Reporter(ws, args.job) if args.job else None
+    try:
+        if (args.positives is None) == (args.truth is None):
+            raise CliError("give known positives as --positives NAME (row i rephrases benchmark row i) "
+                           "or --truth FILE (dataset, version, record_id, task_id, must_flag), not both")
+        config = config_from(ws, {"stages": args.stages, "semantic.model": args.model,
+                                  "semantic.device": args.device})
+        bench = DatasetRef.parse(args.benchmark)
+        if args.positives:
+            pairset = calibrate.aligned_pairs(ws, bench, DatasetRef.parse(args.positives), args.negatives_per_item)
+        else:
+            pairset = calibrate.truth_pairs(ws, bench, calibrate.read_truth(Path(args.truth)),
+                                            args.negatives_per_item)
+        progress = reporter.progress if reporter else _print_progress
+        calibration_id = calibrate.run_calibration(ws, pairset, config, args.target_fpr, progress)
+    except Exception as exc:
+        if reporter:
+            reporter.fail(f"{type(exc).__name__}: {exc}")
+        raise
+    if reporter:
+        reporter.succeed({"calibration_id": calibration_id})
+    _print_calibration(ws, calibration_id)
+    return 0
+
+
+def _print_progress(done: int, total: int, message: str) -> None:
+    print(f"[{done}/{total}] {message}", file=sys.stderr, flush=True)
+
+
+def _print_calibration(ws: Workspace, calibration_id: str) -> None:
+    from analysis.contamination.calibrate import SETTING
+
+    (meta,) = ws.query("SELECT description, positives, negatives, target_fpr FROM calibrations "
+                       "WHERE calibration_id = ?", [calibration_id]).itertuples(index=False)
+    print(f"\ncalibration {calibration_id}: {meta.description}")
+    print(f"{meta.positives} known positives, {meta.negatives} known negatives; target FPR {meta.target_fpr:g}\n")
+    recs = ws.query("SELECT stage, score, threshold, recall, fpr, precision, f1, current_threshold, current_recall,"
+                    " current_fpr FROM calibration_recommendations WHERE calibration_id = ?", [calibration_id])
+    print(_table(recs.itertuples(index=False), ["stage", "score", "recommended", "recall", "fpr", "precision", "f1",
+                                                "current", "recall@current", "fpr@current"]))
+    lines = [f"{SETTING[r.stage]} = {r.threshold:.3f}" for r in recs.itertuples() if r.threshold == r.threshold]
+    if lines:
+        print("\nto use the recommended thresholds, set in synthscope.toml:\n  " + "\n  ".join(lines))
+    print(f"\nsweep: synthscope sql \"SELECT * FROM calibration_sweeps WHERE calibration_id = '{calibration_id}'\"")
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
@@ -231,9 +286,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clean-below", type=float, help="coverage below this is clean (default 0.2)")
     p.add_argument("--dirty-from", type=float, help="coverage from this is dirty (default 0.8)")
     p.add_argument("--top-k", type=int, help="evidence records kept per item (default 5)")
+    p.add_argument("--stages", nargs="+", choices=["exact", "near_duplicate", "semantic", "judged"],
+                   help="stages to run, cheapest first (default from synthscope.toml: exact near_duplicate semantic)")
+    p.add_argument("--near-flag-at", type=float, help="Jaccard from which a near-duplicate is flagged")
+    p.add_argument("--semantic-flag-at", type=float, help="cosine from which a semantic match is flagged")
+    p.add_argument("--model", help="embedding model: name, local path, or hub id (hub needs --online)")
+    p.add_argument("--device", help="auto (default), cpu or cuda")
     p.add_argument("--workers", type=int, help="processes (default: every core)")
     p.add_argument("--job", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_scan)
+
+    p = sub.add_parser("calibrate", parents=[common],
+                       help="measure each stage on known positives and negatives; recommend thresholds")
+    p.add_argument("--benchmark", required=True, metavar="NAME[@VERSION]")
+    p.add_argument("--positives", metavar="NAME[@VERSION]",
+                   help="a dataset whose row i is known contamination of benchmark row i (e.g. its rephrasing)")
+    p.add_argument("--truth", metavar="FILE", help="planted truth (Parquet, JSONL or CSV): dataset, version, "
+                   "record_id, task_id, must_flag[, kind]; e.g. demo/planted_truth.parquet")
+    p.add_argument("--negatives-per-item", type=int, default=5,
+                   help="shuffled pairs per item used as known negatives (default 5)")
+    p.add_argument("--target-fpr", type=float, default=0.01, help="false-positive rate to recommend for (0.01)")
+    p.add_argument("--stages", nargs="+", choices=["exact", "near_duplicate", "semantic", "judged"],
+                   help="stages to measure (default: the workspace's)")
+    p.add_argument("--model", help="embedding model: name, local path, or hub id (hub needs --online)")
+    p.add_argument("--device", help="auto (default), cpu or cuda")
+    p.add_argument("--job", help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("sql", parents=[common], help="query the workspace's DuckDB views")
     p.add_argument("query")

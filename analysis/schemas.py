@@ -8,6 +8,7 @@ before the first file exists.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pyarrow as pa
 
@@ -38,7 +39,7 @@ _SCAN_KEY = [
 ]
 
 VERDICTS = pa.schema(_SCAN_KEY + [
-    ("verdict", pa.string()),  # clean | exact
+    ("verdict", pa.string()),  # clean, or the stage that decided: exact | near_duplicate | semantic | judged
     ("bucket", pa.string()),  # clean | partial | dirty
     ("coverage", pa.float64()),
     ("prompt_coverage", pa.float64()),
@@ -52,6 +53,13 @@ VERDICTS = pa.schema(_SCAN_KEY + [
     ("prompt_n", pa.int64()),
     ("answer_n", pa.int64()),
     ("too_short", pa.bool_()),
+    # best score of each later stage (null where the stage did not run or found nothing)
+    ("jaccard", pa.float64()),  # near-duplicate: exact Jaccard of shingle sets
+    ("masked_jaccard", pa.float64()),  # the same with every number replaced by one placeholder
+    ("number_substituted", pa.bool_()),  # same problem, other numbers
+    ("cosine", pa.float64()),  # semantic: best window cosine
+    ("judge_score", pa.float64()),  # judged: P(same problem) from the judge model
+    ("stages", pa.string()),  # the stages that ran, comma-separated
 ])
 
 EVIDENCE = pa.schema(_SCAN_KEY + [
@@ -66,6 +74,29 @@ EVIDENCE = pa.schema(_SCAN_KEY + [
     ("item_prompt_spans", SPANS),  # token intervals [start, end) in the item's prompt
     ("item_answer_spans", SPANS),
     ("record_spans", SPANS),  # token intervals in the record's text (see analysis.contamination.scan)
+    ("method", pa.string()),  # the strongest stage that flags this pair, else the one that found it
+    ("flagged", pa.bool_()),  # does any stage's threshold flag this pair?
+    ("near_field", pa.string()),  # near-duplicate: the item field (prompt or answer) it matched
+    ("jaccard", pa.float64()),
+    ("masked_jaccard", pa.float64()),
+    ("number_substituted", pa.bool_()),
+    ("cosine", pa.float64()),
+    ("item_span", pa.list_(pa.int32())),  # semantic: best item window [start, end) in characters
+    ("record_span", pa.list_(pa.int32())),  # semantic: best record window [start, end) in characters
+    ("judge_score", pa.float64()),
+])
+
+CALIBRATION_SWEEPS = pa.schema([
+    ("threshold", pa.float64()), ("tp", pa.int64()), ("fp", pa.int64()), ("recall", pa.float64()),
+    ("fpr", pa.float64()), ("precision", pa.float64()), ("f1", pa.float64()), ("stage", pa.string()),
+    ("calibration_id", pa.string()),
+])
+
+CALIBRATION_RECOMMENDATIONS = pa.schema([
+    ("stage", pa.string()), ("score", pa.string()), ("target_fpr", pa.float64()), ("threshold", pa.float64()),
+    ("recall", pa.float64()), ("fpr", pa.float64()), ("precision", pa.float64()), ("f1", pa.float64()),
+    ("current_threshold", pa.float64()), ("current_recall", pa.float64()), ("current_fpr", pa.float64()),
+    ("calibration_id", pa.string()),
 ])
 
 # Manifests are JSON, one file per artefact; the views read these keys.
@@ -74,6 +105,10 @@ JSON_COLUMNS: dict[str, dict[str, str]] = {
         "name": "VARCHAR", "version": "VARCHAR", "kind": "VARCHAR", "rows": "BIGINT",
         "errors": "BIGINT", "created_at": "VARCHAR", "source": "VARCHAR", "format": "VARCHAR",
         "mapping": "VARCHAR",
+    },
+    "calibrations": {
+        "calibration_id": "VARCHAR", "created_at": "VARCHAR", "description": "VARCHAR", "positives": "BIGINT",
+        "negatives": "BIGINT", "target_fpr": "DOUBLE", "stages": "VARCHAR",
     },
     "scans": {
         "scan_id": "VARCHAR", "created_at": "VARCHAR", "benchmark": "VARCHAR",
@@ -91,6 +126,9 @@ BASE_VIEWS: dict[str, tuple[str, str]] = {
     "scans": ("scans/*/manifest.json", "json"),
     "verdicts": ("scans/*/verdicts.parquet", "parquet"),
     "evidence": ("scans/*/evidence.parquet", "parquet"),
+    "calibrations": ("calibrations/*/manifest.json", "json"),
+    "calibration_sweeps": ("calibrations/*/sweep.parquet", "parquet"),
+    "calibration_recommendations": ("calibrations/*/recommendations.parquet", "parquet"),
 }
 
 
@@ -109,6 +147,9 @@ EMPTY: dict[str, Callable[[], pa.Table]] = {
     "scans": _empty_json("scans"),
     "verdicts": _empty(VERDICTS),
     "evidence": _empty(EVIDENCE),
+    "calibrations": _empty_json("calibrations"),
+    "calibration_sweeps": _empty(CALIBRATION_SWEEPS),
+    "calibration_recommendations": _empty(CALIBRATION_RECOMMENDATIONS),
 }
 
 DERIVED_VIEWS: dict[str, str] = {
@@ -125,8 +166,28 @@ DERIVED_VIEWS: dict[str, str] = {
                count(*) FILTER (verdict <> 'clean') AS contaminated,
                count(*) FILTER (bucket = 'dirty') AS dirty,
                count(*) FILTER (bucket = 'partial') AS partial,
+               count(*) FILTER (verdict = 'exact') AS exact,
+               count(*) FILTER (verdict = 'near_duplicate') AS near_duplicate,
+               count(*) FILTER (verdict = 'semantic') AS semantic,
+               count(*) FILTER (verdict = 'judged') AS judged,
                count(*) FILTER (verdict <> 'clean') / count(*) AS contaminated_share
         FROM latest_verdicts
         GROUP BY ALL
     """,
 }
+
+
+def to_table(df: Any, schema: pa.Schema) -> pa.Table:
+    """A pandas frame cast to ``schema``: absent columns and missing values (NaN, NA) become nulls."""
+    columns = []
+    for f in schema:
+        values = list(df[f.name]) if f.name in df else [None] * len(df)
+        columns.append(pa.array([None if _is_na(v) else v for v in values], type=f.type))
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _is_na(value: Any) -> bool:
+    """None, NaN, or pandas' NA / NaT (lists and arrays are values, never missing)."""
+    import pandas as pd
+
+    return value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and value != value)

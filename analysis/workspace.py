@@ -45,11 +45,28 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 DEFAULT_CONFIG = """\
 # synthscope workspace settings. Command-line flags override these.
 
+[contamination]
+# Cheapest first; add "judged" to have a local instruct model look at undecided items.
+stages = ["exact", "near_duplicate", "semantic"]
+
 [contamination.ngram]
 ns = [13, 8]          # word n-gram sizes; a field uses the largest n that fits it
 clean_below = 0.20    # coverage below this: clean (Llama 2 buckets)
 dirty_from = 0.80     # coverage from this: dirty; between: partial
 top_k = 5             # evidence rows kept per benchmark item
+
+# Thresholds of the later stages default to values calibrated on known positives and
+# negatives; `synthscope calibrate` measures them on your data and prints what to set here.
+[contamination.near_duplicate]
+# flag_at = 0.5       # exact Jaccard of word 5-gram shingles
+
+[contamination.semantic]
+# model = "all-MiniLM-L6-v2"
+# flag_at = 0.67      # window cosine
+
+[contamination.judge]
+# model = "SmolLM2-135M-Instruct"
+# confirm_at = 0.5    # P(same problem)
 """
 
 

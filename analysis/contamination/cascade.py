@@ -149,9 +149,9 @@ def decide(exact_verdicts: pd.DataFrame, exact_evidence: pd.DataFrame, config: C
         item_best = item_best.merge(per_item, left_on="item", right_index=True, how="left")
     if semantic is not None:
         s = semantic.copy()
-        s["flag_semantic"] = s["cosine"] >= config.semantic.flag_at
-        pairs = pairs.merge(s, on=["item", "record_id"], how="outer")
-        per_item = s.groupby("item").agg(cosine=("cosine", "max"))
+        s["flag_semantic"] = config.semantic.flags(s["cosine"], s["record_best"])
+        pairs = pairs.merge(s.drop(columns=["record_best"]), on=["item", "record_id"], how="outer")
+        per_item = s.groupby("item").agg(cosine=("cosine", "max"), semantic_flag=("flag_semantic", "any"))
         item_best = item_best.merge(per_item, left_on="item", right_index=True, how="left")
     if judged is not None and not judged.empty:
         j = judged[["item", "record_id", "judge_score"]].copy()
@@ -168,8 +168,8 @@ def decide(exact_verdicts: pd.DataFrame, exact_evidence: pd.DataFrame, config: C
     if "near_flag" in item_best:
         v.loc[clean & item_best["near_flag"].fillna(False).astype(bool).to_numpy(), "verdict"] = "near_duplicate"
     clean = v["verdict"] == "clean"
-    if semantic is not None:
-        v.loc[clean & (v["cosine"] >= config.semantic.flag_at), "verdict"] = "semantic"
+    if "semantic_flag" in item_best:
+        v.loc[clean & item_best["semantic_flag"].fillna(False).astype(bool).to_numpy(), "verdict"] = "semantic"
     clean = v["verdict"] == "clean"
     if judged is not None and not judged.empty:
         v.loc[clean & (v["judge_score"] >= config.judge.confirm_at), "verdict"] = "judged"

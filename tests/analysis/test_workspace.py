@@ -41,7 +41,7 @@ def test_catalog_file_serves_external_duckdb_clients(demo_ws: Path) -> None:
     rows = con.execute("SELECT synthetic, contaminated FROM contamination_grid ORDER BY synthetic, "
                        "synthetic_version").fetchall()
     con.close()
-    assert rows == [("chat-distill", 2), ("code-instruct", 26), ("code-instruct", 0)]
+    assert rows == [("chat-distill", 2), ("code-instruct", 32), ("code-instruct", 0)]
 
 
 def test_atomic_write_replaces_whole_files(tmp_path: Path) -> None:
