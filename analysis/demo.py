@@ -13,6 +13,9 @@
                       upper-cased (normalisation must undo all of it)
   renamed             the prompt with the function and its parameters renamed
   answer_only         a new instruction, but HumanEval's canonical solution
+  rephrased           the problem restated in other words, with renamed
+                      identifiers and new code (``data/demo/rephrasings.jsonl``):
+                      no n-gram or shingle survives; only the semantic stage finds it
   lookalike           a clean problem on the same topic as a HumanEval item,
                       in other words and other code (``data/demo/lookalikes.jsonl``)
   ==================  =======================================================
@@ -40,7 +43,8 @@ from typing import Any
 
 import pandas as pd
 
-from analysis.contamination.scan import run_scan
+from analysis.contamination.calibrate import run_calibration, truth_pairs
+from analysis.contamination.scan import config_from, run_scan
 from analysis.ingest import IngestOptions, ingest
 from analysis.workspace import DatasetRef, Workspace, WorkspaceError
 
@@ -49,7 +53,8 @@ SEED = 20261124
 FILLER_ROWS = 3000
 PLANTED = {"verbatim": 8, "whitespace_case": 6, "renamed": 6, "answer_only": 6}
 CHAT_LEAKS = ("HumanEval/11", "HumanEval/22")
-MUST_FLAG = {"verbatim": True, "whitespace_case": True, "renamed": True, "answer_only": True, "lookalike": False}
+MUST_FLAG = {"verbatim": True, "whitespace_case": True, "renamed": True, "answer_only": True, "rephrased": True,
+             "lookalike": False}
 
 
 def humaneval_problems() -> list[dict[str, Any]]:
@@ -98,11 +103,12 @@ def _planted_rows(problems: list[dict[str, Any]], rng: random.Random) -> list[di
 
     # Items long enough that each kind can be told apart: long prompts, and for
     # answer-only leaks, solutions of at least 13 tokens.
-    with open(DATA / "lookalikes.jsonl", encoding="utf-8") as fh:
-        lookalikes = [json.loads(line) for line in fh]
-    # Leaks go on items no look-alike imitates, and not on HumanEval/20, whose
-    # solution repeats most of HumanEval/0's (a leak of one flags the other).
-    excluded = {item["imitates"] for item in lookalikes} | {"HumanEval/20"} | set(CHAT_LEAKS)
+    lookalikes = _read_jsonl(DATA / "lookalikes.jsonl")
+    rephrasings = _read_jsonl(DATA / "rephrasings.jsonl")
+    # Leaks go on items no look-alike or rephrasing is about, and not on HumanEval/20,
+    # whose solution repeats most of HumanEval/0's (a leak of one flags the other).
+    excluded = ({item["imitates"] for item in lookalikes} | {item["rephrases"] for item in rephrasings}
+                | {"HumanEval/20"} | set(CHAT_LEAKS))
     candidates = [p for p in problems if tokens(p["prompt"]) >= 60 and p["task_id"] not in excluded]
     rng.shuffle(candidates)
     rows = []
@@ -126,10 +132,18 @@ def _planted_rows(problems: list[dict[str, Any]], rng: random.Random) -> list[di
                 row = {"instruction": f"Write the body of `{problem['entry_point']}` for our utility module.",
                        "input": "", "output": problem["canonical_solution"]}
             rows.append({**row, "_kind": kind, "_task": task})
+    for item in rephrasings:
+        rows.append({"instruction": item["instruction"], "input": item["input"], "output": item["output"],
+                     "_kind": "rephrased", "_task": item["rephrases"]})
     for item in lookalikes:
         rows.append({"instruction": item["instruction"], "input": item["input"], "output": item["output"],
                      "_kind": "lookalike", "_task": item["imitates"]})
     return rows
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
 
 
 # -- clean filler ----------------------------------------------------------------------
@@ -147,9 +161,7 @@ _AGGS = {
     "largest": "    return max((item['{attr}'] for item in {var}), default=None)",
     "smallest": "    return min((item['{attr}'] for item in {var}), default=None)",
     "spread": "    values = [item['{attr}'] for item in {var}]\n    return max(values) - min(values) if values else 0",
-    "median": "    values = sorted(item['{attr}'] for item in {var})\n    mid = len(values) // 2\n"
-              "    if not values:\n        return None\n"
-              "    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2",
+    "count over 100": "    return sum(1 for item in {var} if item['{attr}'] > 100)",
 }
 _ASKS = [
     "Write a Python function `{fn}` that takes a list of {things} (dicts with a '{attr}' key) and returns the {agg} "
@@ -160,13 +172,17 @@ _ASKS = [
 _WORDS = ("river", "stone", "maple", "quiet", "orange", "signal", "garden", "copper", "window", "harbor",
           "lantern", "meadow", "velvet", "thunder", "pocket", "silver", "candle", "marble", "forest",
           "engine", "violet", "summit", "basket", "crystal")
-_STRING_TASKS = {
-    "count the vowels in": "    return sum(1 for ch in {var}.lower() if ch in 'aeiou')",
-    "reverse every word of": "    return ' '.join(word[::-1] for word in {var}.split())",
-    "capitalise each word of": "    return ' '.join(word.capitalize() for word in {var}.split())",
-    "find the longest word in": "    return max({var}.split(), key=len, default='')",
-    "replace spaces with underscores in": "    return {var}.replace(' ', '_')",
-    "count distinct words in": "    return len(set({var}.lower().split()))",
+# Everyday text chores that HumanEval does not pose (an earlier list had vowel counting and
+# longest-word tasks, which are HumanEval problems in other words: the semantic stage said so).
+_STRING_TASKS = {  # what to do with a sentence -> (function name, body)
+    "extract the hashtags from a sentence": ("hashtags",
+                                             "    return [word for word in {var}.split() if word.startswith('#')]"),
+    "mask every e-mail address in a sentence": ("mask_emails",
+                                                "    import re\n    return re.sub(r'\\S+@\\S+', '<email>', {var})"),
+    "turn a sentence into a URL slug": ("slugify", "    return '-'.join({var}.lower().split())"),
+    "count the commas in a sentence": ("count_commas", "    return {var}.count(',')"),
+    "wrap a sentence at twenty characters": ("wrap_twenty",
+                                             "    import textwrap\n    return textwrap.fill({var}, width=20)"),
 }
 _QUESTIONS = [
     ("What is the boiling point of water at sea level in Celsius?", "Water boils at 100 degrees Celsius at sea level."),
@@ -185,7 +201,7 @@ def _filler(rng: random.Random, count: int) -> Iterator[dict[str, Any]]:
         if rng.random() < 0.6:
             things, one, attr = rng.choice(_THINGS)
             agg = rng.choice(list(_AGGS))
-            fn = f"{agg}_{attr}_of_{things.split()[-1]}"
+            fn = f"{agg.replace(' ', '_')}_{attr}_of_{things.split()[-1]}"
             var = things.split()[-1]
             instruction = rng.choice(_ASKS).format(fn=fn, things=things, attr=attr, agg=agg)
             sample = [{attr: rng.randint(1, 500)} for _ in range(rng.randint(2, 4))]
@@ -194,9 +210,9 @@ def _filler(rng: random.Random, count: int) -> Iterator[dict[str, Any]]:
         else:
             task = rng.choice(list(_STRING_TASKS))
             sentence = " ".join(rng.choice(_WORDS) for _ in range(rng.randint(3, 7)))
-            fn = task.split(" ")[0] + "_" + task.split(" ")[-2]
-            row = {"instruction": f"Write a function to {task} a sentence.", "input": repr(sentence),
-                   "output": f"def {fn}(sentence):\n" + _STRING_TASKS[task].format(var="sentence")}
+            fn, body = _STRING_TASKS[task]
+            row = {"instruction": f"Write a function `{fn}` to {task}.", "input": repr(sentence),
+                   "output": f"def {fn}(sentence):\n" + body.format(var="sentence")}
         key = row["instruction"] + row["input"]
         if key not in seen:
             seen.add(key)
@@ -293,7 +309,10 @@ def _build(root: Path) -> None:
     ingest(ws, sources / "chat-distill-v1.jsonl", name="chat-distill", kind="synthetic", version="v1",
            options=IngestOptions(preset="chat"), source_label="demo/sources/chat-distill-v1.jsonl")
 
-    pd.DataFrame(truth).to_parquet(root / "demo" / "planted_truth.parquet", index=False)
+    truth_table = pd.DataFrame(truth)
+    truth_table.to_parquet(root / "demo" / "planted_truth.parquet", index=False)
     run_scan(ws, DatasetRef("humaneval", "v1"),
              [DatasetRef("code-instruct", "v1"), DatasetRef("code-instruct", "v2"), DatasetRef("chat-distill", "v1")],
              workers=1)
+    # The Calibration page opens on a measurement: every stage on the planted truth.
+    run_calibration(ws, truth_pairs(ws, DatasetRef("humaneval", "v1"), truth_table), config_from(ws))

@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from analysis.contamination.semantic import SemanticConfig
 from analysis.demo import build_demo
 from analysis.workspace import Workspace, WorkspaceError
 
@@ -18,7 +19,8 @@ def judged(demo_workspace_template: Path) -> pd.DataFrame:
     con = ws.connect()
     con.register("truth", pd.read_parquet(demo_workspace_template / "demo" / "planted_truth.parquet"))
     return con.execute("""
-        SELECT t.*, v.verdict, v.bucket, v.coverage, v.matched_field, e.rank, e.coverage AS row_coverage
+        SELECT t.*, v.verdict, v.bucket, v.coverage, v.cosine, v.matched_field, v.answer_n, e.rank, e.flagged,
+               e.coverage AS row_coverage
         FROM truth t
         JOIN latest_verdicts v ON v.item_id = t.task_id AND v.synthetic = t.dataset AND v.synthetic_version = t.version
         LEFT JOIN evidence e ON e.scan_id = v.scan_id AND e.item_id = t.task_id AND e.record_id = t.record_id
@@ -28,23 +30,38 @@ def judged(demo_workspace_template: Path) -> pd.DataFrame:
 
 def test_every_kind_is_planted(judged: pd.DataFrame) -> None:
     counts = judged.groupby("kind").size().to_dict()
-    assert counts == {"answer_only": 6, "lookalike": 12, "renamed": 6, "verbatim": 10, "whitespace_case": 6}
+    assert counts == {"answer_only": 6, "lookalike": 12, "renamed": 6, "rephrased": 6, "verbatim": 10,
+                      "whitespace_case": 6}
 
 
-def test_every_verbatim_and_near_verbatim_leak_is_flagged_with_its_row_as_evidence(judged: pd.DataFrame) -> None:
+def test_every_leak_is_flagged_with_its_row_as_evidence(judged: pd.DataFrame) -> None:
     leaks = judged[judged["must_flag"]]
-    assert (leaks["verdict"] == "exact").all(), leaks[leaks["verdict"] != "exact"]
-    assert leaks["rank"].notna().all()  # the planted row itself is in the evidence
+    assert (leaks["verdict"] != "clean").all(), leaks[leaks["verdict"] == "clean"]
+    assert leaks["rank"].notna().all() and leaks["flagged"].all()  # the planted row itself is flagged evidence
+    near_verbatim = leaks[leaks["kind"] != "rephrased"]
+    assert (near_verbatim["verdict"] == "exact").all(), near_verbatim[near_verbatim["verdict"] != "exact"]
     exact_kinds = leaks[leaks["kind"].isin(["verbatim", "whitespace_case", "answer_only"])]
     assert (exact_kinds["bucket"] == "dirty").all() and (exact_kinds["coverage"] == 1.0).all()
     assert set(leaks.loc[leaks["kind"] == "answer_only", "matched_field"]) == {"answer"}
-    assert set(leaks.loc[leaks["kind"] == "verbatim", "matched_field"]) == {"prompt+answer"}
+    verbatim = leaks[leaks["kind"] == "verbatim"]
+    # Both fields match, except an answer too short for any n-gram (HumanEval/41: `return n**2`).
+    assert ((verbatim["matched_field"] == "prompt+answer") | (verbatim["answer_n"] == 0)).all()
+    assert (verbatim["matched_field"] == "prompt+answer").sum() >= 8
+
+
+def test_rephrasings_only_the_semantic_stage_sees_are_found_by_it(judged: pd.DataFrame) -> None:
+    rephrased = judged[judged["kind"] == "rephrased"]
+    # Five share no n-gram worth counting; one keeps its doctest numbers and is a partial exact match.
+    assert rephrased["verdict"].value_counts().to_dict() == {"semantic": 5, "exact": 1}
+    found_by_meaning = rephrased[rephrased["verdict"] == "semantic"]
+    assert (found_by_meaning["cosine"] >= SemanticConfig().flag_at).all()
+    assert found_by_meaning["coverage"].max() < 0.2
 
 
 def test_no_clean_lookalike_is_flagged(judged: pd.DataFrame) -> None:
     lookalikes = judged[judged["kind"] == "lookalike"]
     assert (lookalikes["verdict"] == "clean").all()
-    assert lookalikes["rank"].isna().all()
+    assert not lookalikes["flagged"].fillna(False).any()  # at most an unflagged semantic neighbour
 
 
 def test_nothing_outside_the_planted_truth_is_flagged(demo_workspace_template: Path) -> None:
@@ -60,7 +77,7 @@ def test_nothing_outside_the_planted_truth_is_flagged(demo_workspace_template: P
     assert stray == []
     grid = ws.query("SELECT synthetic || '@' || synthetic_version AS s, contaminated FROM contamination_grid")
     assert dict(zip(grid["s"], grid["contaminated"])) == {
-        "code-instruct@v1": 26, "code-instruct@v2": 0, "chat-distill@v1": 2}
+        "code-instruct@v1": 32, "code-instruct@v2": 0, "chat-distill@v1": 2}
 
 
 def test_demo_is_deterministic_and_never_clobbers(tmp_path: Path, demo_workspace_template: Path) -> None:
