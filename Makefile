@@ -45,8 +45,13 @@ test: $(VENV)/.installed-test chromium
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check analysis dashboard tests bench
 
+# Each benchmark writes its section; BENCHMARKS.md is their concatenation.
 bench: $(VENV)/.installed
-	$(BIN)/python -m bench.ngram_bench --out BENCHMARKS.md
+	$(BIN)/python -m bench.ngram_bench --out bench/reports/ngram.md
+	$(BIN)/python -m bench.minhash_bench --out bench/reports/minhash.md
+	$(BIN)/python -m bench.semantic_bench --out bench/reports/semantic.md
+	$(BIN)/python -m bench.collect bench/reports/ngram.md bench/reports/minhash.md bench/reports/semantic.md bench/reports/gpu.md \
+		--out BENCHMARKS.md
 
 # The browser tests drive a real Chromium; never skip them silently.
 chromium:
