@@ -16,6 +16,7 @@ navigation = st.navigation([
     st.Page("app_pages/overview.py", title="Overview", icon="🏠", default=True),
     st.Page("app_pages/datasets.py", title="Datasets", icon="🗂️"),
     st.Page("app_pages/contamination.py", title="Contamination", icon="🧪"),
+    st.Page("app_pages/calibration.py", title="Calibration", icon="🎯"),
 ])
 
 ws, error = open_workspace()

@@ -3,24 +3,35 @@
 Everything here is a query over the workspace's DuckDB views (see
 :mod:`analysis.schemas`) plus :func:`char_ranges`, which turns the token
 intervals stored as evidence into character ranges of the original texts, so a
-viewer can mark exactly the words the n-grams matched.
+viewer can mark exactly the words the n-grams matched. A pair no n-gram matched
+(a rephrasing found by a later stage) is marked with the word runs both texts
+share in order (:mod:`analysis.contamination.align`) instead, and the best
+semantic windows of both sides come along as character ranges too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
 from analysis import jobs
-from analysis.contamination.ngram import NgramConfig
+from analysis.contamination.align import align_bounded, split_ranges
+from analysis.contamination.cascade import STAGES
+from analysis.contamination.scan import OVERRIDE_FLAGS, config_from
 from analysis.text import record_text, token_spans
 from analysis.workspace import DatasetRef, Workspace
 
 ITEM_COLUMNS = ["item_id", "verdict", "bucket", "coverage", "prompt_coverage", "answer_coverage",
-                "longest_span", "matched_field", "matched_records"]
+                "longest_span", "matched_field", "matched_records", "jaccard", "masked_jaccard",
+                "number_substituted", "cosine", "judge_score", "stages"]
+VERDICTS = (*STAGES, "clean")  # strongest first; "clean" last
+# Strongest verdict first, then the stages' own scores; a missing score sorts last.
+_ITEM_ORDER = ("CASE verdict " + " ".join(f"WHEN '{v}' THEN {i}" for i, v in enumerate(VERDICTS))
+               + f" ELSE {len(VERDICTS)} END, coverage DESC NULLS LAST, longest_span DESC NULLS LAST, "
+               "jaccard DESC NULLS LAST, cosine DESC NULLS LAST, judge_score DESC NULLS LAST, item")
 
 
 @dataclass(frozen=True)
@@ -43,11 +54,16 @@ class ScanTarget:
 
 
 def grid(ws: Workspace) -> pd.DataFrame:
-    """The newest verdicts per benchmark × synthetic version, counted; labels are ``name@version``."""
+    """The newest verdicts per benchmark × synthetic version, counted; labels are ``name@version``.
+
+    ``contaminated`` is split by the deciding stage (``exact``, ``near_duplicate``,
+    ``semantic``, ``judged``); ``dirty``/``partial`` are the n-gram buckets.
+    """
     return ws.query("""
         SELECT benchmark || '@' || benchmark_version AS benchmark,
                synthetic || '@' || synthetic_version AS synthetic,
-               items, contaminated, dirty, partial, contaminated_share, scan_id
+               items, contaminated, exact, near_duplicate, semantic, judged, dirty, partial,
+               contaminated_share, scan_id
         FROM contamination_grid
         ORDER BY benchmark, synthetic
     """)
@@ -73,25 +89,49 @@ def scan_targets(ws: Workspace) -> list[ScanTarget]:
     return [ScanTarget(*row) for row in df.itertuples(index=False)]
 
 
-def items(ws: Workspace, target: ScanTarget, contaminated_only: bool = True) -> pd.DataFrame:
-    """Per-item verdicts of one scan target, highest coverage (then longest span) first."""
-    where = " AND verdict <> 'clean'" if contaminated_only else ""
+def items(ws: Workspace, target: ScanTarget, contaminated_only: bool = True,
+          verdicts: Iterable[str] | None = None) -> pd.DataFrame:
+    """Per-item verdicts of one scan target: strongest deciding stage first, then by its scores.
+
+    ``verdicts`` keeps only items decided by those stages (``"clean"`` included
+    if given); ``None`` or empty keeps every item (or every contaminated one).
+    """
+    where, params = "", [target.scan_id, target.synthetic, target.synthetic_version]
+    if contaminated_only:
+        where += " AND verdict <> 'clean'"
+    chosen = list(verdicts or [])
+    if chosen:
+        where += f" AND verdict IN ({', '.join('?' for _ in chosen)})"
+        params += chosen
     return ws.query(f"""
         SELECT {', '.join(ITEM_COLUMNS)}
         FROM verdicts
         WHERE scan_id = ? AND synthetic = ? AND synthetic_version = ?{where}
-        ORDER BY coverage DESC, longest_span DESC, item
+        ORDER BY {_ITEM_ORDER}
+    """, params)
+
+
+def verdict_counts(ws: Workspace, target: ScanTarget) -> dict[str, int]:
+    """Items per verdict of one scan target, strongest stage first; verdicts no item got are left out."""
+    df = ws.query("""
+        SELECT verdict, count(*) AS n FROM verdicts
+        WHERE scan_id = ? AND synthetic = ? AND synthetic_version = ?
+        GROUP BY verdict
     """, [target.scan_id, target.synthetic, target.synthetic_version])
+    found = dict(zip(df["verdict"], df["n"].astype(int)))
+    return {v: found[v] for v in (*VERDICTS, *sorted(set(found) - set(VERDICTS))) if v in found}
 
 
 def items_with_evidence(ws: Workspace, target: ScanTarget) -> pd.DataFrame:
-    """Items that share at least one n-gram with a synthetic record: contaminated first, then by coverage."""
+    """Items with at least one evidence record (from any stage): contaminated first, strongest stage first."""
+    key = [target.scan_id, target.synthetic, target.synthetic_version]
     return ws.query(f"""
         SELECT {', '.join(ITEM_COLUMNS)}
         FROM verdicts
-        WHERE scan_id = ? AND synthetic = ? AND synthetic_version = ? AND matched_records > 0
-        ORDER BY verdict = 'clean', coverage DESC, longest_span DESC, item
-    """, [target.scan_id, target.synthetic, target.synthetic_version])
+        WHERE scan_id = ? AND synthetic = ? AND synthetic_version = ?
+          AND item_id IN (SELECT item_id FROM evidence WHERE scan_id = ? AND synthetic = ? AND synthetic_version = ?)
+        ORDER BY verdict = 'clean', {_ITEM_ORDER}
+    """, key + key)
 
 
 # -- evidence --------------------------------------------------------------------------
@@ -120,22 +160,45 @@ def char_ranges(text: str, token_intervals: Iterable[Sequence[int]]) -> list[tup
     return merged
 
 
+Range = tuple[int, int]
+
+
 @dataclass
 class EvidenceRecord:
-    """One synthetic record matching the item, with the matched character ranges on both sides."""
+    """One synthetic record matching the item: every stage's score, and what to mark on both sides.
+
+    ``highlight`` says what ``ranges`` / ``item_*_ranges`` hold: ``"exact"``, the
+    n-grams the exact stage matched; ``"aligned"``, for a pair with no matched
+    n-gram, the word runs both texts share in order (:func:`analysis.contamination.align.align`);
+    ``""`` when there is nothing to mark. The ``*_window`` ranges are the best
+    semantic windows (the pair's cosine is theirs). Scores a stage did not give
+    the pair are ``None``.
+    """
 
     rank: int
     record_id: str
-    coverage: float
-    prompt_coverage: float
-    answer_coverage: float
-    longest_span: int
+    method: str  # the strongest stage that flags the pair, else the one that found it
+    flagged: bool
+    coverage: float | None
+    prompt_coverage: float | None
+    answer_coverage: float | None
+    longest_span: int | None
     matched_field: str
-    matched_ngrams: int
+    matched_ngrams: int | None
+    jaccard: float | None
+    masked_jaccard: float | None
+    number_substituted: bool
+    near_field: str
+    cosine: float | None
+    judge_score: float | None
     text: str | None  # record_text(prompt, answer) of the synthetic record; None if it is gone
-    ranges: list[tuple[int, int]]
-    item_prompt_ranges: list[tuple[int, int]]
-    item_answer_ranges: list[tuple[int, int]]
+    ranges: list[Range]
+    item_prompt_ranges: list[Range]
+    item_answer_ranges: list[Range]
+    highlight: str = ""
+    window: Range | None = None  # best semantic window of the record text
+    item_prompt_window: list[Range] = field(default_factory=list)
+    item_answer_window: list[Range] = field(default_factory=list)
 
 
 @dataclass
@@ -148,6 +211,37 @@ class ItemEvidence:
     answer: str
     verdict: dict[str, Any]
     records: list[EvidenceRecord] = field(default_factory=list)
+
+
+def _value(value: Any) -> Any:
+    """``None`` for a missing value (None, NaN, pandas NA), else the value."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, float) and value != value:
+        return None
+    return value
+
+
+def _float(value: Any) -> float | None:
+    value = _value(value)
+    return None if value is None else float(value)
+
+
+def _int(value: Any) -> int | None:
+    value = _value(value)
+    return None if value is None else int(value)
+
+
+def _spans(value: Any) -> list[Sequence[int]]:
+    value = _value(value)
+    return [] if value is None else [list(v) for v in value]
+
+
+def _window(value: Any) -> Range | None:
+    value = _value(value)
+    if value is None or len(value) != 2:
+        return None
+    return int(value[0]), int(value[1])
 
 
 def item_evidence(ws: Workspace, target: ScanTarget, item_id: str) -> ItemEvidence | None:
@@ -179,17 +273,37 @@ def item_evidence(ws: Workspace, target: ScanTarget, item_id: str) -> ItemEviden
     finally:
         con.close()
     prompt, answer = (item[0] or "", item[1] or "") if item else ("", "")
-    out = ItemEvidence(target, item_id, prompt, answer, verdict.iloc[0].to_dict())
+    item_text = record_text(prompt, answer)
+    out = ItemEvidence(target, item_id, prompt, answer, {k: _value(v) for k, v in verdict.iloc[0].to_dict().items()})
     for row in evidence.itertuples(index=False):
         text = record_text(row.record_prompt or "", row.record_answer or "") if row.found else None
+        record_spans, prompt_spans, answer_spans = (_spans(row.record_spans), _spans(row.item_prompt_spans),
+                                                    _spans(row.item_answer_spans))
+        item_window, record_window = _window(row.item_span), _window(row.record_span)
+        if record_spans or prompt_spans or answer_spans:
+            highlight = "exact"
+            ranges = char_ranges(text, record_spans) if text is not None else []
+            item_prompt_ranges = char_ranges(prompt, prompt_spans)
+            item_answer_ranges = char_ranges(answer, answer_spans)
+        elif text is not None:
+            aligned = align_bounded(item_text, text, item_window, record_window)
+            ranges = aligned.right
+            item_prompt_ranges, item_answer_ranges = split_ranges(aligned.left, prompt, answer)
+            highlight = "aligned" if ranges else ""
+        else:
+            highlight, ranges, item_prompt_ranges, item_answer_ranges = "", [], [], []
+        prompt_window, answer_window = split_ranges([item_window] if item_window else [], prompt, answer)
         out.records.append(EvidenceRecord(
-            rank=int(row.rank), record_id=row.record_id, coverage=float(row.coverage),
-            prompt_coverage=float(row.prompt_coverage), answer_coverage=float(row.answer_coverage),
-            longest_span=int(row.longest_span), matched_field=row.matched_field,
-            matched_ngrams=int(row.matched_ngrams), text=text,
-            ranges=char_ranges(text, row.record_spans) if text is not None else [],
-            item_prompt_ranges=char_ranges(prompt, row.item_prompt_spans),
-            item_answer_ranges=char_ranges(answer, row.item_answer_spans),
+            rank=int(row.rank), record_id=row.record_id, method=_value(row.method) or "",
+            flagged=bool(_value(row.flagged)), coverage=_float(row.coverage),
+            prompt_coverage=_float(row.prompt_coverage), answer_coverage=_float(row.answer_coverage),
+            longest_span=_int(row.longest_span), matched_field=_value(row.matched_field) or "",
+            matched_ngrams=_int(row.matched_ngrams), jaccard=_float(row.jaccard),
+            masked_jaccard=_float(row.masked_jaccard), number_substituted=bool(_value(row.number_substituted)),
+            near_field=_value(row.near_field) or "", cosine=_float(row.cosine), judge_score=_float(row.judge_score),
+            text=text, ranges=ranges, item_prompt_ranges=item_prompt_ranges, item_answer_ranges=item_answer_ranges,
+            highlight=highlight, window=record_window if text is not None else None,
+            item_prompt_window=prompt_window, item_answer_window=answer_window,
         ))
     return out
 
@@ -198,8 +312,13 @@ def item_evidence(ws: Workspace, target: ScanTarget, item_id: str) -> ItemEviden
 
 
 def start_scan_job(ws: Workspace, benchmark: DatasetRef, synthetics: Sequence[DatasetRef],
-                   config: NgramConfig) -> str:
-    """Check the datasets exist and start a scan job with ``config``; returns the job id.
+                   overrides: Mapping[str, Any] | None = None) -> str:
+    """Check the datasets and settings, then start a scan job; returns the job id.
+
+    ``overrides`` maps keys of :data:`analysis.contamination.scan.OVERRIDE_FLAGS`
+    (``"stages"``, ``"semantic.flag_at"``, ...) to values; everything else comes
+    from the workspace's ``synthscope.toml``. A bad value raises here, at once,
+    rather than in the job.
 
     Raises :class:`analysis.workspace.WorkspaceError` for an unknown dataset and
     ``ValueError`` when no synthetic dataset is given.
@@ -211,7 +330,12 @@ def start_scan_job(ws: Workspace, benchmark: DatasetRef, synthetics: Sequence[Da
     argv = ["scan"]
     for s in synthetics:
         argv += ["--synthetic", str(s)]
-    argv += ["--benchmark", str(benchmark), "--n", *(str(n) for n in config.ns),
-             "--clean-below", str(config.clean_below), "--dirty-from", str(config.dirty_from),
-             "--top-k", str(config.top_k)]
+    argv += ["--benchmark", str(benchmark)]
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    unknown = set(overrides) - set(OVERRIDE_FLAGS)
+    if unknown:
+        raise ValueError(f"unknown scan settings: {', '.join(sorted(unknown))}")
+    config_from(ws, overrides)  # raises ValueError on a bad value
+    for key, value in overrides.items():
+        argv += [OVERRIDE_FLAGS[key], *(str(v) for v in (value if isinstance(value, (list, tuple)) else [value]))]
     return jobs.start(ws, "scan", argv)

@@ -8,26 +8,37 @@ import streamlit as st
 
 from analysis import browse
 from analysis.contamination import results
-from analysis.contamination.ngram import NgramConfig
+from analysis.contamination.cascade import STAGES
 from analysis.contamination.scan import config_from
 from analysis.workspace import DatasetRef, Workspace, WorkspaceError
 from dashboard.components import evidence as evidence_view
+from dashboard.components.evidence import STAGE_NAMES
 from dashboard.components.grid import grid_table, heatmap
 from dashboard.components.jobs import scan_jobs
-from dashboard.components.widgets import choose, percent
+from dashboard.components.widgets import MISSING, choose, is_missing, percent, score
 from dashboard.components.workspace import require_workspace
 
 NEWEST = "newest"
 ITEM_TABLE = {
     "item_id": st.column_config.TextColumn("item"),
+    "verdict": st.column_config.TextColumn("decided by", help="the first stage whose threshold the item reached"),
     "coverage": st.column_config.ProgressColumn("coverage", format="percent", min_value=0.0, max_value=1.0,
-                                                help="share of the item's tokens inside matched n-grams"),
+                                                help="exact: share of the item's tokens inside matched n-grams"),
+    "jaccard": st.column_config.NumberColumn("Jaccard", format="%.2f",
+                                             help="near-duplicate: best Jaccard of word 5-gram shingles"),
+    "cosine": st.column_config.NumberColumn("cosine", format="%.2f",
+                                            help="semantic: best cosine between embedding windows"),
+    "judge_score": st.column_config.NumberColumn("judge", format="%.2f", help="judged: P(same problem)"),
+    "bucket": st.column_config.TextColumn("n-gram bucket"),
+    "longest_span": st.column_config.NumberColumn("longest span", help="longest run of tokens shared verbatim"),
+    "number_substituted": st.column_config.CheckboxColumn("numbers changed",
+                                                          help="near-duplicate once numbers are masked"),
     "prompt_coverage": st.column_config.NumberColumn("prompt coverage", format="percent"),
     "answer_coverage": st.column_config.NumberColumn("answer coverage", format="percent"),
-    "longest_span": st.column_config.NumberColumn("longest span", help="longest run of tokens shared verbatim"),
     "matched_field": st.column_config.TextColumn("matched field"),
-    "matched_records": st.column_config.NumberColumn("matched records"),
+    "matched_records": st.column_config.NumberColumn("matched records", help="records sharing an n-gram"),
 }
+ITEM_ORDER = list(ITEM_TABLE)
 
 
 def open_scan(ws: Workspace, scan_id: str) -> None:
@@ -63,22 +74,49 @@ def select_item_row(item_ids: list[str]) -> None:
 
 
 def items_section(ws: Workspace, target: results.ScanTarget) -> None:
-    only = st.toggle("Contaminated items only", value=True, key="cont_only")
-    table = results.items(ws, target, contaminated_only=only)
-    st.caption(f"{len(table)} items{' with a verdict other than clean' if only else ''} — "
-               "click a column to sort, a row to see its evidence")
-    st.dataframe(table, hide_index=True, column_config=ITEM_TABLE, key="cont_items",
-                 on_select=functools.partial(select_item_row, list(table["item_id"])), selection_mode="single-row")
+    c1, c2 = st.columns([1, 3], vertical_alignment="bottom")
+    only = c1.toggle("Contaminated items only", value=True, key="cont_only")
+    counts = results.verdict_counts(ws, target)
+    offered = [v for v in counts if not (only and v == "clean")]
+    if "cont_stages" in st.session_state:  # keep only choices still offered
+        st.session_state["cont_stages"] = [v for v in st.session_state["cont_stages"] if v in offered]
+    chosen = c2.multiselect("Decided by", offered, key="cont_stages", placeholder="every stage",
+                            format_func=lambda v: f"{STAGE_NAMES.get(v, v)} ({counts[v]})",
+                            help="keep the items whose verdict came from these stages")
+    table = results.items(ws, target, contaminated_only=only, verdicts=chosen)
+    what = " with a verdict other than clean" if only and not chosen else ""
+    st.caption(f"{len(table)} items{what} — click a column to sort, a row to see its evidence")
+    st.dataframe(table, hide_index=True, column_config=ITEM_TABLE, column_order=ITEM_ORDER, key="cont_items",
+                 placeholder=MISSING, on_select=functools.partial(select_item_row, list(table["item_id"])),
+                 selection_mode="single-row")
+
+
+def _item_label(row: object) -> str:
+    """``HumanEval/4 — semantic, cosine 0.78``: the item, its deciding stage and that stage's score."""
+    verdict = row.verdict
+    if verdict == "exact":
+        detail = f"exact ({row.bucket}), coverage {percent(row.coverage)}, longest span {row.longest_span}"
+    elif verdict == "near_duplicate":
+        detail = f"near-duplicate, Jaccard {score(row.jaccard)}" + (
+            "" if is_missing(row.number_substituted) or not row.number_substituted else ", numbers changed")
+    elif verdict == "semantic":
+        detail = f"semantic, cosine {score(row.cosine)}"
+    elif verdict == "judged":
+        detail = f"judged, judge {score(row.judge_score)}"
+    else:
+        best = [f"coverage {percent(row.coverage)}" if not is_missing(row.coverage) and row.coverage > 0 else "",
+                f"best cosine {score(row.cosine)}" if not is_missing(row.cosine) else ""]
+        detail = ", ".join(["clean", *(b for b in best if b)])
+    return f"{row.item_id} — {detail}"
 
 
 def evidence_section(ws: Workspace, target: results.ScanTarget) -> None:
     candidates = results.items_with_evidence(ws, target)
     if candidates.empty:
-        st.info(f"No record of {target.synthetic_label} shares an n-gram with any item of "
-                f"{target.benchmark_label}.")
+        st.info(f"No record of {target.synthetic_label} matches any item of {target.benchmark_label} "
+                "at any stage.")
         return
-    labels = {r.item_id: f"{r.item_id} — {r.bucket}, coverage {percent(r.coverage)}, longest span {r.longest_span}"
-              for r in candidates.itertuples()}
+    labels = {r.item_id: _item_label(r) for r in candidates.itertuples()}
     item_id = choose("Benchmark item (contaminated first)", list(labels), key="cont_item", format_func=labels.get)
     found = results.item_evidence(ws, target, item_id)
     if found is None:
@@ -88,37 +126,72 @@ def evidence_section(ws: Workspace, target: results.ScanTarget) -> None:
 
 
 def new_scan_form(ws: Workspace) -> None:
-    """Pick datasets and settings; the scan runs as a job (its progress shows above)."""
+    """Pick datasets, stages and settings; the scan runs as a job (its progress shows above)."""
     synthetic_refs = list(browse.dataset_versions(ws, "synthetic")["ref"])
     benchmark_refs = list(browse.dataset_versions(ws, "benchmark")["ref"])
     if not synthetic_refs or not benchmark_refs:
         st.info("A scan needs a benchmark and a synthetic dataset: import them on the Datasets page.")
         return
-    defaults = config_from(ws)
+    try:
+        defaults = config_from(ws)
+    except ValueError as exc:
+        st.error(f"The workspace's synthscope.toml has a bad [contamination] setting: {exc}")
+        return
+    # Outside the form, so that choosing a stage shows its settings at once.
+    stages = st.multiselect("Stages", list(STAGES), default=list(defaults.stages), key="scan_stages",
+                            format_func=lambda s: STAGE_NAMES.get(s, s),
+                            help="cheapest first; each later stage looks at what the earlier ones left undecided. "
+                                 "The exact stage always runs.")
+    stages = [s for s in STAGES if s in stages or s == "exact"]
+    near = defaults.near_duplicate or _stage_defaults("near_duplicate", ws)
+    semantic = defaults.semantic or _stage_defaults("semantic", ws)
     with st.form("new_scan"):
         c1, c2 = st.columns(2)
         synthetics = c1.multiselect("Synthetic dataset(s)", synthetic_refs, key="scan_synthetics")
         benchmark = c2.selectbox("Benchmark", benchmark_refs, key="scan_benchmark")
+        st.caption("Exact n-grams")
         c1, c2, c3, c4 = st.columns(4)
-        ns = c1.multiselect("n-gram sizes", list(range(4, 26)), default=sorted(defaults.ns, reverse=True),
+        ngram = defaults.ngram
+        ns = c1.multiselect("n-gram sizes", list(range(4, 26)), default=sorted(ngram.ns, reverse=True),
                             key="scan_ns", help="a field uses the largest n that fits it")
-        clean_below = c2.number_input("Clean below (coverage)", 0.0, 1.0, defaults.clean_below, 0.05,
+        clean_below = c2.number_input("Clean below (coverage)", 0.0, 1.0, float(ngram.clean_below), 0.05,
                                       key="scan_clean_below")
-        dirty_from = c3.number_input("Dirty from (coverage)", 0.0, 1.0, defaults.dirty_from, 0.05,
+        dirty_from = c3.number_input("Dirty from (coverage)", 0.0, 1.0, float(ngram.dirty_from), 0.05,
                                      key="scan_dirty_from")
-        top_k = c4.number_input("Evidence rows per item", 1, 100, defaults.top_k, key="scan_top_k")
+        top_k = c4.number_input("Evidence rows per item", 1, 100, int(ngram.top_k), key="scan_top_k")
+        near_flag_at = semantic_flag_at = None
+        if "near_duplicate" in stages or "semantic" in stages:
+            c1, c2, _, _ = st.columns(4)
+            if "near_duplicate" in stages:
+                near_flag_at = c1.number_input("Near-duplicate: flag at (Jaccard)", 0.0, 1.0,
+                                               float(near.flag_at), 0.01, key="scan_near_flag_at",
+                                               help="Jaccard of word shingles from which a pair is a near-duplicate")
+            if "semantic" in stages:
+                semantic_flag_at = c2.number_input("Semantic: flag at (cosine)", -1.0, 1.0,
+                                                   float(semantic.flag_at), 0.01, key="scan_semantic_flag_at",
+                                                   help="best-window cosine from which a pair is flagged "
+                                                        "(see the Calibration page)")
         submitted = st.form_submit_button("Start scan", type="primary")
     if not submitted:
         return
+    overrides = {"stages": stages, "ngram.ns": sorted(ns, reverse=True), "ngram.clean_below": clean_below,
+                 "ngram.dirty_from": dirty_from, "ngram.top_k": int(top_k),
+                 "near_duplicate.flag_at": near_flag_at, "semantic.flag_at": semantic_flag_at}
     try:
-        config = NgramConfig(ns=tuple(sorted(ns, reverse=True)), clean_below=clean_below,
-                                dirty_from=dirty_from, top_k=int(top_k))
+        if not ns:
+            raise ValueError("choose at least one n-gram size")
         job_id = results.start_scan_job(ws, DatasetRef.parse(benchmark),
-                                        [DatasetRef.parse(s) for s in synthetics], config)
+                                        [DatasetRef.parse(s) for s in synthetics], overrides)
     except (ValueError, WorkspaceError) as exc:
         st.error(f"The scan was not started: {exc}")
         return
     st.success(f"Started scan job {job_id}; its progress shows at the top of this page.")
+
+
+def _stage_defaults(stage: str, ws: Workspace) -> object:
+    """A stage's settings as the workspace would give them were it on (for a stage the defaults leave off)."""
+    config = config_from(ws, {"stages": ["exact", stage]})
+    return config.near_duplicate if stage == "near_duplicate" else config.semantic
 
 
 ws = require_workspace()

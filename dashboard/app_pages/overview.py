@@ -23,16 +23,18 @@ for col, kind in zip(cols, KINDS):
 scan_list = results.scans(ws)
 cols[-1].metric("scans", len(scan_list))
 
-links = st.columns(2)
+links = st.columns(3)
 links[0].page_link("app_pages/datasets.py", label="Browse and import datasets", icon="🗂️")
 links[1].page_link("app_pages/contamination.py", label="Inspect contamination and start scans", icon="🧪")
+links[2].page_link("app_pages/calibration.py", label="Calibrate the stages' thresholds", icon="🎯")
 
 st.subheader("Contamination: benchmark × synthetic")
 grid = results.grid(ws)
 if grid.empty:
     st.info("No scan yet: start one on the Contamination page (or `synthscope scan`).")
 else:
-    st.caption("The newest scan of each pair; an item counts as contaminated unless its verdict is clean.")
+    st.caption("The newest scan of each pair; an item counts as contaminated unless its verdict is clean, "
+               "and is counted under the stage that decided it.")
     grid_table(grid)
 
 st.subheader("Dataset versions")

@@ -34,28 +34,45 @@ def running_jobs(ws: Workspace) -> None:
     panel()
 
 
-def scan_jobs(ws: Workspace, open_scan: Callable[[str], None], limit: int = 3) -> None:
-    """The newest scan jobs: progress while running, then a link to the results or the error and log."""
-    was_running = any(map(_is_running, jobs.list_jobs(ws, "scan")[:limit]))
+def job_panel(ws: Workspace, kind: str, title: str, finished: Callable[[jobs.JobStatus], str],
+              open_result: Callable[[jobs.JobStatus], None] | None = None, open_label: str = "Show its results",
+              limit: int = 3) -> None:
+    """The newest jobs of ``kind``: progress while running, then ``finished(job)`` (and a button) or the error and log.
+
+    ``title`` names the kind in messages ("Scan job ..."); ``open_result`` is the
+    button's callback, given the finished job. The panel polls while a job runs
+    and reruns the page when the last one ends, so the page shows its results.
+    """
+    was_running = any(map(_is_running, jobs.list_jobs(ws, kind)[:limit]))
 
     @st.fragment(run_every=POLL_SECONDS if was_running else None)
     def panel() -> None:
-        recent = jobs.list_jobs(ws, "scan")[:limit]
+        recent = jobs.list_jobs(ws, kind)[:limit]
         if was_running and not any(map(_is_running, recent)):
-            st.rerun()  # finished: redraw the grid and tables with the new scan
+            st.rerun()  # finished: redraw the page with the new results
         if not recent:
-            st.caption("No scan job started from here yet.")
+            st.caption(f"No {title.lower()} job started from here yet.")
         for job in recent:
             if _is_running(job):
-                st.progress(job.fraction, text=f"Scan job {job.job_id}: {job.message}")
+                st.progress(job.fraction, text=f"{title} job {job.job_id}: {job.message}")
             elif job.state == jobs.SUCCEEDED:
-                scan_ids = job.result.get("scan_ids", [])
-                st.success(f"Scan job {job.job_id} finished at {job.ended_at}: scan {', '.join(scan_ids)}")
-                if scan_ids and st.button("Show its results", key=f"open-{job.job_id}",
-                                          on_click=open_scan, args=(scan_ids[-1],)):
+                st.success(f"{title} job {job.job_id} finished at {job.ended_at}: {finished(job)}")
+                if open_result is not None and job.result and st.button(
+                        open_label, key=f"open-{job.job_id}", on_click=open_result, args=(job,)):
                     st.rerun()
             else:
-                st.error(f"Scan job {job.job_id} failed: {job.error}")
+                st.error(f"{title} job {job.job_id} failed: {job.error}")
                 st.code(jobs.log_tail(ws, job.job_id) or "(the log is empty)", language=None)
 
     panel()
+
+
+def scan_jobs(ws: Workspace, open_scan: Callable[[str], None], limit: int = 3) -> None:
+    """The newest scan jobs: progress while running, then a link to the results or the error and log."""
+    def open_job(job: jobs.JobStatus) -> None:
+        scan_ids = job.result.get("scan_ids", [])
+        if scan_ids:
+            open_scan(scan_ids[-1])
+
+    job_panel(ws, "scan", "Scan", lambda job: f"scan {', '.join(job.result.get('scan_ids', []))}",
+              open_job, "Show its results", limit)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import pandas as pd
 import streamlit as st
 
 
@@ -20,5 +21,24 @@ def choose(label: str, options: Sequence[Any], key: str, format_func: Callable[[
     return st.selectbox(label, options, key=key, format_func=format_func, **kwargs)
 
 
-def percent(value: float) -> str:
+MISSING = "—"
+
+
+def is_missing(value: object) -> bool:
+    """None, NaN or pandas' NA."""
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):  # an array or list: not a missing scalar
+        return False
+
+
+def percent(value: float | None) -> str:
+    """``42.5%`` (``0%``/``100%`` exactly); a missing value as ``—``."""
+    if is_missing(value):
+        return MISSING
     return f"{value:.0%}" if value in (0, 1) else f"{value:.1%}"
+
+
+def score(value: float | None, digits: int = 2) -> str:
+    """A score such as a cosine to ``digits`` decimals; a missing value (the stage gave none) as ``—``."""
+    return MISSING if is_missing(value) else f"{value:.{digits}f}"

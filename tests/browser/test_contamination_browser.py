@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import subprocess
@@ -61,6 +62,14 @@ def dashboard(demo_ws: Path, tmp_path: Path) -> Iterator[str]:
         log.close()
 
 
+BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+def contaminated(demo_ws: Path, dataset: str = "code-instruct") -> int:
+    truth = pd.read_parquet(demo_ws / "demo" / "planted_truth.parquet")
+    return int((truth["must_flag"] & (truth["dataset"] == dataset)).sum())
+
+
 def test_contaminated_item_shows_highlighted_evidence(dashboard: str, demo_ws: Path, tmp_path: Path) -> None:
     truth = pd.read_parquet(demo_ws / "demo" / "planted_truth.parquet")
     leak = truth[(truth["kind"] == "verbatim") & (truth["dataset"] == "code-instruct")].iloc[0]
@@ -84,11 +93,12 @@ def test_contaminated_item_shows_highlighted_evidence(dashboard: str, demo_ws: P
 
             page.get_by_test_id("stSelectbox").filter(has_text="Synthetic dataset").click()
             page.get_by_role("option", name="code-instruct@v1").click()
-            expect(page.get_by_text("26 items with a verdict other than clean")).to_be_visible(timeout=30_000)
+            expect(page.get_by_text(f"{contaminated(demo_ws)} items with a verdict other than clean")).to_be_visible(
+                timeout=30_000)
 
             page.get_by_test_id("stSelectbox").filter(has_text="Benchmark item").click()
             page.keyboard.type(leak["task_id"])  # the option list is virtual: filter it to the item
-            page.get_by_role("option", name=f"{leak['task_id']} — dirty").click()
+            page.get_by_role("option", name=f"{leak['task_id']} — exact (dirty)").click()
 
             expander = page.get_by_test_id("stExpander").filter(has_text=f"#1 · {leak['record_id']}")
             expect(expander).to_be_visible(timeout=30_000)
@@ -133,5 +143,89 @@ def test_a_scan_started_in_the_browser_reports_progress_and_its_results(dashboar
 
             page.reload()  # the job lives in the workspace, not in the page
             expect(page.get_by_text(re.compile(r"Scan job \S+ finished at"))).to_be_visible(timeout=30_000)
+        finally:
+            browser.close()
+
+
+def test_a_semantic_item_shows_aligned_marks_on_both_sides(dashboard: str, demo_ws: Path, tmp_path: Path) -> None:
+    decided = Workspace.open(demo_ws).query(
+        "SELECT item_id FROM latest_verdicts WHERE synthetic = 'code-instruct' AND synthetic_version = 'v1' "
+        "AND verdict = 'semantic' ORDER BY item_id")["item_id"].tolist()
+    assert decided, "the demo plants rephrasings that only the semantic stage finds"
+    truth = pd.read_parquet(demo_ws / "demo" / "planted_truth.parquet")
+    item = decided[0]
+    (record_id,) = truth.loc[(truth["task_id"] == item) & (truth["kind"] == "rephrased"), "record_id"]
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_executable(), args=BROWSER_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 1000})
+            outside: list[str] = []
+            page.on("request", lambda r: None if r.url.startswith(dashboard) or r.url.startswith("data:")
+                    else outside.append(r.url))
+            page.goto(f"{dashboard}/contamination")
+            page.get_by_test_id("stSelectbox").filter(has_text="Synthetic dataset").click()
+            page.get_by_role("option", name="code-instruct@v1").click()
+            expect(page.get_by_text(f"{contaminated(demo_ws)} items with a verdict other than clean")).to_be_visible(
+                timeout=30_000)
+
+            page.get_by_test_id("stSelectbox").filter(has_text="Benchmark item").click()
+            page.keyboard.type(item)
+            page.get_by_role("option", name=f"{item} — semantic, cosine").click()
+
+            expander = page.get_by_test_id("stExpander").filter(has_text=f"#1 · {record_id} · flagged by semantic")
+            expect(expander).to_be_visible(timeout=30_000)
+            expect(expander.get_by_text("runs of words both texts share")).to_be_visible()
+            blocks = expander.locator("pre.synthscope-evidence")
+            expect(blocks).to_have_count(3)  # item prompt, item answer | synthetic record
+            item_marks = expander.locator("pre.synthscope-evidence").nth(0).locator("mark.synthscope-aligned")
+            record_marks = blocks.nth(2).locator("mark.synthscope-aligned")
+            expect(item_marks.first).to_be_visible()
+            expect(record_marks.first).to_be_visible()
+            item_text = " ".join(item_marks.all_inner_texts()
+                                 + blocks.nth(1).locator("mark.synthscope-aligned").all_inner_texts())
+            record_text = " ".join(record_marks.all_inner_texts())
+            words = re.findall(r"\w+", item_text.lower())
+            assert len(words) >= 5 and words == re.findall(r"\w+", record_text.lower())  # same words, same order
+            assert blocks.nth(2).locator("span.synthscope-window").count() >= 1  # the best window, shaded
+            record_marks.first.scroll_into_view_if_needed()
+            page.screenshot(path=str(tmp_path / "semantic-evidence.png"))
+            assert outside == [], f"the dashboard reached outside this machine: {outside}"
+        finally:
+            browser.close()
+
+
+def test_calibration_page_draws_its_charts_and_table(dashboard: str, demo_ws: Path, tmp_path: Path) -> None:
+    (manifest,) = [json.loads(p.read_text()) for p in (demo_ws / "calibrations").glob("*/manifest.json")]
+    stages = manifest["stages"].split(",")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_executable(), args=BROWSER_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 1000})
+            outside: list[str] = []
+            page.on("request", lambda r: None if r.url.startswith(dashboard) or r.url.startswith("data:")
+                    else outside.append(r.url))
+            page.goto(dashboard)
+            page.get_by_test_id("stSidebarNav").get_by_text("Calibration", exact=True).click()
+            expect(page.get_by_role("heading", name="Calibration", exact=True)).to_be_visible(timeout=30_000)
+            expect(page.get_by_role("combobox", name="Calibration", exact=True)).to_have_value(
+                f"newest ({manifest['calibration_id']})", timeout=30_000)
+            expect(page.get_by_text(f"Only {manifest['negatives']} known negatives")).to_be_visible()
+
+            table = page.get_by_test_id("stDataFrame")
+            expect(table).to_have_count(1)
+            expect(table).to_be_visible()
+            expect(page.get_by_text("flag_at = ", exact=False).first).to_be_visible()  # the toml to paste
+
+            charts = page.get_by_test_id("stVegaLiteChart")
+            expect(charts).to_have_count(2 * len(stages), timeout=30_000)
+            drawn = charts.locator("canvas, svg.marks")
+            expect(drawn.first).to_be_visible(timeout=30_000)
+            assert drawn.count() >= 2 * len(stages)  # every chart rendered, not just its frame
+            box = drawn.first.bounding_box()
+            assert box is not None and box["width"] > 100 and box["height"] > 100
+            charts.first.scroll_into_view_if_needed()
+            page.screenshot(path=str(tmp_path / "calibration.png"), full_page=True)
+            assert outside == [], f"the dashboard reached outside this machine: {outside}"
         finally:
             browser.close()

@@ -10,7 +10,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pytest
+import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from analysis import jobs
@@ -20,12 +22,15 @@ from analysis.workspace import DatasetRef, Workspace, atomic_write_json
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 DATASETS = "app_pages/datasets.py"
 CONTAMINATION = "app_pages/contamination.py"
+CALIBRATION = "app_pages/calibration.py"
 
 
 @pytest.fixture
 def open_app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     """``open_app(ws, page=None)``: the app on workspace ``ws``, run once (on ``page`` if given)."""
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an import must not point HF_HOME at a test folder
+    st.cache_data.clear()  # nothing cached for one test's workspace may leak into the next
+    st.cache_resource.clear()
 
     def open_app(ws: Path | None, page: str | None = None) -> AppTest:
         if ws is None:
@@ -67,6 +72,35 @@ def planted(ws: Path, kind: str, dataset: str = "code-instruct") -> pd.DataFrame
     return truth[(truth["kind"] == kind) & (truth["dataset"] == dataset)]
 
 
+def must_flag(ws: Path, dataset: str = "code-instruct") -> set[str]:
+    truth = pd.read_parquet(ws / "demo" / "planted_truth.parquet")
+    return set(truth.loc[truth["must_flag"] & (truth["dataset"] == dataset), "task_id"])
+
+
+def verdicts(ws: Path, synthetic: str = "code-instruct", version: str = "v1") -> pd.Series:
+    """The newest scan's verdict per item of the demo benchmark against ``synthetic@version``."""
+    return Workspace.open(ws).query(
+        "SELECT item_id, verdict FROM latest_verdicts WHERE synthetic = ? AND synthetic_version = ?",
+        [synthetic, version]).set_index("item_id")["verdict"]
+
+
+def semantic_items(ws: Path) -> list[str]:
+    """Items only the semantic stage flagged (planted rephrasings): the demo has some; sorted."""
+    decided = verdicts(ws)
+    items = sorted(decided[decided == "semantic"].index)
+    assert items and set(items) <= set(planted(ws, "rephrased")["task_id"])
+    return items
+
+
+def charts(at: AppTest) -> list:
+    return list(at.get("vega_lite_chart"))
+
+
+def chart_data(chart) -> list[pd.DataFrame]:
+    """The data sets of one Vega-Lite chart element, as frames."""
+    return [pa.ipc.open_stream(d.data.data).read_all().to_pandas() for d in chart.proto.datasets]
+
+
 # -- app shell -------------------------------------------------------------------------
 
 
@@ -100,9 +134,10 @@ def test_overview_summarises_the_workspace(open_app, demo_ws: Path) -> None:
     assert metrics["benchmark versions"] == "1" and metrics["synthetic versions"] == "3"
     assert metrics["scans"] == "1"
     grid = frame(at, "contaminated_share").set_index("synthetic")
-    assert grid.loc["code-instruct@v1", "contaminated"] == 26
-    assert grid.loc["chat-distill@v1", "contaminated"] == 2
-    assert [link.proto.page for link in at.get("page_link")] == ["datasets", "contamination"]
+    assert grid.loc["code-instruct@v1", "contaminated"] == len(must_flag(demo_ws))
+    assert grid.loc["code-instruct@v1", "semantic"] == len(semantic_items(demo_ws))
+    assert grid.loc["chat-distill@v1", "contaminated"] == len(must_flag(demo_ws, "chat-distill"))
+    assert [link.proto.page for link in at.get("page_link")] == ["datasets", "contamination", "calibration"]
 
 
 def test_overview_of_an_empty_workspace_invites_an_import(open_app, tmp_path: Path) -> None:
@@ -127,10 +162,10 @@ def test_row_search_filters_and_pages(open_app, demo_ws: Path) -> None:
     at.selectbox(key="browse_ref").select("code-instruct@v1").run()
     assert frame(at, "source_line")["row"].tolist() == list(range(50))
 
-    at.text_input(key="browse_search").input("MEDIAN").run()
+    at.text_input(key="browse_search").input("LIST").run()
     records = pd.read_parquet(Workspace.open(demo_ws).records_path(DatasetRef("code-instruct", "v1")))
-    expected = records[records["prompt"].str.contains("median", case=False)
-                       | records["answer"].str.contains("median", case=False)]
+    expected = records[records["prompt"].str.contains("list", case=False)
+                       | records["answer"].str.contains("list", case=False)]
     assert 50 < len(expected) < len(records)
     rows = frame(at, "source_line")
     assert rows["record_id"].tolist() == expected["record_id"].head(50).tolist()
@@ -205,22 +240,47 @@ def test_import_needs_exactly_one_source(open_app, demo_ws: Path) -> None:
 def test_grid_counts_contaminated_items_per_pair(open_app, demo_ws: Path) -> None:
     at = open_app(demo_ws, CONTAMINATION)
     grid = frame(at, "contaminated_share").set_index("synthetic")
-    assert grid.loc["code-instruct@v1", ["contaminated", "items"]].tolist() == [26, 164]
+    v1 = grid.loc["code-instruct@v1"]
+    assert v1[["contaminated", "items"]].tolist() == [len(must_flag(demo_ws)), 164]
+    assert v1["exact"] + v1["near_duplicate"] + v1["semantic"] + v1["judged"] == v1["contaminated"]
+    assert v1["semantic"] == len(semantic_items(demo_ws))
     assert grid.loc["code-instruct@v2", "contaminated"] == 0
-    assert grid.loc["chat-distill@v1", "contaminated"] == 2
+    assert grid.loc["chat-distill@v1", "contaminated"] == len(must_flag(demo_ws, "chat-distill"))
+    (heatmap,) = charts(at)
+    cells = pd.concat(chart_data(heatmap)).set_index("synthetic")
+    assert cells.loc["code-instruct@v1", "label"].startswith(f"{len(must_flag(demo_ws))} / 164")
 
 
-def test_items_are_contaminated_only_by_default_and_sorted_by_coverage(open_app, demo_ws: Path) -> None:
+def test_items_are_contaminated_only_by_default_strongest_stage_first(open_app, demo_ws: Path) -> None:
     at = open_app(demo_ws, CONTAMINATION)
     at.selectbox(key="cont_synthetic").select("code-instruct@v1").run()
     table = at.dataframe(key="cont_items").value
-    assert len(table) == 26 and (table["verdict"] != "clean").all()
-    assert table["coverage"].is_monotonic_decreasing
-    flagged = set(planted(demo_ws, "verbatim")["task_id"]) | set(planted(demo_ws, "answer_only")["task_id"])
-    assert flagged <= set(table["item_id"])
+    assert set(table["item_id"]) == must_flag(demo_ws) and (table["verdict"] != "clean").all()
+    assert list(dict.fromkeys(table["verdict"])) == ["exact", "semantic"]  # strongest stage first
+    assert table.loc[table["verdict"] == "exact", "coverage"].is_monotonic_decreasing
+    assert {"verdict", "coverage", "jaccard", "cosine", "judge_score"} <= set(table.columns)
+    assert any(f"{len(table)} items with a verdict other than clean" in c for c in texts(at.caption))
 
     at.toggle(key="cont_only").set_value(False).run()
     assert len(at.dataframe(key="cont_items").value) == 164
+    assert f"clean ({(verdicts(demo_ws) == 'clean').sum()})" in at.multiselect(key="cont_stages").options
+
+
+def test_items_filtered_by_deciding_stage_show_the_semantic_rephrasings(open_app, demo_ws: Path) -> None:
+    at = open_app(demo_ws, CONTAMINATION)
+    at.selectbox(key="cont_synthetic").select("code-instruct@v1").run()
+    stages = at.multiselect(key="cont_stages")
+    decided = verdicts(demo_ws)
+    assert stages.options == [f"exact n-grams ({(decided == 'exact').sum()})",
+                               f"semantic ({len(semantic_items(demo_ws))})"]
+    at = stages.select("semantic").run()
+    table = at.dataframe(key="cont_items").value
+    assert sorted(table["item_id"]) == semantic_items(demo_ws)
+    assert (table["verdict"] == "semantic").all()
+    assert (table["coverage"] == 0).all() and table["jaccard"].isna().all()  # no n-gram, no near-duplicate
+    assert table["cosine"].notna().all() and (table["cosine"] >= 0.67).all()
+    assert table["cosine"].is_monotonic_decreasing
+    assert any(f"{len(table)} items — " in c for c in texts(at.caption))
 
 
 def evidence_html(at: AppTest) -> list[str]:
@@ -234,7 +294,7 @@ def test_evidence_of_a_verbatim_leak_is_highlighted(open_app, demo_ws: Path) -> 
     at.selectbox(key="cont_item").select(leak["task_id"]).run()
 
     first = at.expander[0]
-    assert first.label.startswith(f"#1 · {leak['record_id']} · coverage 100%")
+    assert first.label.startswith(f"#1 · {leak['record_id']} · flagged by exact n-grams · coverage 100%")
     blocks = texts(first.get("html"))
     assert len(blocks) == 3  # item prompt, item answer | synthetic record
     item_prompt, item_answer, record = blocks
@@ -245,6 +305,33 @@ def test_evidence_of_a_verbatim_leak_is_highlighted(open_app, demo_ws: Path) -> 
     record_marks = " ".join(marked(record))
     assert " ".join(tokenize(prompt)) in " ".join(tokenize(record_marks))
     assert "<script" not in record and "&lt;" not in prompt  # text is escaped, never raw HTML
+    assert 'class="synthscope-exact"' in item_prompt and "synthscope-aligned" not in item_prompt
+    metrics = {m.label: m.value for m in first.metric}
+    assert metrics["Coverage"] == "100%" and metrics["Cosine"] != "—"  # every stage's score
+
+
+def test_evidence_of_a_semantic_item_marks_aligned_words_and_the_best_windows(open_app, demo_ws: Path) -> None:
+    item = semantic_items(demo_ws)[0]
+    (leak,) = planted(demo_ws, "rephrased").query("task_id == @item").itertuples()
+    at = open_app(demo_ws, CONTAMINATION)
+    at.selectbox(key="cont_synthetic").select("code-instruct@v1").run()
+    label = next(o for o in at.selectbox(key="cont_item").options if o.startswith(f"{item} — "))
+    assert label.startswith(f"{item} — semantic, cosine 0.")
+    at.selectbox(key="cont_item").select(item).run()
+    assert not at.exception
+
+    first = at.expander[0]
+    assert first.label.startswith(f"#1 · {leak.record_id} · flagged by semantic · cosine 0.")
+    assert "coverage" not in first.label  # no n-gram matched this pair
+    metrics = {m.label: m.value for m in first.metric}
+    assert metrics["Coverage"] == "—" and metrics["Jaccard"] == "—" and metrics["Cosine"].startswith("0.")
+    assert any("runs of words both texts share" in c for c in texts(first.caption))
+    item_prompt, item_answer, record = texts(first.get("html"))
+    assert 'class="synthscope-aligned"' in item_prompt and 'class="synthscope-aligned"' in record
+    assert "synthscope-exact" not in item_prompt + item_answer + record
+    item_words = tokenize(" ".join(marked(item_prompt) + marked(item_answer)))
+    assert len(item_words) >= 5 and item_words == tokenize(" ".join(marked(record)))  # same words, same order
+    assert 'class="synthscope-window"' in record  # the best semantic window is shaded
 
 
 def test_evidence_of_an_answer_only_leak_marks_the_answer_not_the_prompt(open_app, demo_ws: Path) -> None:
@@ -261,11 +348,11 @@ def test_item_selector_lists_contaminated_items_first(open_app, demo_ws: Path) -
     at = open_app(demo_ws, CONTAMINATION)
     at.selectbox(key="cont_synthetic").select("code-instruct@v1").run()
     options = at.selectbox(key="cont_item").options
-    verdicts = Workspace.open(demo_ws).query(
-        "SELECT item_id, verdict FROM latest_verdicts WHERE synthetic = 'code-instruct' "
-        "AND synthetic_version = 'v1'").set_index("item_id")["verdict"]
-    flags = [verdicts[o.split(" — ")[0]] != "clean" for o in options]
-    assert flags[:26] == [True] * 26 and not any(flags[26:])
+    decided = verdicts(demo_ws)
+    flags = [decided[o.split(" — ")[0]] != "clean" for o in options]
+    n = len(must_flag(demo_ws))
+    assert flags[:n] == [True] * n and not any(flags[n:])
+    assert len(options) > n  # clean items with a semantic neighbour are listed too, after them
 
 
 def test_a_scan_started_from_the_page_runs_and_its_results_show(open_app, demo_ws: Path) -> None:
@@ -274,6 +361,7 @@ def test_a_scan_started_from_the_page_runs_and_its_results_show(open_app, demo_w
     at.selectbox(key="cont_synthetic").select("code-instruct@v1").run()
     at.multiselect(key="scan_synthetics").select("code-instruct@v1")
     at.multiselect(key="scan_ns").unselect(13)  # 8-grams only
+    at.number_input(key="scan_semantic_flag_at").set_value(0.9)
     at = button(at, "Start scan").click().run()
     (started,) = [s for s in texts(at.success) if s.startswith("Started scan job")]
     job_id = started.split()[3].rstrip(";")
@@ -285,6 +373,8 @@ def test_a_scan_started_from_the_page_runs_and_its_results_show(open_app, demo_w
     (scan_id,) = status.result["scan_ids"]
     manifest = json.loads((ws.scans_dir / scan_id / "manifest.json").read_text())
     assert manifest["config"]["ngram"]["ns"] == [8]
+    assert manifest["config"]["stages"] == ["exact", "near_duplicate", "semantic"]
+    assert manifest["config"]["semantic"]["flag_at"] == 0.9
 
     at.run()
     assert any(f"Scan job {job_id} finished" in s for s in texts(at.success))
@@ -295,7 +385,32 @@ def test_a_scan_started_from_the_page_runs_and_its_results_show(open_app, demo_w
     at = button(at, "Show its results").click().run()
     assert at.selectbox(key="cont_synthetic").value == "code-instruct@v1"
     assert at.selectbox(key="cont_scan").value == scan_id
-    assert len(at.dataframe(key="cont_items").value) >= 26
+    table = at.dataframe(key="cont_items").value
+    assert len(table) >= 20 and "semantic" not in set(table["verdict"])  # cosine 0.9 flags no rephrasing
+
+
+def test_scan_form_shows_the_settings_of_the_chosen_stages(open_app, demo_ws: Path) -> None:
+    ws = Workspace.open(demo_ws)
+    at = open_app(demo_ws, CONTAMINATION)
+    assert at.multiselect(key="scan_stages").value == ["exact", "near_duplicate", "semantic"]
+    keys = {n.key for n in at.number_input}
+    assert {"scan_near_flag_at", "scan_semantic_flag_at"} <= keys
+    assert at.number_input(key="scan_semantic_flag_at").value == pytest.approx(0.67)
+
+    at = at.multiselect(key="scan_stages").unselect("semantic").unselect("near_duplicate").run()
+    keys = {n.key for n in at.number_input}
+    assert "scan_near_flag_at" not in keys and "scan_semantic_flag_at" not in keys
+    at.multiselect(key="scan_synthetics").select("chat-distill@v1")
+    at = button(at, "Start scan").click().run()
+    (started,) = [s for s in texts(at.success) if s.startswith("Started scan job")]
+    job_id = started.split()[3].rstrip(";")
+    argv = json.loads((ws.jobs_dir / job_id / "job.json").read_text())["argv"]
+    assert argv[argv.index("--stages") + 1] == "exact" and argv[argv.index("--stages") + 2].startswith("--")
+    assert "--semantic-flag-at" not in argv and "--near-flag-at" not in argv
+    status = jobs.wait(ws, job_id, timeout=120)
+    assert status.state == jobs.SUCCEEDED, jobs.log_tail(ws, job_id)
+    (scan_id,) = status.result["scan_ids"]
+    assert json.loads((ws.scans_dir / scan_id / "manifest.json").read_text())["config"]["stages"] == ["exact"]
 
 
 def test_a_failed_scan_job_shows_its_error_and_log(open_app, demo_ws: Path) -> None:
@@ -328,3 +443,108 @@ def test_contamination_page_of_a_workspace_without_scans(open_app, tmp_path: Pat
     at = open_app(Workspace.init(tmp_path / "empty").root, CONTAMINATION)
     assert any("No scan yet" in i for i in texts(at.info))
     assert any("needs a benchmark and a synthetic dataset" in i for i in texts(at.info))
+
+
+# -- calibration -----------------------------------------------------------------------
+
+
+def calibration_ids(ws: Path) -> list[str]:
+    return sorted((p.parent.name for p in (ws / "calibrations").glob("*/manifest.json")), reverse=True)
+
+
+def test_calibration_page_shows_the_demo_calibration(open_app, demo_ws: Path) -> None:
+    (calibration_id,) = calibration_ids(demo_ws)
+    manifest = json.loads((demo_ws / "calibrations" / calibration_id / "manifest.json").read_text())
+    at = open_app(demo_ws, CALIBRATION)
+    picker = at.selectbox(key="cal_id")
+    assert picker.value == "newest" and picker.options[0] == f"newest ({calibration_id})"
+    assert any(f"{manifest['positives']} positives, {manifest['negatives']} negatives" in o for o in picker.options)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Known positives"] == str(manifest["positives"])
+    assert metrics["Known negatives"] == str(manifest["negatives"])
+    # a few hundred negatives cannot measure an FPR of 1%: the page says so
+    assert manifest["negatives"] < 10 / manifest["target_fpr"]
+    assert any(f"Only {manifest['negatives']} known negatives" in w for w in texts(at.warning))
+
+    recs = frame(at, "current_threshold")
+    stages = manifest["stages"].split(",")
+    assert list(recs["stage"]) == stages
+    expected = Workspace.open(demo_ws).query(
+        "SELECT stage, threshold, current_threshold FROM calibration_recommendations WHERE calibration_id = ?",
+        [calibration_id]).set_index("stage")
+    for row in recs.itertuples():
+        assert row.threshold == pytest.approx(expected.loc[row.stage, "threshold"])
+        assert row.current_threshold == pytest.approx(expected.loc[row.stage, "current_threshold"])
+    assert any("[contamination.semantic]" in c and "flag_at = " in c for c in texts(at.code))
+
+    drawn = charts(at)
+    assert len(drawn) == 2 * len(stages)  # per stage: rates against threshold, and score distributions
+    curves, rules = chart_data(drawn[0])
+    assert set(curves["metric"]) == {"recall", "precision", "fpr"}
+    first = expected.loc[stages[0]]
+    assert dict(zip(rules["rule"], rules["threshold"])) == pytest.approx(
+        {"recommended": first["threshold"], "current": first["current_threshold"]})
+    histogram = chart_data(drawn[1])[0]
+    assert set(histogram["label"]) == {"positive", "negative"}
+    assert histogram.loc[histogram["label"] == "positive", "pairs"].sum() == manifest["positives"]
+
+
+def test_calibration_page_of_a_workspace_without_calibrations(open_app, tmp_path: Path) -> None:
+    at = open_app(Workspace.init(tmp_path / "empty").root, CALIBRATION)
+    assert any("No calibration yet" in i for i in texts(at.info))
+    assert any("needs a benchmark" in i for i in texts(at.info))
+    assert not charts(at)
+
+
+def test_calibration_form_refuses_bad_input(open_app, demo_ws: Path, tmp_path: Path) -> None:
+    at = open_app(demo_ws, CALIBRATION)
+    at = button(at, "Start calibration").click().run()
+    assert any("exactly one" in e for e in texts(at.error))
+    at.text_input(key="cal_truth").input(str(tmp_path / "missing.parquet"))
+    at = button(at, "Start calibration").click().run()
+    assert any("no such file" in e for e in texts(at.error))
+    assert not jobs.list_jobs(Workspace.open(demo_ws))
+
+
+def test_a_calibration_started_from_the_page_runs_and_shows(open_app, demo_ws: Path) -> None:
+    ws = Workspace.open(demo_ws)
+    (old_id,) = calibration_ids(demo_ws)
+    at = open_app(demo_ws, CALIBRATION)
+    assert any("No calibration job started from here yet" in c for c in texts(at.caption))
+    at.selectbox(key="cal_id").select(old_id).run()  # a picked calibration stays put
+    at.text_input(key="cal_truth").input(str(demo_ws / "demo" / "planted_truth.parquet"))
+    at.number_input(key="cal_target_fpr").set_value(0.05)
+    at.number_input(key="cal_negatives").set_value(3)
+    at = button(at, "Start calibration").click().run()
+    (started,) = [s for s in texts(at.success) if s.startswith("Started calibration job")]
+    job_id = started.split()[3].rstrip(";")
+    argv = json.loads((ws.jobs_dir / job_id / "job.json").read_text())["argv"]
+    assert argv[:3] == ["calibrate", "--benchmark", "humaneval@v1"]
+    assert argv[argv.index("--target-fpr") + 1] == "0.05" and argv[argv.index("--negatives-per-item") + 1] == "3"
+
+    status = jobs.wait(ws, job_id, timeout=180)
+    assert status.state == jobs.SUCCEEDED, jobs.log_tail(ws, job_id)
+    new_id = status.result["calibration_id"]
+    assert calibration_ids(demo_ws) == [new_id, old_id]
+
+    at.run()
+    assert any(f"Calibration job {job_id} finished" in s and new_id in s for s in texts(at.success))
+    assert at.selectbox(key="cal_id").value == old_id
+    assert at.selectbox(key="cal_id").options[0] == f"newest ({new_id})"
+    at = button(at, "Show it").click().run()
+    assert at.selectbox(key="cal_id").value == new_id
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Target FPR"] == "0.05"
+    manifest = json.loads((demo_ws / "calibrations" / new_id / "manifest.json").read_text())
+    assert metrics["Known negatives"] == str(manifest["negatives"])
+    assert len(charts(at)) == 2 * len(manifest["stages"].split(","))
+
+
+def test_a_running_calibration_job_shows_progress(open_app, demo_ws: Path) -> None:
+    ws = Workspace.open(demo_ws)
+    job = jobs.JobStatus("20990101-000000-abcdef", "calibrate", done=1, total=4,
+                         message="scoring 276 pairs with the semantic stage", pid=os.getpid())
+    atomic_write_json(ws.jobs_dir / job.job_id / "status.json", asdict(job))
+    at = open_app(demo_ws, CALIBRATION)
+    assert [(b.value, b.text) for b in at.main.get("progress")] == [
+        (25, f"Calibration job {job.job_id}: scoring 276 pairs with the semantic stage")]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import time
 from pathlib import Path
 
@@ -13,7 +15,6 @@ from hypothesis import strategies as st
 
 from analysis import jobs
 from analysis.contamination import results
-from analysis.contamination.ngram import NgramConfig
 from analysis.contamination.results import ScanTarget, char_ranges
 from analysis.text import tokenize
 from analysis.workspace import DatasetRef, Workspace, WorkspaceError
@@ -76,6 +77,19 @@ def test_highlight_html_escapes_everything_and_marks_the_ranges() -> None:
     assert out.count("<mark") == 2
 
 
+def test_highlight_html_shades_windows_around_whole_marks() -> None:
+    text = "alpha <beta> gamma delta"
+    out = highlight_html(text, [(6, 12)], windows=[(3, 17)], kind="aligned")
+    # the mark stays whole although the window starts and ends inside other text
+    assert re.findall(r"<mark[^>]*>(.*?)</mark>", out) == ["&lt;beta&gt;"]
+    assert 'class="synthscope-aligned"' in out and "synthscope-exact" not in out
+    shaded = re.findall(r'<span class="synthscope-window"[^>]*>(.*?)</span>', out)
+    assert shaded == ["ha ", " gamm"]  # only unmarked text inside the window
+    assert "<beta>" not in out
+    plain = re.sub(r"<[^>]+>", "", out)
+    assert html.unescape(plain) == text  # nothing lost, nothing doubled
+
+
 # -- queries on the demo workspace -----------------------------------------------------
 
 
@@ -89,11 +103,29 @@ def target(ws: Workspace, synthetic: str) -> ScanTarget:
     return match
 
 
+def planted(ws: Workspace, dataset: str = "code-instruct") -> pd.DataFrame:
+    truth = pd.read_parquet(ws.root / "demo" / "planted_truth.parquet")
+    return truth[truth["dataset"] == dataset]
+
+
+def must_flag(ws: Workspace, dataset: str = "code-instruct") -> set[str]:
+    truth = planted(ws, dataset)
+    return set(truth.loc[truth["must_flag"], "task_id"])
+
+
 def test_grid_has_one_row_per_pair_with_counts(demo: Workspace) -> None:
     grid = results.grid(demo).set_index("synthetic")
     assert set(grid.index) == {"code-instruct@v1", "code-instruct@v2", "chat-distill@v1"}
-    assert grid.loc["code-instruct@v1", ["items", "contaminated", "dirty", "partial"]].tolist() == [164, 26, 22, 4]
-    assert grid.loc["code-instruct@v1", "contaminated_share"] == pytest.approx(26 / 164)
+    v1 = grid.loc["code-instruct@v1"]
+    benchmark_rows = len(pd.read_parquet(demo.records_path(DatasetRef("humaneval", "v1"))))
+    assert v1["items"] == benchmark_rows
+    assert v1["contaminated"] == len(must_flag(demo))  # every planted leak, nothing else
+    assert v1["exact"] + v1["near_duplicate"] + v1["semantic"] + v1["judged"] == v1["contaminated"]
+    assert v1["exact"] == v1["dirty"] + v1["partial"]  # the exact stage decides exactly the non-clean buckets
+    assert v1["semantic"] >= 1  # rephrasings that only the semantic stage finds
+    assert v1["contaminated_share"] == pytest.approx(v1["contaminated"] / v1["items"])
+    assert grid.loc["chat-distill@v1", "contaminated"] == len(must_flag(demo, "chat-distill"))
+    assert grid.loc["code-instruct@v2", "contaminated"] == 0
     assert (grid["benchmark"] == "humaneval@v1").all()
 
 
@@ -107,41 +139,103 @@ def test_scans_and_targets(demo: Workspace) -> None:
 
 def test_items_filter_and_order(demo: Workspace) -> None:
     v1 = target(demo, "code-instruct@v1")
-    dirty = results.items(demo, v1)
-    assert len(dirty) == 26 and set(dirty["verdict"]) == {"exact"}
-    assert list(dirty.sort_values(["coverage", "longest_span"], ascending=False)["item_id"]) == list(dirty["item_id"])
+    flagged = results.items(demo, v1)
+    assert set(flagged["item_id"]) == must_flag(demo) and (flagged["verdict"] != "clean").all()
+    # strongest deciding stage first; within the exact stage, highest coverage first
+    strength = flagged["verdict"].map({v: i for i, v in enumerate(results.VERDICTS)})
+    assert strength.is_monotonic_increasing
+    exact = flagged[flagged["verdict"] == "exact"]
+    assert exact["coverage"].is_monotonic_decreasing
     assert len(results.items(demo, v1, contaminated_only=False)) == 164
     assert results.items(demo, target(demo, "code-instruct@v2")).empty
 
 
-def test_items_with_evidence_put_contaminated_first(demo: Workspace) -> None:
+def test_items_decided_by_the_semantic_stage_are_rephrasings_without_coverage(demo: Workspace) -> None:
+    v1 = target(demo, "code-instruct@v1")
+    semantic = results.items(demo, v1, verdicts=["semantic"])
+    truth = planted(demo)
+    rephrased = set(truth.loc[truth["kind"] == "rephrased", "task_id"])
+    assert len(semantic) >= 1 and set(semantic["item_id"]) <= rephrased
+    assert (semantic["verdict"] == "semantic").all() and (semantic["coverage"] == 0).all()
+    assert semantic["cosine"].notna().all() and semantic["cosine"].is_monotonic_decreasing
+    assert semantic["jaccard"].isna().all() and semantic["matched_records"].eq(0).all()
+    counts = results.verdict_counts(demo, v1)
+    assert list(counts) == [v for v in results.VERDICTS if v in counts]  # strongest stage first, clean last
+    assert counts["semantic"] == len(semantic) and sum(counts.values()) == 164
+    both = results.items(demo, v1, verdicts=["semantic", "exact"])
+    assert len(both) == counts["semantic"] + counts["exact"]
+    clean = results.items(demo, v1, contaminated_only=False, verdicts=["clean"])
+    assert len(clean) == counts["clean"] and (clean["verdict"] == "clean").all()
+    assert results.items(demo, v1, contaminated_only=True, verdicts=["clean"]).empty
+
+
+def test_items_with_evidence_put_contaminated_first_and_include_later_stages(demo: Workspace) -> None:
     found = results.items_with_evidence(demo, target(demo, "code-instruct@v1"))
     contaminated = (found["verdict"] != "clean").tolist()
-    assert contaminated == sorted(contaminated, reverse=True) and sum(contaminated) == 26
-    assert (found["matched_records"] > 0).all()
+    assert contaminated == sorted(contaminated, reverse=True) and sum(contaminated) == len(must_flag(demo))
+    semantic = found[found["verdict"] == "semantic"]
+    assert len(semantic) >= 1 and (semantic["matched_records"] == 0).all()  # no n-gram, still evidence
+
+
+def marked_tokens(text: str, ranges: list[tuple[int, int]]) -> list[str]:
+    return [tok for a, b in ranges for tok in tokenize(text[a:b])]
 
 
 def test_evidence_of_every_planted_leak_names_its_record_and_marks_it(demo: Workspace) -> None:
     truth = pd.read_parquet(demo.root / "demo" / "planted_truth.parquet")
+    kinds = set()
     for leak in truth[truth["must_flag"]].itertuples():
         t = target(demo, f"{leak.dataset}@{leak.version}")
         evidence = results.item_evidence(demo, t, leak.task_id)
         assert evidence is not None and evidence.verdict["verdict"] != "clean"
         (record,) = [r for r in evidence.records if r.record_id == leak.record_id]
-        assert record.ranges and record.text is not None
+        assert record.ranges and record.text is not None and record.flagged
+        kinds.add(record.highlight)
         item_ranges = record.item_prompt_ranges + record.item_answer_ranges
         assert item_ranges
-        # the marked words on both sides are the same words
-        item_marked = [tokenize(evidence.prompt[a:b]) for a, b in record.item_prompt_ranges]
-        item_marked += [tokenize(evidence.answer[a:b]) for a, b in record.item_answer_ranges]
-        record_marked = " ".join(" ".join(tokenize(record.text[a:b])) for a, b in record.ranges)
-        for words in item_marked:
-            assert " ".join(words) in record_marked, (leak.kind, leak.task_id)
+        if record.highlight == "exact":
+            # the marked words on both sides are the same words
+            item_marked = [tokenize(evidence.prompt[a:b]) for a, b in record.item_prompt_ranges]
+            item_marked += [tokenize(evidence.answer[a:b]) for a, b in record.item_answer_ranges]
+            record_marked = " ".join(" ".join(tokenize(record.text[a:b])) for a, b in record.ranges)
+            for words in item_marked:
+                assert " ".join(words) in record_marked, (leak.kind, leak.task_id)
+        else:
+            # a rephrasing: aligned word runs, the same tokens in the same order on both sides
+            assert record.highlight == "aligned" and record.coverage is None and record.method == "semantic"
+            assert evidence.verdict["verdict"] == "semantic"
+            item_tokens = (marked_tokens(evidence.prompt, record.item_prompt_ranges)
+                           + marked_tokens(evidence.answer, record.item_answer_ranges))
+            assert item_tokens == marked_tokens(record.text, record.ranges)
+            assert len(item_tokens) >= 5
+            assert record.cosine == pytest.approx(evidence.verdict["cosine"])
+            a, b = record.window
+            assert 0 <= a < b <= len(record.text)
+            assert record.item_prompt_window or record.item_answer_window
         if leak.kind == "verbatim":
             assert record.coverage == 1.0 and len(record.item_prompt_ranges) == 1
             assert tokenize(evidence.prompt[slice(*record.item_prompt_ranges[0])]) == tokenize(evidence.prompt)
         if leak.kind == "answer_only":
             assert record.item_prompt_ranges == [] and record.item_answer_ranges
+    assert kinds == {"exact", "aligned"}
+
+
+def test_evidence_records_carry_every_stage_score(demo: Workspace) -> None:
+    v1 = target(demo, "code-instruct@v1")
+    rows = demo.query("SELECT item_id, record_id, coverage, jaccard, masked_jaccard, number_substituted, cosine, "
+                      "method, flagged FROM evidence WHERE scan_id = ? AND synthetic = 'code-instruct' "
+                      "AND synthetic_version = 'v1' AND number_substituted", [v1.scan_id])
+    assert len(rows) >= 1  # the demo plants a number-substituted copy
+    row = rows.iloc[0]
+    evidence = results.item_evidence(demo, v1, row["item_id"])
+    (record,) = [r for r in evidence.records if r.record_id == row["record_id"]]
+    assert record.number_substituted is True and record.near_field in ("prompt", "answer")
+    assert record.jaccard == pytest.approx(row["jaccard"]) and record.masked_jaccard == pytest.approx(
+        row["masked_jaccard"])
+    assert record.cosine == pytest.approx(row["cosine"]) and record.judge_score is None
+    ranks = [r.rank for r in evidence.records]
+    assert ranks == sorted(ranks) and ranks[0] == 1
+    assert [r.flagged for r in evidence.records] == sorted((r.flagged for r in evidence.records), reverse=True)
 
 
 def test_evidence_of_an_unknown_item_is_none(demo: Workspace) -> None:
@@ -152,13 +246,16 @@ def test_evidence_of_a_record_that_is_gone_has_no_text(demo_ws: Path) -> None:
     """Evidence outlives a dataset version's rows only in odd cases; the viewer must still cope."""
     ws = Workspace.open(demo_ws)
     t = target(ws, "code-instruct@v1")
+    truth = planted(ws)
+    leak = truth[truth["kind"] == "verbatim"].iloc[0]
     records = ws.records_path(DatasetRef("code-instruct", "v1"))
     kept = pd.read_parquet(records)
-    kept[kept["record_id"] != "ci-00330"].to_parquet(records, index=False)
-    evidence = results.item_evidence(ws, t, "HumanEval/103")
-    (record,) = evidence.records
-    assert record.record_id == "ci-00330" and record.text is None and record.ranges == []
+    kept[kept["record_id"] != leak["record_id"]].to_parquet(records, index=False)
+    evidence = results.item_evidence(ws, t, leak["task_id"])
+    (record,) = [r for r in evidence.records if r.record_id == leak["record_id"]]
+    assert record.text is None and record.ranges == [] and record.window is None
     assert record.item_prompt_ranges  # the item side is still marked
+    assert len(evidence.records) > 1 and all(r.text is not None for r in evidence.records if r is not record)
 
 
 # -- starting a scan -------------------------------------------------------------------
@@ -167,16 +264,22 @@ def test_evidence_of_a_record_that_is_gone_has_no_text(demo_ws: Path) -> None:
 def test_start_scan_job_checks_its_inputs(demo_ws: Path) -> None:
     ws = Workspace.open(demo_ws)
     with pytest.raises(ValueError, match="at least one synthetic"):
-        results.start_scan_job(ws, DatasetRef("humaneval"), [], NgramConfig())
+        results.start_scan_job(ws, DatasetRef("humaneval"), [], {})
     with pytest.raises(WorkspaceError, match="no dataset named 'nope'"):
-        results.start_scan_job(ws, DatasetRef("humaneval"), [DatasetRef("nope")], NgramConfig())
+        results.start_scan_job(ws, DatasetRef("humaneval"), [DatasetRef("nope")])
+    with pytest.raises(ValueError, match="unknown scan settings: ngram.size"):
+        results.start_scan_job(ws, DatasetRef("humaneval"), [DatasetRef("chat-distill")], {"ngram.size": 3})
+    with pytest.raises(ValueError, match="stages must include 'exact'"):
+        results.start_scan_job(ws, DatasetRef("humaneval"), [DatasetRef("chat-distill")], {"stages": ["semantic"]})
     assert jobs.list_jobs(ws) == []
 
 
 def test_start_scan_job_runs_with_the_given_settings(demo_ws: Path) -> None:
     ws = Workspace.open(demo_ws)
-    config = NgramConfig(ns=(10,), clean_below=0.3, dirty_from=0.9, top_k=2)
-    job_id = results.start_scan_job(ws, DatasetRef("humaneval"), [DatasetRef("chat-distill")], config)
+    overrides = {"stages": ["exact", "near_duplicate"], "ngram.ns": [10], "ngram.clean_below": 0.3,
+                 "ngram.dirty_from": 0.9, "ngram.top_k": 2, "near_duplicate.flag_at": 0.6,
+                 "semantic.flag_at": None}  # None: left to the workspace
+    job_id = results.start_scan_job(ws, DatasetRef("humaneval"), [DatasetRef("chat-distill")], overrides)
     deadline = time.monotonic() + 120
     while (status := jobs.status(ws, job_id)).state == jobs.RUNNING and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -184,7 +287,10 @@ def test_start_scan_job_runs_with_the_given_settings(demo_ws: Path) -> None:
     (scan_id,) = status.result["scan_ids"]
     manifest = json.loads((ws.scans_dir / scan_id / "manifest.json").read_text())
     assert manifest["config"]["ngram"] == {"ns": [10], "clean_below": 0.3, "dirty_from": 0.9, "top_k": 2}
+    assert manifest["config"]["stages"] == ["exact", "near_duplicate"] and "semantic" not in manifest["config"]
+    assert manifest["config"]["near_duplicate"]["flag_at"] == 0.6
     assert manifest["synthetic"] == "chat-distill@v1" and manifest["benchmark_version"] == "v1"
     newest = [t for t in results.scan_targets(ws) if t.synthetic_label == "chat-distill@v1"][0]
     assert newest.scan_id == scan_id
     assert results.grid(ws).set_index("synthetic").loc["chat-distill@v1", "scan_id"] == scan_id
+    assert results.items(ws, newest, contaminated_only=False)["cosine"].isna().all()  # the semantic stage was off

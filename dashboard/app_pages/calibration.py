@@ -1,0 +1,181 @@
+"""Calibration: how each stage's threshold trades recall for false positives on known pairs, and new calibrations."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from analysis import browse, jobs
+from analysis.contamination import calibration_results as cal
+from analysis.contamination.cascade import STAGES
+from analysis.contamination.scan import config_from
+from analysis.workspace import DatasetRef, Workspace, WorkspaceError
+from dashboard.components.calibration import distribution_chart, threshold_chart
+from dashboard.components.evidence import STAGE_NAMES
+from dashboard.components.jobs import job_panel
+from dashboard.components.widgets import MISSING, choose
+from dashboard.components.workspace import require_workspace
+
+NEWEST = "newest"
+NO_DATASET = "—"
+RATE = {"format": "percent", "min_value": 0.0, "max_value": 1.0}
+RECOMMENDATIONS = {
+    "stage": st.column_config.TextColumn("stage"),
+    "score": st.column_config.TextColumn("score", help="what the stage's threshold applies to"),
+    "threshold": st.column_config.NumberColumn("recommended", format="%.3f",
+                                               help="the lowest threshold whose FPR stays within the target"),
+    "recall": st.column_config.NumberColumn("recall", format="percent"),
+    "fpr": st.column_config.NumberColumn("FPR", format="percent", help="false-positive rate"),
+    "precision": st.column_config.NumberColumn("precision", format="percent"),
+    "f1": st.column_config.NumberColumn("F1", format="%.3f"),
+    "current_threshold": st.column_config.NumberColumn("current", format="%.3f",
+                                                       help="the threshold the workspace uses now"),
+    "current_recall": st.column_config.NumberColumn("recall @ current", format="percent"),
+    "current_fpr": st.column_config.NumberColumn("FPR @ current", format="percent"),
+    "setting": st.column_config.TextColumn("set in synthscope.toml"),
+}
+
+
+def open_calibration(job: jobs.JobStatus) -> None:
+    """Select a finished job's calibration (a button callback)."""
+    calibration_id = job.result.get("calibration_id")
+    if calibration_id:
+        st.session_state["cal_id"] = calibration_id
+
+
+def pick_calibration(calibrations: pd.DataFrame) -> pd.Series:
+    """The calibration to show: the newest by default (following new ones), or one picked by id."""
+    rows = {r.calibration_id: r for r in calibrations.itertuples()}
+    newest = calibrations["calibration_id"].iloc[0]
+
+    def label(cid: str) -> str:
+        if cid == NEWEST:
+            return f"newest ({newest})"
+        r = rows[cid]
+        return (f"{cid} — {r.description} · {r.positives} positives, {r.negatives} negatives, "
+                f"target FPR {r.target_fpr:g}")
+
+    chosen = choose("Calibration", [NEWEST, *rows], key="cal_id", format_func=label)
+    return calibrations.set_index("calibration_id").loc[newest if chosen == NEWEST else chosen]
+
+
+def summary(calibration_id: str, meta: pd.Series) -> None:
+    st.caption(f"{meta['description']} · created {meta['created_at']} · `synthscope sql \"SELECT * FROM "
+               f"calibration_sweeps WHERE calibration_id = '{calibration_id}'\"`")
+    cols = st.columns(4)
+    cols[0].metric("Known positives", int(meta["positives"]))
+    cols[1].metric("Known negatives", int(meta["negatives"]))
+    cols[2].metric("Target FPR", f"{meta['target_fpr']:g}")
+    cols[3].metric("Stages", len(str(meta["stages"]).split(",")), help=str(meta["stages"]))
+    if meta["coarse"]:
+        st.warning(f"Only {int(meta['negatives'])} known negatives for a target FPR of {meta['target_fpr']:g}: "
+                   f"the target allows fewer than {cal.NEGATIVES_PER_FALSE_POSITIVE} false positives, so one "
+                   f"negative more or less moves the measured FPR a lot. For a firm estimate use at least "
+                   f"{int(meta['min_negatives']):,} negatives (more negatives per item, or more items).")
+
+
+def recommendations_section(recs: pd.DataFrame) -> None:
+    st.dataframe(recs.drop(columns=["target_fpr"]), hide_index=True, key="cal_recs", placeholder=MISSING,
+                 column_config=RECOMMENDATIONS)
+    missing = [STAGE_NAMES.get(s, s) for s, t in zip(recs["stage"], recs["threshold"]) if pd.isna(t)]
+    if missing:
+        st.info(f"No threshold of {', '.join(missing)} keeps the false-positive rate within the target.")
+    snippet = cal.toml_snippet(recs)
+    if snippet:
+        st.caption("To use the recommended thresholds, set in the workspace's synthscope.toml:")
+        st.code(snippet, language="toml")
+
+
+def stage_charts(ws: Workspace, calibration_id: str, recs: pd.DataFrame) -> None:
+    curves = cal.sweep_curves(ws, calibration_id)
+    histograms = cal.score_distributions(ws, calibration_id)
+    st.caption("Left: recall, precision and false-positive rate if the stage flagged every pair scoring at or "
+               "above the threshold. Right: how the scores of known positives and negatives spread. "
+               "Solid rule: recommended threshold; dashed: the one in use.")
+    for rec in recs.itertuples():
+        st.markdown(f"**{STAGE_NAMES.get(rec.stage, rec.stage)}** — {rec.score}")
+        left, right = st.columns(2)
+        stage_curves = curves[curves["stage"] == rec.stage]
+        stage_hist = histograms[histograms["stage"] == rec.stage]
+        if stage_curves.empty:
+            left.caption("no sweep for this stage")
+        else:
+            left.altair_chart(threshold_chart(stage_curves, rec.score, rec.threshold, rec.current_threshold),
+                              width="stretch")
+        if stage_hist.empty:
+            right.caption("no scored pairs for this stage")
+        else:
+            right.altair_chart(distribution_chart(stage_hist, rec.score, rec.threshold, rec.current_threshold),
+                               width="stretch")
+
+
+def new_calibration_form(ws: Workspace) -> None:
+    """Benchmark, known positives (a dataset or a truth file) and the target; it runs as a job."""
+    versions = browse.dataset_versions(ws)
+    benchmark_refs = list(versions[versions["kind"] == "benchmark"]["ref"])
+    if not benchmark_refs:
+        st.info("A calibration needs a benchmark: import one on the Datasets page.")
+        return
+    try:
+        default_stages = list(config_from(ws).stages)
+    except ValueError:
+        default_stages = ["exact"]
+    demo_truth = ws.root / "demo" / "planted_truth.parquet"
+    with st.form("new_calibration"):
+        st.markdown("Known positives: a dataset whose row *i* is contamination of benchmark row *i* (e.g. its "
+                    "rephrasings), **or** a planted-truth file with columns dataset, version, record_id, task_id, "
+                    "must_flag.")
+        c1, c2, c3 = st.columns(3)
+        benchmark = c1.selectbox("Benchmark", benchmark_refs, key="cal_benchmark")
+        positives = c2.selectbox("Known positives (dataset)", [NO_DATASET, *versions["ref"]], key="cal_positives")
+        truth = c3.text_input("or planted-truth file (path on this machine)", key="cal_truth",
+                              placeholder=str(demo_truth) if demo_truth.exists() else "/data/truth.parquet")
+        c1, c2, c3 = st.columns(3)
+        target_fpr = c1.number_input("Target false-positive rate", 0.0001, 0.5, 0.01, 0.005, format="%.4f",
+                                     key="cal_target_fpr", help="the recommended thresholds keep the FPR within this")
+        negatives = c2.number_input("Negatives per item", 1, 200, 5, key="cal_negatives",
+                                    help="shuffled pairs of each item with other items' texts")
+        stages = c3.multiselect("Stages", list(STAGES), default=default_stages, key="cal_stages",
+                                format_func=lambda s: STAGE_NAMES.get(s, s))
+        submitted = st.form_submit_button("Start calibration", type="primary")
+    if not submitted:
+        return
+    try:
+        job_id = cal.start_calibration_job(
+            ws, DatasetRef.parse(benchmark),
+            positives=None if positives == NO_DATASET else DatasetRef.parse(positives),
+            truth=truth.strip() or None, target_fpr=float(target_fpr), negatives_per_item=int(negatives),
+            stages=stages)
+    except (ValueError, WorkspaceError) as exc:
+        st.error(f"The calibration was not started: {exc}")
+        return
+    st.success(f"Started calibration job {job_id}; its progress shows at the top of this page.")
+
+
+ws = require_workspace()
+st.title("Calibration")
+st.caption("Each stage's threshold, measured on known positives and negatives: what it catches and what it "
+           "wrongly flags (`synthscope calibrate`).")
+
+st.subheader("Calibration jobs")
+jobs_box = st.container()  # filled last, so a calibration started by the form below shows at once
+
+calibrations = cal.calibrations(ws)
+if calibrations.empty:
+    st.info("No calibration yet: start one below (or `synthscope calibrate`).")
+else:
+    meta = pick_calibration(calibrations)
+    calibration_id = str(meta.name)
+    summary(calibration_id, meta)
+    st.subheader("Recommended thresholds")
+    recs = cal.recommendations(ws, calibration_id)
+    recommendations_section(recs)
+    st.subheader("Per stage")
+    stage_charts(ws, calibration_id, recs)
+
+st.subheader("New calibration")
+new_calibration_form(ws)
+
+with jobs_box:
+    job_panel(ws, "calibrate", "Calibration", lambda job: f"calibration {job.result.get('calibration_id', '?')}",
+              open_calibration, "Show it")
