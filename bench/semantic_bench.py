@@ -112,16 +112,22 @@ def throughput(args: argparse.Namespace) -> dict[str, Any]:
 # -- 3: real data ------------------------------------------------------------------------------
 
 
+def at_fpr(scores: np.ndarray, labels: np.ndarray, fpr: float = 0.01) -> dict[str, float]:
+    """Recall at the lowest threshold whose false-positive rate is at most ``fpr``, that threshold, its FPR."""
+    table = calibrate.sweep(scores, labels)
+    ok = table[table["fpr"] <= fpr]
+    row = ok.sort_values(["recall", "threshold"], ascending=[False, True]).iloc[0]
+    return {"threshold": float(row["threshold"]), "recall": float(row["recall"]), "fpr": float(row["fpr"])}
+
+
 def _recall_table(ws: Workspace, bench: str, positives: str, config: SemanticConfig) -> dict[str, Any]:
     items = len(calibrate._records(ws, DatasetRef(bench)))
     pairset = calibrate.aligned_pairs(ws, DatasetRef(bench), DatasetRef(positives), negatives_per_item=items)
     scores = calibrate.score_semantic(ws, pairset, config)
     labels = pairset.pairs["label"].to_numpy(bool)
-    rec = calibrate.recommend(calibrate.sweep(scores, labels), 0.01)
     at = scores >= config.flag_at
-    return {"positives": int(labels.sum()), "negatives": int((~labels).sum()),
-            "threshold": rec.threshold if rec else float("nan"), "recall": rec.recall if rec else 0.0,
-            "fpr": rec.fpr if rec else 0.0, "recall_default": float(at[labels].mean()),
+    return {"positives": int(labels.sum()), "negatives": int((~labels).sum()), **at_fpr(scores, labels),
+            "recall_default": float(at[labels].mean()),
             "fpr_default": float(at[~labels].mean()), "pos": scores[labels], "neg": scores[~labels]}
 
 
@@ -142,10 +148,9 @@ def real_recall(ws: Workspace, device: str) -> list[dict[str, Any]]:
         mmlu = rows[1:]
         pos = np.concatenate([r["pos"] for r in mmlu])
         neg = np.concatenate([r["neg"] for r in mmlu])
-        rec = calibrate.recommend(calibrate.sweep(np.r_[pos, neg], np.r_[np.ones(len(pos), bool),
-                                                                            np.zeros(len(neg), bool)]), 0.01)
+        pooled = at_fpr(np.r_[pos, neg], np.r_[np.ones(len(pos), bool), np.zeros(len(neg), bool)])
         rows.append({"set": "MMLU, three subjects pooled", "windows": label, "positives": len(pos),
-                     "negatives": len(neg), "threshold": rec.threshold, "recall": rec.recall, "fpr": rec.fpr,
+                     "negatives": len(neg), **pooled,
                      "recall_default": float((pos >= config.flag_at).mean()),
                      "fpr_default": float((neg >= config.flag_at).mean())})
         out += rows

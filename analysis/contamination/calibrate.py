@@ -12,9 +12,10 @@ For a threshold ``t`` a stage flags the pairs with ``score >= t``:
 * precision ``TP / (TP + FP)``, ``F1 = 2 * precision * recall / (precision + recall)``.
 
 :func:`sweep` evaluates every distinct score as a threshold (exact, no binning);
-:func:`recommend` picks, for a target false-positive rate, the lowest threshold
-whose FPR stays at or under it, which is the one with the highest recall among
-those that keep the false positives in budget.
+:func:`recommend` picks, for a target false-positive rate, a threshold with the
+highest recall among those that keep the false positives in budget: the middle
+of the band of such thresholds, so it is as far from the negatives as from the
+weakest positive it must catch.
 """
 
 from __future__ import annotations
@@ -82,14 +83,26 @@ class Recommendation:
 
 
 def recommend(table: pd.DataFrame, target_fpr: float) -> Recommendation | None:
-    """The lowest threshold with ``fpr <= target_fpr`` (the most recall in budget); None if none is."""
+    """The threshold for ``target_fpr``: the most recall in budget, as far from the negatives as possible.
+
+    Every threshold from ``low`` (the lowest with ``fpr <= target_fpr`` and the
+    best recall in budget) up to ``high`` (the highest with that recall, i.e. the
+    weakest positive it still catches) gives the same recall on these pairs. The
+    recommendation is their midpoint: a lowest-threshold rule would sit right on
+    the negatives' edge (with few negatives, e.g. at a Jaccard of 0.02 when every
+    negative scores 0), a highest one right on the positives'. None if no
+    threshold keeps the FPR in budget.
+    """
     ok = table[table["fpr"] <= target_fpr]
     if ok.empty:
         return None
-    best = ok.sort_values(["recall", "threshold"], ascending=[False, True]).iloc[0]
-    # A threshold exactly at the best negative's score would flag it; the row already counts that.
-    return Recommendation(float(best["threshold"]), float(best["recall"]), float(best["fpr"]),
-                          float(best["precision"]), float(best["f1"]))
+    recall = ok["recall"].max()
+    low = float(ok.loc[ok["recall"] == recall, "threshold"].min())
+    high = float(table.loc[table["recall"] == recall, "threshold"].max())
+    threshold = (low + high) / 2
+    row = table[table["threshold"] >= threshold].iloc[0]  # what flags at the midpoint: the same positives
+    return Recommendation(threshold, float(row["recall"]), float(row["fpr"]), float(row["precision"]),
+                          float(row["f1"]))
 
 
 def shuffled_negatives(n: int, per_item: int, seed: int = 0) -> np.ndarray:

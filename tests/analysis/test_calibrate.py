@@ -43,6 +43,10 @@ def test_recommendation_keeps_fpr_in_budget_with_most_recall() -> None:
     assert rec is not None and rec.threshold == 0.4 and rec.recall == 1.0 and rec.fpr == 0.01
     strict = recommend(sweep(scores, labels), target_fpr=0.0)
     assert strict is not None and strict.threshold == 0.85 and strict.recall == pytest.approx(3 / 8)
+    # Every negative at 0 and positives from 0.3 up: the middle of the band, not the negatives' edge.
+    lone = recommend(sweep(np.array([0.02, 0.3, 0.6, 0.9] + [0.0] * 200), np.array([0, 1, 1, 1] + [0] * 200,
+                                                                                      dtype=bool)), 0.01)
+    assert lone is not None and lone.threshold == pytest.approx(0.16) and lone.recall == 1.0 and lone.fpr == 0.0
     # A stage whose every threshold flags a negative first has nothing to recommend.
     assert recommend(sweep(np.array([0.9, 0.1]), np.array([0, 1], dtype=bool)), target_fpr=0.0) is None
 
