@@ -21,7 +21,7 @@ def configure(workspace_root: Path | None = None, online: bool | None = None) ->
 
     Offline (the default) sets ``HF_HUB_OFFLINE``, ``HF_DATASETS_OFFLINE`` and
     ``TRANSFORMERS_OFFLINE``. Online (``--online`` or ``SYNTHSCOPE_ONLINE=1``)
-    clears them. Without a user-set ``HF_HOME``, caches go to ``.hf/`` inside the
+    clears them. Without a user-set ``HF_HOME``, caches go to ``indexes/hf/`` inside the
     workspace so nothing is written elsewhere on the machine.
     """
     if online is None:
@@ -32,5 +32,5 @@ def configure(workspace_root: Path | None = None, online: bool | None = None) ->
         else:
             os.environ[var] = "1"
     if workspace_root is not None and "HF_HOME" not in os.environ:
-        os.environ["HF_HOME"] = str(Path(workspace_root).resolve() / ".hf")
+        os.environ["HF_HOME"] = str(Path(workspace_root).resolve() / "indexes" / "hf")
     return online

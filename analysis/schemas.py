@@ -99,6 +99,35 @@ CALIBRATION_RECOMMENDATIONS = pa.schema([
     ("calibration_id", pa.string()),
 ])
 
+EVAL_SAMPLES = pa.schema([
+    ("eval_id", pa.string()),
+    ("run_id", pa.string()),
+    ("task", pa.string()),
+    ("doc_id", pa.int64()),  # index of the doc in the task's evaluated split (lm-eval's doc_id)
+    ("filter", pa.string()),  # lm-eval filter pipeline ("none" for most tasks); one row per doc and filter
+    ("output_type", pa.string()),  # multiple_choice | loglikelihood | loglikelihood_rolling | generate_until
+    ("doc_hash", pa.string()),  # lm-eval's sha256 of the doc JSON
+    ("prompt_hash", pa.string()),
+    ("target_hash", pa.string()),
+    ("target", pa.string()),
+    ("acc", pa.float64()),
+    ("acc_norm", pa.float64()),
+    ("exact_match", pa.float64()),
+    ("metrics", pa.map_(pa.string(), pa.float64())),  # every numeric per-sample metric lm-eval logged
+    ("choices", pa.list_(pa.string())),  # multiple choice: the continuations scored
+    ("loglikelihoods", pa.list_(pa.float64())),  # one per choice (or the one continuation)
+    ("is_greedy", pa.list_(pa.bool_())),
+    ("chosen", pa.int64()),  # argmax of loglikelihoods
+    ("chosen_norm", pa.int64()),  # argmax of loglikelihood per character (lm-eval's acc_norm)
+    ("target_index", pa.int64()),  # multiple choice: index of the right choice
+    ("generated", pa.string()),  # generate_until: the model's answer after filtering
+    ("benchmark", pa.string()),  # the benchmark dataset version the doc was checked against
+    ("benchmark_version", pa.string()),
+    ("record_id", pa.string()),  # the benchmark record, only where doc_id and doc_hash both agree
+    ("doc_hash_ok", pa.bool_()),  # null: not checked (no benchmark); false: mismatch or doc not found
+    ("source_line", pa.int64()),  # line in the samples_*.jsonl file, 1-based
+])
+
 # Manifests are JSON, one file per artefact; the views read these keys.
 JSON_COLUMNS: dict[str, dict[str, str]] = {
     "datasets": {
@@ -115,9 +144,25 @@ JSON_COLUMNS: dict[str, dict[str, str]] = {
         "benchmark_version": "VARCHAR", "synthetic": "VARCHAR", "methods": "VARCHAR",
         "items": "BIGINT", "records": "BIGINT", "seconds": "DOUBLE",
     },
+    "runs": {
+        "run_id": "VARCHAR", "created_at": "VARCHAR", "model": "VARCHAR", "model_source": "VARCHAR",
+        "base_model": "VARCHAR", "datasets": "STRUCT(name VARCHAR, version VARCHAR)[]",
+        "synthetic_share": "DOUBLE", "tags": "VARCHAR[]", "date": "VARCHAR", "notes": "VARCHAR",
+    },
+    "evals": {
+        "eval_id": "VARCHAR", "created_at": "VARCHAR", "run_id": "VARCHAR", "task": "VARCHAR", "model": "VARCHAR",
+        "output_type": "VARCHAR", "lm_eval_version": "VARCHAR", "metrics": "MAP(VARCHAR, DOUBLE)",
+        "samples": "BIGINT", "errors": "BIGINT", "benchmark": "VARCHAR", "benchmark_version": "VARCHAR",
+        "linked": "BIGINT", "hash_mismatches": "BIGINT", "missing_docs": "BIGINT", "source": "VARCHAR",
+        "samples_sha256": "VARCHAR",
+    },
 }
 
-_DUCK_TO_ARROW = {"VARCHAR": pa.string(), "BIGINT": pa.int64(), "DOUBLE": pa.float64()}
+_DUCK_TO_ARROW = {
+    "VARCHAR": pa.string(), "BIGINT": pa.int64(), "DOUBLE": pa.float64(),
+    "VARCHAR[]": pa.list_(pa.string()), "MAP(VARCHAR, DOUBLE)": pa.map_(pa.string(), pa.float64()),
+    "STRUCT(name VARCHAR, version VARCHAR)[]": pa.list_(pa.struct([("name", pa.string()), ("version", pa.string())])),
+}
 
 # view name -> (glob relative to the workspace root, reader)
 BASE_VIEWS: dict[str, tuple[str, str]] = {
@@ -129,6 +174,9 @@ BASE_VIEWS: dict[str, tuple[str, str]] = {
     "calibrations": ("calibrations/*/manifest.json", "json"),
     "calibration_sweeps": ("calibrations/*/sweep.parquet", "parquet"),
     "calibration_recommendations": ("calibrations/*/recommendations.parquet", "parquet"),
+    "runs": ("runs/*/manifest.json", "json"),
+    "evals": ("evals/*/manifest.json", "json"),
+    "eval_samples": ("evals/*/samples.parquet", "parquet"),
 }
 
 
@@ -150,6 +198,9 @@ EMPTY: dict[str, Callable[[], pa.Table]] = {
     "calibrations": _empty_json("calibrations"),
     "calibration_sweeps": _empty(CALIBRATION_SWEEPS),
     "calibration_recommendations": _empty(CALIBRATION_RECOMMENDATIONS),
+    "runs": _empty_json("runs"),
+    "evals": _empty_json("evals"),
+    "eval_samples": _empty(EVAL_SAMPLES),
 }
 
 DERIVED_VIEWS: dict[str, str] = {

@@ -7,6 +7,9 @@ Layout::
     datasets/<name>/<version>/         records.parquet, manifest.json, errors.jsonl
     scans/<scan_id>/                   verdicts.parquet, evidence.parquet, manifest.json
     jobs/<job_id>/                     job.json, status.json, log.txt
+    runs/<run_id>/                     manifest.json: a trained model and what it was trained on
+    evals/<eval_id>/                   samples.parquet, manifest.json, errors.jsonl: one run x one lm-eval task
+    lmeval/<output_id>/                lm-eval's own output folder of an `eval run` (results_*.json, samples_*.jsonl)
     indexes/                           reusable derived data (signatures, embeddings, FAISS, judge cache)
     tmp/                               staging area; never read by a view
 
@@ -190,6 +193,18 @@ class Workspace:
     @property
     def indexes_dir(self) -> Path:
         return self.root / "indexes"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.root / "runs"
+
+    @property
+    def evals_dir(self) -> Path:
+        return self.root / "evals"
+
+    @property
+    def lmeval_dir(self) -> Path:
+        return self.root / "lmeval"
 
     def dataset_dir(self, ref: DatasetRef) -> Path:
         if ref.version is None:
