@@ -26,6 +26,8 @@
 
 The planted truth is ``demo/planted_truth.parquet``: one row per planted
 synthetic row with its kind, the HumanEval item and whether it must be flagged.
+The evaluation half (a quiz benchmark, two tiny models, their runs and lm-eval
+results) is :mod:`analysis.evals.demo`.
 The workspace is assembled in a staging folder and renamed into place, so an
 interrupted build leaves no half-built demo.
 """
@@ -246,8 +248,12 @@ def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-def build_demo(path: Path, force: bool = False) -> Path:
-    """Build the demo workspace at ``path``; see the module docstring."""
+def build_demo(path: Path, force: bool = False, evals: bool = True) -> Path:
+    """Build the demo workspace at ``path``; see the module docstring.
+
+    With ``evals``, :func:`analysis.evals.demo.build_eval_demo` then adds two tiny
+    trained models, their runs and lm-eval results (about two minutes on 2 cores).
+    """
     path = Path(path)
     if path.exists():
         if not force:
@@ -262,7 +268,13 @@ def build_demo(path: Path, force: bool = False) -> Path:
         staging.rename(path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    Workspace.open(path).refresh_catalog()  # the catalog names files by absolute path
+    ws = Workspace.open(path)
+    if evals:
+        # Runs and lm-eval tasks name their files by absolute path: built where the workspace now lives.
+        from analysis.evals.demo import build_eval_demo
+
+        build_eval_demo(ws)
+    ws.refresh_catalog()  # the catalog names files by absolute path
     return path.resolve()
 
 

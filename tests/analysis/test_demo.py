@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -91,3 +92,17 @@ def test_demo_is_deterministic_and_never_clobbers(tmp_path: Path, demo_workspace
     with pytest.raises(WorkspaceError, match="not a synthscope workspace"):
         build_demo(tmp_path / "mine", force=True)
     assert build_demo(again, force=True) == again.resolve()
+
+
+def test_the_demo_candidate_gains_only_where_its_synthetic_set_leaked(demo_workspace_template: Path) -> None:
+    from analysis.evals.compare import compare
+
+    ws = Workspace.open(demo_workspace_template)
+    c = compare(ws, "tiny-baseline", "tiny-candidate", "synthscope_quiz", n_boot=2000)
+    leaked = set(json.loads((demo_workspace_template / "demo" / "lm" / "task" / "leaked.json").read_text())[
+        "leaked_doc_ids"])
+    assert set(c.items.loc[c.items["contaminated"], "doc_id"]) == leaked  # the scan finds exactly the leak
+    subsets = c.subsets.set_index("subset")
+    assert subsets.loc["contaminated", "gain"] > 0.5 and subsets.loc["contaminated", "mcnemar_p"] < 1e-6
+    assert abs(subsets.loc["clean", "gain"]) < 0.15 and subsets.loc["clean", "mcnemar_p"] > 0.05
+    assert c.inflation.low > 0.5  # measured +0.83, 95 % CI [0.71, 0.95]
