@@ -17,6 +17,8 @@ navigation = st.navigation([
     st.Page("app_pages/datasets.py", title="Datasets", icon="🗂️"),
     st.Page("app_pages/contamination.py", title="Contamination", icon="🧪"),
     st.Page("app_pages/calibration.py", title="Calibration", icon="🎯"),
+    st.Page("app_pages/runs.py", title="Runs", icon="🏃"),
+    st.Page("app_pages/compare.py", title="Compare", icon="⚖️"),
 ])
 
 ws, error = open_workspace()
