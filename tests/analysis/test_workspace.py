@@ -41,7 +41,7 @@ def test_catalog_file_serves_external_duckdb_clients(demo_ws: Path) -> None:
     rows = con.execute("SELECT synthetic, contaminated FROM contamination_grid ORDER BY synthetic, "
                        "synthetic_version").fetchall()
     con.close()
-    assert rows == [("chat-distill", 2), ("code-instruct", 32), ("code-instruct", 0)]
+    assert rows == [("chat-distill", 2), ("code-instruct", 32), ("code-instruct", 0), ("quiz-synth", 100)]
 
 
 def test_atomic_write_replaces_whole_files(tmp_path: Path) -> None:
@@ -126,7 +126,7 @@ def test_dashboard_style_reads_never_block_while_scans_write(demo_ws: Path) -> N
     while writer.poll() is None and time.monotonic() < deadline:
         try:
             grid = ws.query("SELECT * FROM contamination_grid")
-            assert len(grid) == 3
+            assert len(grid) == 4
             ws.query("SELECT count(*) FROM evidence JOIN records USING (record_id)")
             con = duckdb.connect(str(demo_ws / "catalog.duckdb"), read_only=True)
             con.execute("SELECT count(*) FROM latest_verdicts").fetchall()
