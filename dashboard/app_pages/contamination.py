@@ -53,7 +53,7 @@ def pick_target(targets: list[results.ScanTarget]) -> results.ScanTarget:
     """Benchmark, synthetic dataset and scan (the newest by default)."""
     c1, c2, c3 = st.columns(3)
     with c1:
-        bench = choose("Benchmark", list(dict.fromkeys(t.benchmark_label for t in targets)), key="cont_benchmark")
+        bench = choose("Benchmark", sorted({t.benchmark_label for t in targets}), key="cont_benchmark")
     with c2:
         synthetic = choose("Synthetic dataset", list(dict.fromkeys(
             t.synthetic_label for t in targets if t.benchmark_label == bench)), key="cont_synthetic")

@@ -131,9 +131,11 @@ def test_sidebar_shows_the_workspace_and_running_jobs(open_app, demo_ws: Path) -
 def test_overview_summarises_the_workspace(open_app, demo_ws: Path) -> None:
     at = open_app(demo_ws)
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["benchmark versions"] == "1" and metrics["synthetic versions"] == "3"
-    assert metrics["scans"] == "1"
-    grid = frame(at, "contaminated_share").set_index("synthetic")
+    # HumanEval with three synthetic sets, and the quiz of the evaluation half with its leaky set.
+    assert metrics["benchmark versions"] == "2" and metrics["synthetic versions"] == "4"
+    assert metrics["scans"] == "2"
+    grid = frame(at, "contaminated_share")
+    grid = grid[grid["benchmark"] == "humaneval@v1"].set_index("synthetic")
     assert grid.loc["code-instruct@v1", "contaminated"] == len(must_flag(demo_ws))
     assert grid.loc["code-instruct@v1", "semantic"] == len(semantic_items(demo_ws))
     assert grid.loc["chat-distill@v1", "contaminated"] == len(must_flag(demo_ws, "chat-distill"))
@@ -153,7 +155,8 @@ def test_datasets_lists_every_version(open_app, demo_ws: Path) -> None:
     at = open_app(demo_ws, DATASETS)
     versions = frame(at, "mapping")
     assert sorted(zip(versions["name"], versions["version"])) == [
-        ("chat-distill", "v1"), ("code-instruct", "v1"), ("code-instruct", "v2"), ("humaneval", "v1")]
+        ("chat-distill", "v1"), ("code-instruct", "v1"), ("code-instruct", "v2"), ("humaneval", "v1"),
+        ("quiz", "v1"), ("quiz-clean", "v1"), ("quiz-synth", "v1")]
     assert versions.set_index("name").loc["humaneval", "mapping"].startswith("humaneval:")
 
 

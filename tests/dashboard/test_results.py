@@ -114,8 +114,11 @@ def must_flag(ws: Workspace, dataset: str = "code-instruct") -> set[str]:
 
 
 def test_grid_has_one_row_per_pair_with_counts(demo: Workspace) -> None:
-    grid = results.grid(demo).set_index("synthetic")
-    assert set(grid.index) == {"code-instruct@v1", "code-instruct@v2", "chat-distill@v1"}
+    everything = results.grid(demo)
+    assert set(zip(everything["benchmark"], everything["synthetic"])) == {
+        ("humaneval@v1", "code-instruct@v1"), ("humaneval@v1", "code-instruct@v2"), ("humaneval@v1", "chat-distill@v1"),
+        ("quiz@v1", "quiz-synth@v1")}
+    grid = everything[everything["benchmark"] == "humaneval@v1"].set_index("synthetic")
     v1 = grid.loc["code-instruct@v1"]
     benchmark_rows = len(pd.read_parquet(demo.records_path(DatasetRef("humaneval", "v1"))))
     assert v1["items"] == benchmark_rows
@@ -131,9 +134,9 @@ def test_grid_has_one_row_per_pair_with_counts(demo: Workspace) -> None:
 
 def test_scans_and_targets(demo: Workspace) -> None:
     scans = results.scans(demo)
-    assert len(scans) == 1 and scans["benchmark"][0] == "humaneval@v1"
-    targets = results.scan_targets(demo)
-    assert {t.scan_id for t in targets} == {scans["scan_id"][0]}
+    assert sorted(scans["benchmark"]) == ["humaneval@v1", "quiz@v1"]
+    humaneval = scans.loc[scans["benchmark"] == "humaneval@v1", "scan_id"].iloc[0]
+    targets = [t for t in results.scan_targets(demo) if t.scan_id == humaneval]
     assert sorted(t.synthetic_label for t in targets) == ["chat-distill@v1", "code-instruct@v1", "code-instruct@v2"]
 
 
