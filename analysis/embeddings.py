@@ -316,3 +316,20 @@ def max_cosine(a: np.ndarray, a_owner: np.ndarray, b: np.ndarray, b_owner: np.nd
         if len(by_a[i]) and len(by_b[j]):
             out[k] = float((a[by_a[i]] @ b[by_b[j]].T).max())
     return out
+
+
+def record_vectors(ws: Workspace, model: Embedder, texts: list[str], size: int | None = None,
+                   stride: int | None = None) -> np.ndarray:
+    """One unit vector per text: the normalised mean of its window vectors (cached per window in ``ws``).
+
+    For whole-dataset geometry (diversity, fidelity, clusters, distance to the
+    closest record), where a text needs one point. An empty text gets a zero vector.
+    With the semantic stage's window settings the scan's cached vectors are reused.
+    """
+    vectors, windows = embed(ws, model, texts, size, stride)
+    out = np.zeros((len(texts), model.dim), dtype=np.float32)
+    if len(vectors):
+        np.add.at(out, windows.owner, vectors)
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    np.divide(out, norms, out=out, where=norms > 0)
+    return out

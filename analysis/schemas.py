@@ -128,6 +128,34 @@ EVAL_SAMPLES = pa.schema([
     ("source_line", pa.int64()),  # line in the samples_*.jsonl file, 1-based
 ])
 
+MEMBERSHIP_SCORES = pa.schema([
+    ("score_id", pa.string()),
+    ("run_id", pa.string()),
+    ("benchmark", pa.string()),
+    ("benchmark_version", pa.string()),
+    ("record_id", pa.string()),
+    ("doc_id", pa.int64()),
+    ("min_k_pp", pa.float64()),  # Min-K%++ of prompt + " " + answer under the run's model; higher: more "seen"
+    ("mean_logprob", pa.float64()),  # mean token log-probability of the same text (the loss attack)
+    ("tokens", pa.int64()),  # tokens scored (the first token has no prediction)
+    ("truncated", pa.bool_()),  # the text was longer than max_tokens and was cut
+])
+
+REPORT_METRICS = pa.schema([
+    ("report_id", pa.string()),
+    ("dataset", pa.string()),
+    ("version", pa.string()),
+    ("section", pa.string()),  # contamination | quality | bias | privacy
+    ("key", pa.string()),  # "<section>.<name>" (analysis.metrics.Metric.key)
+    ("label", pa.string()),
+    ("value", pa.float64()),  # NaN: not measurable here (detail says why)
+    ("higher_is_better", pa.bool_()),
+    ("detail", pa.string()),
+    ("evidence", pa.string()),  # evidence table of the same section, or null
+    ("grade", pa.string()),  # pass | warn | fail | info, under the policy the scorecard was built with
+    ("rule", pa.string()),  # that policy's bounds for the metric, in words
+])
+
 # Manifests are JSON, one file per artefact; the views read these keys.
 JSON_COLUMNS: dict[str, dict[str, str]] = {
     "datasets": {
@@ -156,6 +184,16 @@ JSON_COLUMNS: dict[str, dict[str, str]] = {
         "linked": "BIGINT", "hash_mismatches": "BIGINT", "missing_docs": "BIGINT", "source": "VARCHAR",
         "samples_sha256": "VARCHAR",
     },
+    "reports": {
+        "report_id": "VARCHAR", "created_at": "VARCHAR", "dataset": "VARCHAR", "version": "VARCHAR",
+        "reference": "VARCHAR", "source": "VARCHAR", "holdout": "VARCHAR", "policy": "VARCHAR",
+        "policy_digest": "VARCHAR", "status": "VARCHAR", "seconds": "DOUBLE",
+    },
+    "membership": {
+        "score_id": "VARCHAR", "created_at": "VARCHAR", "run_id": "VARCHAR", "model": "VARCHAR",
+        "benchmark": "VARCHAR", "benchmark_version": "VARCHAR", "k": "DOUBLE", "max_tokens": "BIGINT",
+        "items": "BIGINT", "truncated": "BIGINT", "device": "VARCHAR", "seconds": "DOUBLE",
+    },
 }
 
 _DUCK_TO_ARROW = {
@@ -177,6 +215,10 @@ BASE_VIEWS: dict[str, tuple[str, str]] = {
     "runs": ("runs/*/manifest.json", "json"),
     "evals": ("evals/*/manifest.json", "json"),
     "eval_samples": ("evals/*/samples.parquet", "parquet"),
+    "membership": ("membership/*/manifest.json", "json"),
+    "reports": ("reports/*/manifest.json", "json"),
+    "report_metrics": ("reports/*/metrics.parquet", "parquet"),
+    "membership_scores": ("membership/*/scores.parquet", "parquet"),
 }
 
 
@@ -201,9 +243,18 @@ EMPTY: dict[str, Callable[[], pa.Table]] = {
     "runs": _empty_json("runs"),
     "evals": _empty_json("evals"),
     "eval_samples": _empty(EVAL_SAMPLES),
+    "membership": _empty_json("membership"),
+    "reports": _empty_json("reports"),
+    "report_metrics": _empty(REPORT_METRICS),
+    "membership_scores": _empty(MEMBERSHIP_SCORES),
 }
 
 DERIVED_VIEWS: dict[str, str] = {
+    # The newest scorecard's metrics of each dataset version.
+    "latest_report_metrics": """
+        SELECT * FROM report_metrics
+        QUALIFY report_id = max(report_id) OVER (PARTITION BY dataset, version)
+    """,
     # The newest scan's verdicts for each benchmark version x synthetic version.
     "latest_verdicts": """
         SELECT * FROM verdicts

@@ -31,7 +31,7 @@ from __future__ import annotations
 import re
 import threading
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -302,6 +302,24 @@ def window_hashes(tokens: np.ndarray, ns: Sequence[int]) -> dict[int, np.ndarray
                 windows *= up[n - 1 : count]
                 out[n] = windows
     return out
+
+
+def char_chunks(texts: Sequence[str], max_chars: int) -> Iterator[tuple[int, int]]:
+    """``(start, end)`` slices of ``texts`` of about ``max_chars`` characters each, in order.
+
+    A text longer than ``max_chars`` is a chunk of its own. Hashing in such chunks
+    keeps the per-character work arrays in the CPU caches and memory bounded
+    whatever the input's size (measured: chunks of 128-256 thousand characters hash
+    about three times faster than chunks of 4 million).
+    """
+    start = 0
+    while start < len(texts):
+        end, size = start, 0
+        while end < len(texts) and (end == start or size + len(texts[end]) <= max_chars):
+            size += len(texts[end])
+            end += 1
+        yield start, end
+        start = end
 
 
 def record_text(prompt: str, answer: str) -> str:

@@ -203,6 +203,14 @@ class Workspace:
         return self.root / "evals"
 
     @property
+    def reports_dir(self) -> Path:
+        return self.root / "reports"
+
+    @property
+    def membership_dir(self) -> Path:
+        return self.root / "membership"
+
+    @property
     def lmeval_dir(self) -> Path:
         return self.root / "lmeval"
 

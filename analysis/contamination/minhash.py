@@ -96,7 +96,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from analysis.engine import RowGroup, map_local, read_table, row_groups
-from analysis.text import hash_tokens, ngram_hashes, normalize, record_text
+from analysis.text import char_chunks, hash_tokens, ngram_hashes, normalize, record_text
 from analysis.workspace import DatasetRef, Workspace
 
 FIELDS = ("prompt", "answer")
@@ -226,19 +226,12 @@ def shingle_windows(texts: Sequence[str], k: int, premasked: bool = False, max_c
     """Every ``k``-word window hash of every text, in order (see :class:`Shingles`).
 
     Texts are hashed in chunks of about ``max_chars`` characters, as the exact
-    stage does (:func:`analysis.contamination.ngram._probe_strings`): the
-    per-character work arrays stay in the CPU caches and memory stays bounded
-    whatever the row-group size. ``premasked`` says the texts went through
-    :func:`mask_numbers`; windows of placeholders only are then dropped.
+    stage does (:func:`analysis.text.char_chunks`). ``premasked`` says the texts
+    went through :func:`mask_numbers`; windows of placeholders only are then dropped.
     """
     values: list[np.ndarray] = []
     owners: list[np.ndarray] = []
-    start = 0
-    while start < len(texts):
-        end, size = start, 0
-        while end < len(texts) and (end == start or size + len(texts[end]) <= max_chars):
-            size += len(texts[end])
-            end += 1
+    for start, end in char_chunks(texts, max_chars):
         batch = hash_tokens(texts[start:end])
         windows = ngram_hashes(batch.hashes, k)
         if len(windows):
@@ -250,7 +243,6 @@ def shingle_windows(texts: Sequence[str], k: int, premasked: bool = False, max_c
             index = np.flatnonzero(keep)
             values.append(windows[index])
             owners.append(owner[index] + start)
-        start = end
     flat = np.concatenate(values) if values else np.empty(0, dtype=np.uint64)
     owner = np.concatenate(owners) if owners else np.empty(0, dtype=np.int64)
     return Shingles(flat, np.searchsorted(owner, np.arange(len(texts) + 1), side="left").astype(np.int64))

@@ -12,8 +12,10 @@ the worst n-gram bucket, the largest coverage and cosine among them.
 Then (maths in :mod:`analysis.evals.stats`): each run's score overall, on clean
 and on contaminated items, per verdict and per bucket; an exact McNemar test per
 subset; the inflation ``gain(contaminated) − gain(clean)`` with a stratified
-paired bootstrap interval; the ConTAM curve over coverage or cosine; and, across
-several tasks, Holm-adjusted p-values.
+paired bootstrap interval; the ConTAM curve over coverage or cosine; across
+several tasks, Holm-adjusted p-values; and, where the runs have Min-K%++ scores
+(:mod:`analysis.evals.membership`), how well the model side agrees with the data
+side (AUROC at telling the contaminated items).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from analysis.evals import stats
+from analysis.evals import membership, stats
 from analysis.evals.runs import get_run
 from analysis.workspace import DatasetRef, Workspace, WorkspaceError
 
@@ -45,6 +47,15 @@ class Comparison:
     subsets: pd.DataFrame  # subset, n, baseline, candidate, gain, b, c, mcnemar_p
     inflation: stats.Inflation
     dropped: dict[str, int] = field(default_factory=dict)  # items left out, by reason
+    # Model side: AUROC of Min-K%++ (mink_baseline, mink_candidate, mink_delta = candidate − baseline) at telling
+    # the contaminated items; empty when neither run has Min-K%++ scores on the benchmark.
+    membership: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    @property
+    def unscored_runs(self) -> list[str]:
+        """Runs without Min-K%++ scores on this comparison's benchmark."""
+        return [run for run, column in ((self.baseline, "mink_baseline"), (self.candidate, "mink_candidate"))
+                if self.items[column].isna().all()]
 
 
 def _eval_of(ws: Workspace, run_id: str, task: str) -> pd.Series:
@@ -153,8 +164,11 @@ def compare(ws: Workspace, baseline: str, candidate: str, task: str, *, metric: 
              for b in BUCKET_ORDER if (items["bucket"] == b).any()]
     result = stats.inflation(items["baseline"].to_numpy(float), items["candidate"].to_numpy(float), dirty,
                              n_boot=n_boot, seed=seed)
+    items = membership.attach(items, ws, {"baseline": baseline, "candidate": candidate}, bench)
+    items["mink_delta"] = items["mink_candidate"] - items["mink_baseline"]
+    scored = [c for c in ("mink_candidate", "mink_baseline", "mink_delta") if items[c].notna().any()]
     return Comparison(task, baseline, candidate, metric, str(bench), [str(r) for r in refs], items,
-                      pd.DataFrame(rows), result, dropped)
+                      pd.DataFrame(rows), result, dropped, membership.separation(items, scored))
 
 
 def curve(comparison: Comparison, score: str = "coverage") -> pd.DataFrame:
@@ -176,17 +190,29 @@ def curve(comparison: Comparison, score: str = "coverage") -> pd.DataFrame:
     return out
 
 
-def compare_tasks(ws: Workspace, baseline: str, candidate: str, tasks: Sequence[str], **options: object
-                  ) -> tuple[list[Comparison], pd.DataFrame]:
-    """:func:`compare` on every task, and a summary with Holm-adjusted McNemar p-values on the contaminated items."""
-    comparisons = [compare(ws, baseline, candidate, t, **options) for t in tasks]  # type: ignore[arg-type]
-    summary = pd.DataFrame([{
-        "task": c.task, "items": len(c.items), "contaminated": int(c.items["contaminated"].sum()),
-        "gain_clean": c.inflation.clean.gain, "gain_contaminated": c.inflation.contaminated.gain,
-        "inflation": c.inflation.estimate, "ci_low": c.inflation.low, "ci_high": c.inflation.high,
-        "mcnemar_p_contaminated": c.subsets.set_index("subset").loc["contaminated", "mcnemar_p"],
-        "mcnemar_p_clean": c.subsets.set_index("subset").loc["clean", "mcnemar_p"],
-    } for c in comparisons])
+def summarize(comparisons: Sequence[Comparison]) -> pd.DataFrame:
+    """One row per task: gains, inflation with its interval, McNemar p-values raw and Holm-adjusted across tasks."""
+    rows = []
+    for c in comparisons:
+        subsets = c.subsets.set_index("subset")
+        rows.append({
+            "task": c.task, "items": len(c.items), "contaminated": int(c.items["contaminated"].sum()),
+            "gain_clean": c.inflation.clean.gain, "gain_contaminated": c.inflation.contaminated.gain,
+            "inflation": c.inflation.estimate, "ci_low": c.inflation.low, "ci_high": c.inflation.high,
+            "excludes_zero": c.inflation.excludes_zero,
+            "mcnemar_p_contaminated": subsets.loc["contaminated", "mcnemar_p"],
+            "mcnemar_p_clean": subsets.loc["clean", "mcnemar_p"],
+        })
+    summary = pd.DataFrame(rows)
+    if summary.empty:
+        return summary
     summary["holm_p_contaminated"] = stats.holm(summary["mcnemar_p_contaminated"].to_numpy(float))
     summary["holm_p_clean"] = stats.holm(summary["mcnemar_p_clean"].to_numpy(float))
-    return comparisons, summary
+    return summary
+
+
+def compare_tasks(ws: Workspace, baseline: str, candidate: str, tasks: Sequence[str], **options: object
+                  ) -> tuple[list[Comparison], pd.DataFrame]:
+    """:func:`compare` on every task, and their :func:`summarize` table."""
+    comparisons = [compare(ws, baseline, candidate, t, **options) for t in tasks]  # type: ignore[arg-type]
+    return comparisons, summarize(comparisons)

@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 
 from analysis.contamination.results import ItemEvidence, ScanTarget, item_evidence
-from analysis.evals import stats
 from analysis.evals.compare import Comparison
 from analysis.workspace import Workspace
 
@@ -113,7 +112,7 @@ def metrics_in_common(ws: Workspace, baseline: str, candidate: str, task: str) -
 
 
 def fingerprint(ws: Workspace, baseline: str, candidate: str, tasks: Sequence[str]) -> str:
-    """Changes when a comparison's inputs change: a new eval of either run on these tasks, or a new scan.
+    """Changes when a comparison's inputs change: a new eval of either run on these tasks, a new scan, new Min-K%++.
 
     Runs and evals are written once and never edited, so their ids stand for their contents.
     """
@@ -121,31 +120,11 @@ def fingerprint(ws: Workspace, baseline: str, candidate: str, tasks: Sequence[st
         SELECT eval_id FROM evals WHERE run_id IN (?, ?) AND task IN ({', '.join('?' for _ in tasks) or 'NULL'})
         ORDER BY eval_id""", [baseline, candidate, *tasks])
     scan = ws.query("SELECT max(scan_id) AS s FROM scans")["s"].iloc[0]
-    return ",".join(evals["eval_id"]) + f"|{scan}"
+    scores = ws.query("SELECT max(score_id) AS s FROM membership WHERE run_id IN (?, ?)", [baseline, candidate])["s"]
+    return ",".join(evals["eval_id"]) + f"|{scan}|{scores.iloc[0]}"
 
 
 # -- a comparison, shaped --------------------------------------------------------------
-
-
-def task_summary(comparisons: Sequence[Comparison]) -> pd.DataFrame:
-    """One row per task with Holm-adjusted McNemar p-values (as :func:`~analysis.evals.compare.compare_tasks`)."""
-    rows = []
-    for c in comparisons:
-        subsets = c.subsets.set_index("subset")
-        rows.append({
-            "task": c.task, "items": len(c.items), "contaminated": int(c.items["contaminated"].sum()),
-            "gain_clean": c.inflation.clean.gain, "gain_contaminated": c.inflation.contaminated.gain,
-            "inflation": c.inflation.estimate, "ci_low": c.inflation.low, "ci_high": c.inflation.high,
-            "excludes_zero": c.inflation.excludes_zero,
-            "mcnemar_p_contaminated": subsets.loc["contaminated", "mcnemar_p"],
-            "mcnemar_p_clean": subsets.loc["clean", "mcnemar_p"],
-        })
-    summary = pd.DataFrame(rows)
-    if summary.empty:
-        return summary
-    summary["holm_p_contaminated"] = stats.holm(summary["mcnemar_p_contaminated"].to_numpy(float))
-    summary["holm_p_clean"] = stats.holm(summary["mcnemar_p_clean"].to_numpy(float))
-    return summary
 
 
 def subset_scores_long(comparison: Comparison, baseline_label: str = "baseline",
@@ -197,10 +176,32 @@ def item_table(comparison: Comparison) -> pd.DataFrame:
         "baseline": items["baseline"].astype(float), "candidate": items["candidate"].astype(float),
     })
     out["change"] = out["candidate"] - out["baseline"]
+    out["mink_baseline"] = items["mink_baseline"].astype(float)
+    out["mink_candidate"] = items["mink_candidate"].astype(float)
     out["differs"] = out["change"] != 0
     out = out.sort_values(["contaminated", "differs", "change", "coverage", "doc_id"],
                           ascending=[False, False, False, False, True], kind="stable")
     return out.reset_index(drop=True)
+
+
+def membership_table(comparison: Comparison) -> pd.DataFrame:
+    """The AUROC table with readable score names: which run's Min-K%++ (or the difference) tells contamination."""
+    names = {"mink_candidate": f"Min-K%++ under {comparison.candidate}",
+             "mink_baseline": f"Min-K%++ under {comparison.baseline}",
+             "mink_delta": f"{comparison.candidate} − {comparison.baseline} (reference-calibrated)"}
+    out = comparison.membership.copy()
+    out["score"] = out["score"].map(names)
+    return out
+
+
+def membership_points(comparison: Comparison) -> pd.DataFrame:
+    """Per item with both runs' Min-K%++: the two scores and whether the scan calls it contaminated."""
+    items = comparison.items.dropna(subset=["mink_baseline", "mink_candidate"])
+    return pd.DataFrame({
+        "record_id": items["record_id"].astype(str), "doc_id": items["doc_id"].astype(int),
+        "mink_baseline": items["mink_baseline"].astype(float), "mink_candidate": items["mink_candidate"].astype(float),
+        "scan": np.where(items["contaminated"], "contaminated", "clean"),
+    })
 
 
 # -- one item, in detail ---------------------------------------------------------------

@@ -12,8 +12,9 @@ place, because runs and lm-eval tasks name their files by absolute path:
   ``quiz-synth``), 3.7 M-parameter models trained from scratch on CPU
   (:mod:`analysis.evals.tinylm`, about 100 s for both), kept in ``demo/lm/``;
 * a scan of ``quiz`` against ``quiz-synth`` and both runs evaluated on the quiz
-  through lm-eval, so the Compare page opens on the answer: the candidate's
-  gain sits on the leaked items.
+  through lm-eval, and Min-K%++ of every quiz item under both models, so the
+  Compare page opens on the answer: the candidate's gain sits on the leaked
+  items, and its own token probabilities single them out.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from collections.abc import Callable
 from analysis.contamination.scan import config_from, run_scan
 from analysis.evals import quiz as quizmod
 from analysis.evals.lmeval import run_eval
+from analysis.evals.membership import score_run
 from analysis.evals.runs import add_run
 from analysis.evals.tinylm import train_pair
 from analysis.ingest import IngestOptions, ingest
@@ -68,3 +70,4 @@ def build_eval_demo(ws: Workspace, progress: Progress | None = None) -> None:
             tags=["demo", "synthetic"], date="2026-11-15", notes=pair.candidate.manifest["data"]["description"])
     for run_id in (BASELINE, CANDIDATE):
         run_eval(ws, run_id, [quizmod.TASK], include_path=task["include_path"], device="cpu", batch_size=16)
+        score_run(ws, run_id, DatasetRef("quiz", "v1"), device="cpu", batch_size=32)

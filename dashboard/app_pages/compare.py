@@ -6,11 +6,13 @@ import functools
 
 import streamlit as st
 
+from analysis import jobs
 from analysis.evals import compare_results as cr
-from analysis.evals.compare import Comparison, compare, curve
+from analysis.evals.compare import Comparison, compare, curve, summarize
 from analysis.workspace import Workspace, WorkspaceError
 from dashboard.components import evidence as evidence_view
-from dashboard.components.compare import contam_chart, item_answers, points, subset_chart
+from dashboard.components.compare import contam_chart, item_answers, membership_chart, points, subset_chart
+from dashboard.components.jobs import job_panel
 from dashboard.components.widgets import MISSING, choose, percent
 from dashboard.components.workspace import require_workspace
 
@@ -54,6 +56,17 @@ ITEMS = {
     "baseline": st.column_config.NumberColumn("baseline", format="%.2f"),
     "candidate": st.column_config.NumberColumn("candidate", format="%.2f"),
     "change": st.column_config.NumberColumn("change", format="%+.2f", help="candidate − baseline"),
+    "mink_baseline": st.column_config.NumberColumn("Min-K%++ baseline", format="%.2f",
+                                                   help="model-side signal under the baseline; higher: more 'seen'"),
+    "mink_candidate": st.column_config.NumberColumn("Min-K%++ candidate", format="%.2f",
+                                                    help="model-side signal under the candidate; higher: more 'seen'"),
+}
+MEMBERSHIP = {
+    "score": st.column_config.TextColumn("score"),
+    "items": st.column_config.NumberColumn("items"),
+    "positives": st.column_config.NumberColumn("contaminated"),
+    "auroc": st.column_config.NumberColumn("AUROC", format="%.3f",
+                                           help="chance that a contaminated item outscores a clean one; 0.5 = chance"),
 }
 
 
@@ -138,6 +151,35 @@ def charts(c: Comparison) -> None:
                    "candidate's minus the baseline's, is the part of the improvement attributed to contamination.")
 
 
+def start_mink(ws: Workspace, runs: list[str], benchmark: str) -> None:
+    for run in runs:
+        jobs.start(ws, "mink", ["eval", "mink", "--run", run, "--benchmark", benchmark])
+
+
+def model_side(ws: Workspace, c: Comparison) -> None:
+    st.caption("Min-K%++ (Zhang et al. 2024) asks the model, not the data: per item, the mean of the lowest 20 % of "
+               "token scores (log-probability standardised against the model's own next-token distribution). A "
+               "model that trained on an item scores it high. AUROC says how well it singles out the items the scan "
+               "found contaminated (`synthscope eval mink`).")
+    if not c.membership.empty:
+        st.dataframe(cr.membership_table(c), hide_index=True, column_config=MEMBERSHIP, key="cmp_membership",
+                     placeholder=MISSING)
+        dots = cr.membership_points(c)
+        if not dots.empty:
+            st.altair_chart(membership_chart(dots, c.baseline, c.candidate), width="stretch")
+            st.caption("Each dot is an item; above the dashed diagonal the candidate finds it more familiar than "
+                       "the baseline does.")
+    missing = c.unscored_runs
+    if missing:
+        st.info(f"No Min-K%++ scores on {c.benchmark} for {', '.join(missing)}: compute them here or with "
+                + " and ".join(f"`synthscope eval mink --run {r}`" for r in missing) + ".")
+        st.button(f"Compute Min-K%++ for {', '.join(missing)}", key="cmp_mink_start", on_click=start_mink,
+                  args=(ws, missing, c.benchmark))
+    if missing or jobs.list_jobs(ws, "mink"):
+        job_panel(ws, "mink", "Min-K%++", lambda job: f"scores {', '.join(job.result.get('score_ids', []))}",
+                  limit=2)
+
+
 def select_item_row(record_ids: list[str]) -> None:
     rows = st.session_state["cmp_items"].selection.rows
     if rows:
@@ -179,7 +221,7 @@ def across_tasks(ws: Workspace, baseline: str, candidate: str, tasks: list[str],
         else:
             comparisons.append(result)
     if comparisons:
-        st.dataframe(cr.task_summary(comparisons), hide_index=True, column_config=SUMMARY, key="cmp_summary",
+        st.dataframe(summarize(comparisons), hide_index=True, column_config=SUMMARY, key="cmp_summary",
                      placeholder=MISSING)
         st.caption("Holm–Bonferroni keeps the chance of any false positive across these tasks at the level you "
                    "test (e.g. 5 %). A task uses the chosen metric when both runs logged it, else the first they "
@@ -233,6 +275,8 @@ headline(result)
 st.subheader("Subsets")
 st.dataframe(result.subsets, hide_index=True, column_config=SUBSETS, key="cmp_subsets", placeholder=MISSING)
 charts(result)
+st.subheader("Model side")
+model_side(ws, result)
 if len(tasks) > 1:
     st.subheader("Across tasks")
     across_tasks(ws, baseline, candidate, tasks, metric)

@@ -6,9 +6,12 @@ import streamlit as st
 
 from analysis import browse
 from analysis.evals import compare_results as cr
+from analysis.evals.membership import scored_runs
 from analysis.evals.runs import add_run
+from analysis.evals.trends import score_trends
 from analysis.workspace import Workspace, WorkspaceError
-from dashboard.components.widgets import MISSING
+from dashboard.components.trends import score_trend_chart
+from dashboard.components.widgets import MISSING, choose
 from dashboard.components.workspace import require_workspace
 
 RUNS = {
@@ -74,6 +77,33 @@ def tables(ws: Workspace) -> None:
                        "`--benchmark NAME@VERSION`.")
 
 
+def trends(ws: Workspace) -> None:
+    frame = score_trends(ws)
+    if frame.empty:
+        st.info("No evaluation is linked to benchmark records yet: scores over time appear once runs are evaluated "
+                "on a task ingested as a benchmark.")
+        return
+    tasks = sorted(frame["task"].unique())
+    task = choose("Task", tasks, key="trend_task")
+    shown = frame[frame["task"] == task]
+    st.altair_chart(score_trend_chart(shown), width="stretch")
+    first = shown.iloc[0]
+    split = set(shown["subset"]) > {"all"}
+    st.caption(f"Metric `{first['metric']}` on {first['benchmark']}, each run's newest evaluation. "
+               + ("Contaminated = flagged by the latest scan of the benchmark against any synthetic dataset of the "
+                  "workspace, the same items for every run: a rising contaminated line over a flat clean one is a "
+                  "gain that sits on leaked items." if split else
+                  "No scan of this benchmark against a synthetic dataset yet, so only the score on all items."))
+
+
+def membership_scores(ws: Workspace) -> None:
+    scores = scored_runs(ws)
+    if scores.empty:
+        st.caption("No Min-K%++ scores yet: `synthscope eval mink --run RUN_ID` (or the Compare page's button).")
+        return
+    st.dataframe(scores, hide_index=True, key="membership_table", placeholder=MISSING)
+
+
 def add_run_form(ws: Workspace) -> None:
     refs = list(browse.dataset_versions(ws)["ref"])
     with st.form("add_run"):
@@ -119,3 +149,7 @@ st.subheader("Record a run")
 add_run_form(ws)
 with box:
     tables(ws)
+    st.subheader("Scores over time")
+    trends(ws)
+    st.subheader("Min-K%++ scores")
+    membership_scores(ws)

@@ -57,6 +57,26 @@ def contam_chart(long: pd.DataFrame, score_name: str, height: int = 280) -> alt.
     ).properties(height=height)
 
 
+def membership_chart(points: pd.DataFrame, baseline: str, candidate: str, height: int = 300) -> alt.Chart:
+    """Each item at (Min-K%++ under the baseline, under the candidate), coloured by the scan's verdict.
+
+    Items the candidate saw rise above the diagonal: the reference model places them where an unseen text sits.
+    """
+    low = float(min(points["mink_baseline"].min(), points["mink_candidate"].min()))
+    high = float(max(points["mink_baseline"].max(), points["mink_candidate"].max()))
+    diagonal = alt.Chart(pd.DataFrame({"x": [low, high], "y": [low, high]})).mark_line(
+        color="#9e9e9e", strokeDash=[4, 4]).encode(x="x:Q", y="y:Q")
+    dots = alt.Chart(points).mark_circle(size=45, opacity=0.75).encode(
+        x=alt.X("mink_baseline:Q", title=f"Min-K%++ under {baseline}", scale=alt.Scale(zero=False)),
+        y=alt.Y("mink_candidate:Q", title=f"Min-K%++ under {candidate}", scale=alt.Scale(zero=False)),
+        color=alt.Color("scan:N", title="scan verdict", scale=alt.Scale(domain=["contaminated", "clean"],
+                                                                         range=["#c62828", "#90a4ae"])),
+        tooltip=["doc_id:Q", "record_id:N", "scan:N", alt.Tooltip("mink_baseline:Q", format=".2f"),
+                 alt.Tooltip("mink_candidate:Q", format=".2f")],
+    )
+    return (diagonal + dots).properties(height=height)
+
+
 _CELL = "padding: 0.25rem 0.6rem; border-bottom: 1px solid rgba(128, 128, 128, 0.25); text-align: {align};"
 
 

@@ -109,3 +109,14 @@ def test_the_demo_candidate_gains_only_where_its_synthetic_set_leaked(demo_works
     assert subsets.loc["contaminated", "gain"] > 0.5 and subsets.loc["contaminated", "mcnemar_p"] < 1e-6
     assert abs(subsets.loc["clean", "gain"]) < 0.15 and subsets.loc["clean", "mcnemar_p"] > 0.05
     assert c.inflation.low > 0.5  # measured +0.83, 95 % CI [0.71, 0.95]
+
+
+def test_the_demo_candidates_own_probabilities_single_out_the_leaked_items(demo_workspace_template: Path) -> None:
+    from analysis.evals.compare import compare
+
+    ws = Workspace.open(demo_workspace_template)
+    c = compare(ws, "tiny-baseline", "tiny-candidate", "synthscope_quiz", n_boot=200)
+    auroc = c.membership.set_index("score")["auroc"]
+    assert c.unscored_runs == []
+    assert auroc["mink_candidate"] > 0.95  # measured 1.000: the candidate trained on these exact texts
+    assert 0.3 < auroc["mink_baseline"] < 0.7  # measured 0.445: the baseline never saw them

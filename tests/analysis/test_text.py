@@ -76,3 +76,12 @@ def test_vectorised_hashing_agrees_with_the_readable_tokeniser(texts: list[str])
         again = hash_tokens(tokens).hashes if tokens else np.empty(0, np.uint64)
         assert own.tolist() == again.tolist()
         assert len(token_spans(text)) == len(tokens)
+
+
+def test_char_chunks_cover_every_text_once_in_order() -> None:
+    from analysis.text import char_chunks
+
+    texts = ["a" * 5, "b" * 5, "c" * 20, "d" * 3, "e" * 3, "f" * 3]
+    chunks = list(char_chunks(texts, 10))
+    assert chunks == [(0, 2), (2, 3), (3, 6)]  # the 20-character text is a chunk of its own
+    assert list(char_chunks([], 10)) == []

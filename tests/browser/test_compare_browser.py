@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import re
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,18 +10,11 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from analysis.workspace import Workspace
+from tests.browser.conftest import BROWSER_ARGS, serve
 from tests.conftest import chromium_executable
 from tests.fixtures.compare_ws import BASELINE, BENCHMARK, CANDIDATE, LEAKED, compare_ws_template, copy_compare_ws
 
 pytestmark = pytest.mark.browser
-REPO = Path(__file__).resolve().parents[2]
-BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -36,35 +24,9 @@ def compare_ws(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> Path
 
 @pytest.fixture
 def dashboard(compare_ws: Path, tmp_path: Path) -> Iterator[str]:
-    """``synthscope serve`` on the compare workspace; yields its URL and stops it afterwards."""
-    port = free_port()
-    log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 - closed in teardown
-    server = subprocess.Popen([sys.executable, "-m", "analysis.cli", "serve", str(compare_ws), "--port", str(port)],
-                              cwd=REPO, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if server.poll() is not None:
-                raise AssertionError(f"the dashboard exited: {(tmp_path / 'server.log').read_text()}")
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"the dashboard did not start: {(tmp_path / 'server.log').read_text()}")
-            time.sleep(0.3)
+    """``synthscope serve`` on the compare workspace."""
+    with serve(compare_ws, tmp_path / "server.log") as url:
         yield url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
 
 
 def test_compare_page_draws_charts_and_a_leaked_items_evidence(dashboard: str, compare_ws: Path,

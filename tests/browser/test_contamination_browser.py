@@ -4,11 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,52 +12,17 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from analysis.workspace import Workspace
+from tests.browser.conftest import BROWSER_ARGS, serve
 from tests.conftest import chromium_executable
 
 pytestmark = pytest.mark.browser
-REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
 def dashboard(demo_ws: Path, tmp_path: Path) -> Iterator[str]:
-    """``synthscope serve`` on the demo workspace; yields its URL and stops it afterwards."""
-    port = free_port()
-    log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 - closed in teardown
-    server = subprocess.Popen([sys.executable, "-m", "analysis.cli", "serve", str(demo_ws), "--port", str(port)],
-                              cwd=REPO, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if server.poll() is not None:
-                raise AssertionError(f"the dashboard exited: {(tmp_path / 'server.log').read_text()}")
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"the dashboard did not start: {(tmp_path / 'server.log').read_text()}")
-            time.sleep(0.3)
+    """``synthscope serve`` on the demo workspace."""
+    with serve(demo_ws, tmp_path / "server.log") as url:
         yield url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
-
-
-BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
 def contaminated(demo_ws: Path, dataset: str = "code-instruct") -> int:
@@ -227,5 +187,36 @@ def test_calibration_page_draws_its_charts_and_table(dashboard: str, demo_ws: Pa
             charts.first.scroll_into_view_if_needed()
             page.screenshot(path=str(tmp_path / "calibration.png"), full_page=True)
             assert outside == [], f"the dashboard reached outside this machine: {outside}"
+        finally:
+            browser.close()
+
+
+def test_demo_compare_shows_the_model_side_and_runs_show_scores_over_time(dashboard: str, tmp_path: Path) -> None:
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_executable(), args=BROWSER_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 1000})
+            page.goto(f"{dashboard}/compare")
+            expect(page.get_by_role("heading", name="Model side", exact=True)).to_be_visible(timeout=60_000)
+            charts = page.get_by_test_id("stVegaLiteChart")
+            expect(charts).to_have_count(3, timeout=30_000)  # subsets, ConTAM, Min-K%++ scatter
+            scatter = charts.nth(2)
+            scatter.scroll_into_view_if_needed()
+            drawn = scatter.locator("canvas, svg.marks")
+            expect(drawn.first).to_be_visible(timeout=30_000)
+            box = drawn.first.bounding_box()
+            assert box is not None and box["width"] > 100 and box["height"] > 100
+            table = page.get_by_test_id("stDataFrame").filter(has_text="AUROC")
+            expect(table).to_be_visible()
+            page.screenshot(path=str(tmp_path / "model-side.png"))
+
+            page.goto(f"{dashboard}/runs")
+            expect(page.get_by_role("heading", name="Scores over time", exact=True)).to_be_visible(timeout=60_000)
+            trend = page.get_by_test_id("stVegaLiteChart")
+            expect(trend).to_have_count(1, timeout=30_000)
+            trend.scroll_into_view_if_needed()
+            expect(trend.locator("canvas, svg.marks").first).to_be_visible(timeout=30_000)
+            expect(page.get_by_text(re.compile(r"Contaminated = flagged by the latest scan"))).to_be_visible()
+            page.screenshot(path=str(tmp_path / "trends.png"), full_page=True)
         finally:
             browser.close()

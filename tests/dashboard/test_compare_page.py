@@ -31,6 +31,7 @@ from tests.fixtures.compare_ws import (
     compare_ws_template,
     copy_compare_ws,
 )
+from tests.fixtures.tiny_lm import make_gen_task
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 RUNS = "app_pages/runs.py"
@@ -259,3 +260,110 @@ def test_runs_without_evaluations_are_told_to_evaluate(open_app, compare_ws: Pat
     at = open_app(compare_ws, COMPARE)
     said = " ".join(texts(at.info))
     assert "synthscope eval run" in said and "synthscope eval import" in said
+
+
+def test_model_side_computes_min_k_for_both_runs_and_shows_how_well_it_separates(open_app,
+                                                                                 compare_ws: Path) -> None:
+    import time
+
+    from analysis import jobs
+
+    at = open_app(compare_ws, COMPARE)
+    assert any("No Min-K%++ scores" in i and BASELINE in i and CANDIDATE in i for i in texts(at.info))
+    assert not [d for d in at.dataframe if "auroc" in d.value.columns]
+    next(b for b in at.button if b.label.startswith("Compute Min-K%++")).click().run()
+    ws = Workspace.open(compare_ws)
+    started = jobs.list_jobs(ws, "mink")
+    assert len(started) == 2
+    deadline = time.monotonic() + 300
+    while any(j.state == jobs.RUNNING for j in jobs.list_jobs(ws, "mink")) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert {j.state for j in jobs.list_jobs(ws, "mink")} == {jobs.SUCCEEDED}, [j.error for j in jobs.list_jobs(ws)]
+    at.run()
+    assert not at.exception and not any("No Min-K%++ scores" in i for i in texts(at.info))
+    table = frame(at, "auroc").set_index("score")
+    assert list(table.index) == [f"Min-K%++ under {CANDIDATE}", f"Min-K%++ under {BASELINE}",
+                                 f"{CANDIDATE} − {BASELINE} (reference-calibrated)"]
+    assert (table["positives"] == len(LEAKED)).all() and (table["items"] == 20).all()
+    # Both runs are the same model here: equal scores, so the difference carries no signal (all ties: 0.5).
+    assert table.iloc[0]["auroc"] == table.iloc[1]["auroc"] and table.iloc[2]["auroc"] == 0.5
+    items = frame(at, "mink_candidate")
+    assert items["mink_candidate"].notna().all() and (items["mink_candidate"] == items["mink_baseline"]).all()
+    assert len(list(at.get("vega_lite_chart"))) == 3  # subsets, ConTAM, and the Min-K%++ scatter
+
+
+def test_runs_page_draws_scores_over_time_split_by_contamination(open_app, compare_ws: Path) -> None:
+    at = open_app(compare_ws, RUNS)
+    (chart,) = list(at.get("vega_lite_chart"))
+    data = pd.concat(pa.ipc.open_stream(d.data.data).read_all().to_pandas() for d in chart.proto.datasets)
+    scores = data.set_index(["run_id", "subset"])["score"]
+    assert scores[(CANDIDATE, "contaminated")] == 1.0
+    assert scores[(CANDIDATE, "clean")] == scores[(BASELINE, "clean")]
+    assert any("Contaminated = flagged by the latest scan" in c for c in texts(at.caption))
+
+
+def _generation_task(compare_ws: Path, tasks: Path, template: Path) -> tuple[str, str]:
+    """A generate_until task over the compare workspace's questions, evaluated for both runs.
+
+    The baseline's output is real lm-eval; the candidate's is the same with every leaked
+    item answered right. Returns (task, benchmark name).
+    """
+    import json as _json
+
+    from analysis import cli
+    from analysis.contamination.ngram import NgramConfig
+    from analysis.contamination.scan import run_scan
+    from analysis.workspace import DatasetRef
+
+    task, bench = "synthscope_ledger_gen", "ledger-gen"
+    tasks.mkdir(parents=True)
+    make_gen_task(tasks, template.parent / "tasks" / f"{TASK}.jsonl", task=task)
+    root = str(compare_ws)
+    assert cli.main(["ingest", task, "-w", root, "--format", "lm-eval", "--include-path", str(tasks),
+                     "--name", bench, "--kind", "benchmark"]) == 0
+    ws = Workspace.open(compare_ws)
+    run_scan(ws, DatasetRef(bench), [DatasetRef(SYNTHETIC)], NgramConfig())
+    before = set(ws.lmeval_dir.iterdir())
+    assert cli.main(["eval", "run", "-w", root, "--run", BASELINE, "--tasks", task, "--include-path", str(tasks),
+                     "--device", "cpu", "--batch-size", "8"]) == 0
+    (output,) = set(ws.lmeval_dir.iterdir()) - before
+    cand = compare_ws.parent / "cand-gen"
+    shutil.copytree(output, cand)
+    (samples,) = list(cand.rglob(f"samples_{task}_*.jsonl"))
+    lines = []
+    for line in samples.read_text().splitlines():
+        row = _json.loads(line)
+        if row["doc_id"] in LEAKED:
+            row["filtered_resps"], row["resps"], row["exact_match"] = [row["target"]], [[row["target"]]], 1.0
+        lines.append(_json.dumps(row))
+    samples.write_text("\n".join(lines) + "\n")
+    assert cli.main(["eval", "import", str(cand), "-w", root, "--run", CANDIDATE]) == 0
+    return task, bench
+
+
+def test_drill_down_of_a_generation_task_shows_the_target_and_both_generations(
+        open_app, compare_ws: Path, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    task, bench = _generation_task(compare_ws, tmp_path / "gen-tasks", compare_ws_template(tmp_path_factory))
+    ws = Workspace.open(compare_ws)
+    base = ws.query("SELECT doc_id, generated, target FROM eval_samples WHERE run_id = ? AND task = ?",
+                    [BASELINE, task]).set_index("doc_id")
+    doc_id = next(d for d in sorted(LEAKED) if base.loc[d, "generated"].strip() != base.loc[d, "target"])
+    (record_id,) = ws.query("SELECT record_id FROM records WHERE dataset = ? AND doc_id = ?", [bench, doc_id])[
+        "record_id"]
+
+    at = open_app(compare_ws, COMPARE)
+    at.selectbox(key="cmp_task").select(task).run()
+    assert [s.value for s in at.selectbox if s.label == "Metric"] == ["exact_match"]
+    subsets = frame(at, "mcnemar_p").set_index("subset")
+    assert subsets.loc["contaminated", "candidate"] == 1.0 and subsets.loc["contaminated", "n"] == len(LEAKED)
+    at.selectbox(key="cmp_item").select(record_id).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert {"Target", f"{BASELINE} generated", f"{CANDIDATE} generated"} <= set(texts(at.caption))
+    shown = [h for h in htmls(at) if "synthscope-answer" in h]
+    target = html.escape(base.loc[doc_id, "target"])
+    generated = html.escape(base.loc[doc_id, "generated"])
+    assert any(target in h for h in shown)  # the target, and the candidate's copy of it
+    assert sum(target in h for h in shown) >= 2 and any(generated in h for h in shown)
+    assert metric(at, f"Candidate ({CANDIDATE})").startswith("right")
+    assert metric(at, f"Baseline ({BASELINE})").startswith("wrong")
+    assert not [t for t in htmls(at) if "synthscope-choices" in t]  # no choices table for a generation task
