@@ -10,7 +10,12 @@
     synthscope eval run --run RUN_ID --tasks T1 [T2 ...] [--include-path DIR] [--limit N] [--device auto|cpu|cuda]
     synthscope eval import FOLDER --run RUN_ID [--benchmark NAME@VERSION]
     synthscope eval list
+    synthscope eval mink --run RUN_ID [--benchmark NAME@VERSION] [--k 0.2] [--device auto|cpu|cuda]
     synthscope compare --baseline RUN_ID --candidate RUN_ID --task TASK [--task ...]
+    synthscope score NAME@VERSION [--reference R] [--source S] [--holdout H] [--policy FILE]
+    synthscope gate NAME@VERSION [--policy FILE] [--json OUT]     exit 0 pass/warn, 1 fail, 2 error
+    synthscope report NAME@VERSION [-o report.html]
+    synthscope policy
     synthscope sql "SELECT ... FROM latest_verdicts"
     synthscope demo PATH
     synthscope serve [PATH] [--host 127.0.0.1] [--port 8501]
@@ -319,6 +324,51 @@ def cmd_eval_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval_mink(args: argparse.Namespace) -> int:
+    from analysis import jobs
+    from analysis.evals.membership import evaluated_benchmarks, score_run
+    from analysis.evals.runs import get_run
+
+    ws = _workspace(args)
+    get_run(ws, args.run)  # a wrong run id is an error now, not in a job's log
+    benchmarks = [ws.resolve(DatasetRef.parse(b)) for b in args.benchmark or []] or evaluated_benchmarks(ws, args.run)
+    if not benchmarks:
+        raise WorkspaceError(f"run {args.run!r} has no evaluation linked to a benchmark; name one with "
+                             "--benchmark NAME@VERSION")
+    if args.background:
+        argv = ["eval", "mink", "--run", args.run, "--k", str(args.k), "--max-tokens", str(args.max_tokens),
+                "--batch-size", str(args.batch_size), "--device", args.device]
+        for bench in benchmarks:
+            argv += ["--benchmark", str(bench)]
+        argv += ["--trust-remote-code"] if args.trust_remote_code else []
+        argv += ["--online"] if args.online else []
+        job_id = jobs.start(ws, "mink", argv)
+        print(f"started job {job_id}; progress in {ws.jobs_dir / job_id / 'status.json'}")
+        return 0
+    reporter = jobs.Reporter(ws, args.job) if args.job else None
+    done = []
+    try:
+        for bench in benchmarks:
+            done.append(score_run(ws, args.run, bench, k=args.k, max_tokens=args.max_tokens,
+                                  batch_size=args.batch_size, device=args.device,
+                                  trust_remote_code=args.trust_remote_code, online=args.online,
+                                  progress=reporter.progress if reporter else _print_progress))
+    except Exception as exc:
+        if reporter:
+            reporter.fail(f"{type(exc).__name__}: {exc}")
+        raise
+    if reporter:
+        reporter.succeed({"score_ids": [d.score_id for d in done]})
+    rows = [(d.score_id, d.run_id, str(d.benchmark), d.items, d.truncated, d.device, f"{d.seconds:.1f}")
+            for d in done]
+    print(_table(rows, ["scores", "run", "benchmark", "items", "truncated", "device", "seconds"]))
+    return 0
+
+
+MINK_LABELS = {"mink_candidate": "Min-K%++ under {c}", "mink_baseline": "Min-K%++ under {b}",
+               "mink_delta": "Min-K%++ under {c} minus under {b}"}
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from analysis.evals.compare import compare_tasks
 
@@ -338,6 +388,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
             print(f"inflation = gain on contaminated - gain on clean = {infl.estimate:+.3f}, "
                   f"{infl.confidence:.0%} CI [{infl.low:+.3f}, {infl.high:+.3f}] (paired bootstrap, "
                   f"{infl.n_boot} resamples){'' if infl.excludes_zero else '; the interval includes 0'}")
+        for row in c.membership.itertuples():
+            print(f"model side: AUROC of {MINK_LABELS[row.score].format(b=c.baseline, c=c.candidate)} at telling "
+                  f"the {row.positives} contaminated items from the rest of {row.items}: {row.auroc:.3f}")
+        if c.unscored_runs:
+            print("model side: no Min-K%++ scores for " + ", ".join(c.unscored_runs) + "; compute them with "
+                  + " and ".join(f"`synthscope eval mink --run {r}`" for r in c.unscored_runs))
         left_out = {k: v for k, v in c.dropped.items() if v}
         if left_out:
             print("left out: " + ", ".join(f"{v} {k}" for k, v in left_out.items()))
@@ -347,6 +403,120 @@ def cmd_compare(args: argparse.Namespace) -> int:
                               "holm_p_contaminated", "holm_p_clean"]].itertuples(index=False),
                      ["task", "items", "contaminated", "inflation", "ci low", "ci high", "p contaminated (Holm)",
                       "p clean (Holm)"]))
+    return 0
+
+
+def _inputs(ws: Workspace, args: argparse.Namespace) -> Any:
+    from analysis.report import Inputs
+
+    return Inputs(*(ws.resolve(DatasetRef.parse(v)) if v else None
+                    for v in (args.reference, args.source, args.holdout)))
+
+
+def _print_grades(graded: Any) -> None:
+    rows = [(g.section, g.key, "-" if g.value != g.value else f"{g.value:.4g}", g.grade, g.rule or "-",
+             (g.detail or "")[:70]) for g in graded.itertuples()]
+    print(_table(rows, ["section", "metric", "value", "grade", "rule", "detail"]))
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from analysis import jobs, report
+    from analysis import policy as policymod
+
+    ws = _workspace(args)
+    ref = ws.resolve(DatasetRef.parse(args.dataset))
+    inputs = _inputs(ws, args)
+    pol = policymod.load(args.policy)
+    if args.background:
+        argv = ["score", str(ref)] + [x for flag, v in (("--reference", inputs.reference), ("--source", inputs.source),
+                                                        ("--holdout", inputs.holdout)) if v for x in (flag, str(v))]
+        argv += ["--policy", str(Path(args.policy).resolve())] if args.policy else []
+        argv += ["--no-embeddings"] if not args.embeddings else []
+        job_id = jobs.start(ws, "score", argv)
+        print(f"started job {job_id}; progress in {ws.jobs_dir / job_id / 'status.json'}")
+        return 0
+    reporter = jobs.Reporter(ws, args.job) if args.job else None
+    try:
+        card = report.build(ws, ref, inputs, policy=pol, embeddings=args.embeddings,
+                            progress=reporter.progress if reporter else _print_progress)
+    except Exception as exc:
+        if reporter:
+            reporter.fail(f"{type(exc).__name__}: {exc}")
+        raise
+    if reporter:
+        reporter.succeed({"report_id": card.report_id, "status": card.status})
+    _print_grades(card.grades)
+    for note in card.notes:
+        print(f"note: {note}")
+    print(f"\nscorecard {card.report_id} of {ref}: {card.status.upper()} under {pol.source}")
+    return 0
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    """Exit 0 when the version passes (or only warns), 1 when it fails, 2 when it cannot be gated."""
+    from analysis import policy as policymod
+    from analysis import report
+
+    try:
+        ws = _workspace(args)
+        ref = ws.resolve(DatasetRef.parse(args.dataset))
+        inputs = _inputs(ws, args)
+        manifest = None if args.rebuild else report.latest(ws, ref)
+        wanted = {k: v for k, v in inputs.as_dict().items() if v}
+        if manifest is not None and any(manifest.get(k) != v for k, v in wanted.items()):
+            manifest = None  # measured against other data: measure again
+        if manifest is None:
+            print(f"no scorecard of {ref} with these inputs yet; building one", file=sys.stderr)
+            card = report.build(ws, ref, inputs, progress=_print_progress)
+            manifest = report.latest(ws, ref)
+            assert manifest is not None and manifest["report_id"] == card.report_id
+        stored = report.metrics(ws, manifest["report_id"])
+        pol = policymod.load(args.policy, known_keys=set(stored["key"]))
+    except (WorkspaceError, IngestError, CliError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    graded = report.grade(stored.drop(columns=["grade", "rule"]), pol)
+    status = policymod.worst(list(graded["grade"]))
+    _print_grades(graded)
+    result = {
+        "dataset": ref.name, "version": ref.version, "status": status, "report_id": manifest["report_id"],
+        "report_created_at": manifest["created_at"], "policy": pol.source, "policy_digest": pol.digest,
+        "inputs": {k: manifest.get(k) for k in ("reference", "source", "holdout")},
+        "sections": {s: policymod.worst(list(graded.loc[graded["section"] == s, "grade"])) for s in report.SECTIONS},
+        "failed": sorted(graded.loc[graded["grade"] == policymod.FAIL, "key"]),
+        "warned": sorted(graded.loc[graded["grade"] == policymod.WARN, "key"]),
+        "metrics": [{"key": g.key, "section": g.section, "value": None if g.value != g.value else g.value,
+                     "grade": g.grade, "rule": g.rule or None, "detail": g.detail} for g in graded.itertuples()],
+    }
+    if args.json:
+        from analysis.workspace import atomic_write_json
+
+        atomic_write_json(Path(args.json), result)
+        print(f"report: {args.json}")
+    verdict = {policymod.FAIL: "FAIL", policymod.WARN: "PASS with warnings"}.get(status, "PASS")
+    print(f"gate {ref}: {verdict} under {pol.source}" + (f" (failed: {', '.join(result['failed'])})"
+                                                         if result["failed"] else ""))
+    return 1 if status == policymod.FAIL else 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from analysis import report, report_html
+
+    ws = _workspace(args)
+    ref = ws.resolve(DatasetRef.parse(args.dataset))
+    manifest = report.latest(ws, ref)
+    if manifest is None:
+        raise CliError(f"{ref} has no scorecard yet: `synthscope score {ref} --reference ... --source ...` first")
+    out = Path(args.output or f"{ref.name}-{ref.version}-report.html")
+    report_html.write(ws, manifest, out)
+    print(f"wrote {out} (scorecard {manifest['report_id']}, {manifest['status'].upper()})")
+    return 0
+
+
+def cmd_policy(args: argparse.Namespace) -> int:
+    from analysis.policy import DEFAULT_POLICY
+
+    print(DEFAULT_POLICY, end="")
     return 0
 
 
@@ -501,6 +671,20 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(func=cmd_eval_import)
     q = eval_sub.add_parser("list", parents=[common], help="list evals")
     q.set_defaults(func=cmd_eval_list)
+    q = eval_sub.add_parser("mink", parents=[common],
+                            help="Min-K%%++ per benchmark item under a run's model (a model-side contamination signal)")
+    q.add_argument("--run", required=True, metavar="RUN_ID")
+    q.add_argument("--benchmark", action="append", metavar="NAME[@VERSION]",
+                   help="benchmark to score (default: every benchmark the run's evaluations are linked to)")
+    q.add_argument("--k", type=float, default=0.2, help="share of lowest-scoring tokens averaged (default 0.2)")
+    q.add_argument("--max-tokens", type=int, default=512, help="longer items are cut (default 512)")
+    q.add_argument("--batch-size", type=int, default=8)
+    q.add_argument("--device", default="auto", help="auto (CUDA when present, default), cpu or cuda")
+    q.add_argument("--trust-remote-code", action="store_true", help="let the model run its own code")
+    q.add_argument("--online", action="store_true", help="allow downloads from the Hugging Face Hub")
+    q.add_argument("--background", action="store_true", help="run as a job; print its id and return")
+    q.add_argument("--job", help=argparse.SUPPRESS)
+    q.set_defaults(func=cmd_eval_mink)
 
     p = sub.add_parser("compare", parents=[common],
                        help="baseline vs candidate run per task: gains on clean and contaminated items")
@@ -513,6 +697,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-boot", type=int, default=10_000, help="bootstrap resamples (default 10000)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_compare)
+
+    inputs = argparse.ArgumentParser(add_help=False)
+    inputs.add_argument("dataset", metavar="NAME[@VERSION]", help="a synthetic dataset version")
+    inputs.add_argument("--reference", metavar="NAME[@VERSION]",
+                        help="real data it imitates (structure, fidelity, skew)")
+    inputs.add_argument("--source", metavar="NAME[@VERSION]", help="private data the generator saw (privacy)")
+    inputs.add_argument("--holdout", metavar="NAME[@VERSION]",
+                        help="private data of the same population the generator did not see (privacy baselines)")
+    p = sub.add_parser("score", parents=[common, inputs],
+                       help="scorecard of a synthetic version: contamination, quality, bias, privacy")
+    p.add_argument("--policy", metavar="FILE", help="YAML thresholds (default: `synthscope policy`)")
+    p.add_argument("--no-embeddings", dest="embeddings", action="store_false",
+                   help="skip the metrics that need sentence embeddings")
+    p.add_argument("--background", action="store_true", help="run as a job; print its id and return")
+    p.add_argument("--job", help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_score)
+    p = sub.add_parser("gate", parents=[common, inputs],
+                       help="grade a version's scorecard by a policy; exit 1 on fail (for CI)")
+    p.add_argument("--policy", metavar="FILE", help="YAML thresholds (default: `synthscope policy`)")
+    p.add_argument("--json", metavar="FILE", help="write the graded report as JSON")
+    p.add_argument("--rebuild", action="store_true", help="measure again even if a scorecard exists")
+    p.set_defaults(func=cmd_gate)
+    p = sub.add_parser("report", parents=[common], help="one self-contained HTML report of a version's scorecard")
+    p.add_argument("dataset", metavar="NAME[@VERSION]")
+    p.add_argument("-o", "--output", help="default: NAME-VERSION-report.html")
+    p.set_defaults(func=cmd_report)
+    p = sub.add_parser("policy", help="print the default policy (a starting point for your own)")
+    p.set_defaults(func=cmd_policy)
 
     p = sub.add_parser("sql", parents=[common], help="query the workspace's DuckDB views")
     p.add_argument("query")
