@@ -26,8 +26,10 @@
 
 The planted truth is ``demo/planted_truth.parquet``: one row per planted
 synthetic row with its kind, the HumanEval item and whether it must be flagged.
-The evaluation half (a quiz benchmark, two tiny models, their runs and lm-eval
-results) is :mod:`analysis.evals.demo`.
+The scorecard half (four versions of synthetic support tickets with duplicates,
+skew and PII replay, scored against real-style and private data) is
+:mod:`analysis.demo_scorecards`; the evaluation half (a quiz benchmark, two tiny
+models, their runs and lm-eval results) is :mod:`analysis.evals.demo`.
 The workspace is assembled in a staging folder and renamed into place, so an
 interrupted build leaves no half-built demo.
 """
@@ -269,6 +271,9 @@ def build_demo(path: Path, force: bool = False, evals: bool = True) -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     ws = Workspace.open(path)
+    from analysis.demo_scorecards import build_scorecard_demo
+
+    build_scorecard_demo(ws)
     if evals:
         # Runs and lm-eval tasks name their files by absolute path: built where the workspace now lives.
         from analysis.evals.demo import build_eval_demo

@@ -17,6 +17,9 @@ navigation = st.navigation([
     st.Page("app_pages/datasets.py", title="Datasets", icon="🗂️"),
     st.Page("app_pages/contamination.py", title="Contamination", icon="🧪"),
     st.Page("app_pages/calibration.py", title="Calibration", icon="🎯"),
+    st.Page("app_pages/quality.py", title="Quality & Bias", icon="📐"),
+    st.Page("app_pages/privacy.py", title="Privacy", icon="🔒"),
+    st.Page("app_pages/trends.py", title="Trends", icon="📈"),
     st.Page("app_pages/runs.py", title="Runs", icon="🏃"),
     st.Page("app_pages/compare.py", title="Compare", icon="⚖️"),
 ])

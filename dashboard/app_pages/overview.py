@@ -1,14 +1,15 @@
-"""Overview: what the workspace holds, the contamination summary, recent scans and jobs."""
+"""Overview: the scorecard wall, what the workspace holds, the contamination summary, recent scans and jobs."""
 
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
-from analysis import browse, jobs
+from analysis import browse, jobs, report
 from analysis.contamination import results
 from analysis.workspace import KINDS
 from dashboard.components.grid import grid_table
+from dashboard.components.scorecard import card
 from dashboard.components.workspace import require_workspace
 
 ws = require_workspace()
@@ -27,6 +28,19 @@ links = st.columns(3)
 links[0].page_link("app_pages/datasets.py", label="Browse and import datasets", icon="🗂️")
 links[1].page_link("app_pages/contamination.py", label="Inspect contamination and start scans", icon="🧪")
 links[2].page_link("app_pages/calibration.py", label="Calibrate the stages' thresholds", icon="🎯")
+
+st.subheader("Scorecards")
+cards = report.scorecards(ws)
+if cards.empty:
+    st.info("No scorecard yet: score a synthetic version on the Quality & Bias page (or `synthscope score`).")
+else:
+    st.caption("The newest scorecard of each synthetic version, graded by its policy; each line links to its "
+               "evidence. `synthscope gate NAME@VERSION --policy FILE` applies the same grades in CI.")
+    for start in range(0, len(cards), 3):
+        columns = st.columns(3)
+        for col, row in zip(columns, cards.iloc[start:start + 3].itertuples()):
+            with col:
+                card(ws, row)
 
 st.subheader("Contamination: benchmark × synthetic")
 grid = results.grid(ws)

@@ -80,7 +80,8 @@ def test_nothing_outside_the_planted_truth_is_flagged(demo_workspace_template: P
                     "FROM contamination_grid")
     assert dict(zip(grid["s"], grid["contaminated"])) == {
         "humaneval x code-instruct@v1": 32, "humaneval x code-instruct@v2": 0, "humaneval x chat-distill@v1": 2,
-        "quiz x quiz-synth@v1": 100}  # the evaluation half: half the quiz leaked (tested below)
+        "quiz x quiz-synth@v1": 100,  # the evaluation half: half the quiz leaked (tested below)
+        **{f"humaneval x support-synth@v{i}": 0 for i in range(1, 5)}}  # the scorecard half: support tickets
 
 
 def test_demo_is_deterministic_and_never_clobbers(tmp_path: Path, demo_workspace_template: Path) -> None:
@@ -120,3 +121,18 @@ def test_the_demo_candidates_own_probabilities_single_out_the_leaked_items(demo_
     assert c.unscored_runs == []
     assert auroc["mink_candidate"] > 0.95  # measured 1.000: the candidate trained on these exact texts
     assert 0.3 < auroc["mink_baseline"] < 0.7  # measured 0.445: the baseline never saw them
+
+
+def test_the_gate_fails_each_problem_version_and_passes_the_clean_one(demo_ws: Path, tmp_path: Path) -> None:
+    from analysis import cli
+
+    expected = {"v1": ("fail", {"quality.exact_duplicate_rate", "quality.near_duplicate_rate"}),
+                "v2": ("fail", {"bias.cluster_tvd", "bias.attribute_tvd_max"}),
+                "v3": ("fail", {"privacy.pii_replay_rate", "privacy.near_copy_share"}),
+                "v4": ("pass", set())}
+    for version, (status, failed) in expected.items():
+        out = tmp_path / f"{version}.json"
+        code = cli.main(["gate", f"support-synth@{version}", "-w", str(demo_ws), "--json", str(out)])
+        result = json.loads(out.read_text())
+        assert (code, result["status"]) == ((1, "fail") if status == "fail" else (0, "pass")), result
+        assert set(result["failed"]) == failed

@@ -1,0 +1,70 @@
+"""Privacy: PII in synthetic rows, PII replayed from the private source, near-copies and membership inference."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from analysis import report
+from analysis.privacy import redact
+from analysis.workspace import WorkspaceError
+from dashboard.components.scorecard import METRICS, metrics_table, pick_scorecard, score_form
+from dashboard.components.widgets import MISSING
+from dashboard.components.workspace import require_workspace
+
+RAW_COLUMNS = ("value", "normalized", "source_value")
+
+
+def evidence(report_id: str, table: str):
+    try:
+        return report.evidence(ws, report_id, "privacy", table)
+    except WorkspaceError:
+        return None
+
+
+ws = require_workspace()
+st.title("Privacy")
+st.caption("Does the synthetic set leak what its generator saw? PII in its rows, PII values replayed from the private "
+           "source, near-copies of source records, and a membership-inference check (`synthscope score`).")
+manifest = pick_scorecard(ws, "pv_dataset")
+if manifest is not None:
+    report_id = manifest["report_id"]
+    st.dataframe(metrics_table(report.metrics(ws, report_id), "privacy"), hide_index=True, column_config=METRICS,
+                 key="p_metrics")
+    reveal = st.toggle("Show PII values", value=False, key="pv_reveal",
+                       help="values are masked by default; reveal them only where you are allowed to see them")
+    replay = evidence(report_id, "replay_by_entity")
+    if replay is not None and not replay.empty:
+        st.markdown("**Replay by entity type** — source PII values that reappear in synthetic rows")
+        st.dataframe(replay, hide_index=True, key="pv_replay", placeholder=MISSING)
+    hits = evidence(report_id, "pii_hits")
+    st.markdown("**PII in synthetic rows**")
+    if hits is None or hits.empty:
+        st.caption("No PII found in the synthetic rows.")
+    else:
+        shown = hits if reveal else hits.drop(columns=[c for c in RAW_COLUMNS if c in hits.columns])
+        st.caption(f"{len(hits)} hits" + ("" if reveal else " · values masked"))
+        st.dataframe(shown, hide_index=True, key="pv_hits", placeholder=MISSING)
+    copies = evidence(report_id, "near_copies")
+    st.markdown("**Near-copies of source records**")
+    if copies is None or copies.empty:
+        st.caption("No synthetic row is a near-copy of a source record.")
+    else:
+        if not reveal:
+            copies = copies.assign(synthetic_text=copies["synthetic_text"].map(redact),
+                                   source_text=copies["source_text"].map(redact))
+        st.dataframe(copies, hide_index=True, key="pv_copies", placeholder=MISSING)
+        labels = [f"{r.synthetic_id} ≈ {r.source_id}" for r in copies.itertuples()]
+        pick = st.selectbox("Compare a near-copy with its source record", range(len(labels)),
+                            format_func=labels.__getitem__, key="pv_copy")
+        row = copies.iloc[pick]
+        left, right = st.columns(2)
+        for col, side in ((left, "synthetic"), (right, "source")):
+            col.caption(f"{side} {row[f'{side}_id']}")
+            col.code(str(row.get(f"{side}_text", "")), language=None, wrap_lines=True)
+        st.caption("PII inside the texts is masked unless values are shown; the rest of the text is as stored, "
+                   "since a near-copy of a private record is itself the leak.")
+    for note in manifest.get("notes", []):
+        if note.startswith("privacy"):
+            st.caption(f"Not measured — {note}")
+st.subheader("Score a version")
+score_form(ws)

@@ -1,0 +1,116 @@
+"""Scorecard widgets: grade badges, one card per dataset version, and the version picker of the scorecard pages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from analysis import browse, jobs, report
+from analysis.metrics import format_value
+from analysis.workspace import DatasetRef, Workspace
+
+GRADE_ICONS = {"pass": "🟢", "warn": "🟡", "fail": "🔴", "info": "⚪"}
+SECTION_PAGES = {"contamination": ("app_pages/contamination.py", "Contamination"),
+                 "quality": ("app_pages/quality.py", "Quality & Bias"),
+                 "bias": ("app_pages/quality.py", "Quality & Bias"),
+                 "privacy": ("app_pages/privacy.py", "Privacy")}
+METRICS = {
+    "label": st.column_config.TextColumn("metric"),
+    "shown": st.column_config.TextColumn("value"),
+    "grade": st.column_config.TextColumn("grade"),
+    "rule": st.column_config.TextColumn("policy", help="the bounds of the policy the scorecard was graded with"),
+    "detail": st.column_config.TextColumn("behind it", width="large"),
+    "key": st.column_config.TextColumn("key"),
+}
+
+
+def badge(grade: str) -> str:
+    return f"{GRADE_ICONS.get(grade, '⚪')} {grade.upper()}"
+
+
+def headline(metrics: pd.DataFrame, section: str) -> pd.Series | None:
+    """The metric a card shows for ``section``: its worst-graded one (the first of equals)."""
+    rows = metrics[metrics["section"] == section]
+    if rows.empty:
+        return None
+    order = rows["grade"].map({"fail": 0, "warn": 1, "pass": 2, "info": 3})
+    return rows.assign(_o=order).sort_values("_o", kind="stable").iloc[0]
+
+
+def card(ws: Workspace, row: Any) -> None:
+    """One dataset version: overall grade, then per section its grade, headline number and a link to the evidence."""
+    metrics = report.metrics(ws, row.report_id)
+    with st.container(border=True):
+        st.markdown(f"**{row.ref}** · {badge(row.status)}")
+        for section in report.SECTIONS:
+            top = headline(metrics, section)
+            page, title = SECTION_PAGES[section]
+            grade = getattr(row, section)
+            number = f"{top['label']}: {format_value(top['key'], top['value'])}" if top is not None else "not measured"
+            detail = f" ({top['detail']})" if top is not None and top["detail"] else ""
+            st.page_link(page, label=f"{GRADE_ICONS.get(grade, '⚪')} {section} — {number}",
+                         query_params={"dataset": row.ref}, help=f"{title}: the evidence behind it{detail}")
+        st.caption(f"scorecard {row.report_id}")
+
+
+def metrics_table(metrics: pd.DataFrame, section: str | None = None) -> pd.DataFrame:
+    rows = metrics if section is None else metrics[metrics["section"] == section]
+    rows = rows.assign(shown=[format_value(k, v) for k, v in zip(rows["key"], rows["value"], strict=True)],
+                       grade=[badge(g) for g in rows["grade"]])
+    return rows[["label", "shown", "grade", "rule", "detail", "key"]]
+
+
+def pick_scorecard(ws: Workspace, key: str) -> dict[str, Any] | None:
+    """A synthetic version with a scorecard (``?dataset=NAME@VERSION`` chooses it); its newest scorecard manifest."""
+    cards = report.scorecards(ws)
+    if cards.empty:
+        st.info("No scorecard yet: score a synthetic version below, or with "
+                "`synthscope score NAME@VERSION --reference REAL --source PRIVATE --holdout HOLDOUT`.")
+        return None
+    refs = list(cards["ref"])
+    wanted = st.query_params.get("dataset")
+    if wanted in refs and st.session_state.get(f"{key}_from_link") != wanted:
+        st.session_state[key] = wanted  # a link from the Overview picks the version once
+        st.session_state[f"{key}_from_link"] = wanted
+    if st.session_state.get(key) not in refs:
+        st.session_state[key] = refs[-1]
+    chosen = st.selectbox("Synthetic dataset version", refs, key=key)
+    st.query_params["dataset"] = chosen
+    manifest = report.latest(ws, DatasetRef.parse(chosen))
+    assert manifest is not None
+    inputs = ", ".join(f"{k} `{manifest[k]}`" for k in ("reference", "source", "holdout") if manifest.get(k))
+    st.caption(f"{badge(manifest['status'])} · scorecard {manifest['report_id']} of {manifest['created_at'][:19]} · "
+               f"measured against {inputs or 'no other data'} · graded by {manifest['policy']}")
+    return manifest
+
+
+def score_form(ws: Workspace) -> None:
+    """Score a synthetic version as a job: pick it and the data it is measured against."""
+    versions = browse.dataset_versions(ws)
+    by_kind = {k: list(versions.loc[versions["kind"] == k, "ref"]) for k in ("synthetic", "reference", "source")}
+    if not by_kind["synthetic"]:
+        st.caption("No synthetic dataset to score yet: import one on the Datasets page.")
+        return
+    none = "(none)"
+    with st.form("score_form"):
+        c1, c2, c3, c4 = st.columns(4)
+        dataset = c1.selectbox("Synthetic version", by_kind["synthetic"], key="score_dataset")
+        reference = c2.selectbox("Reference (real data)", [none, *by_kind["reference"]], key="score_reference")
+        source = c3.selectbox("Private source", [none, *by_kind["source"]], key="score_source",
+                              help="what the generator saw: PII replay and near-copies are measured against it")
+        holdout = c4.selectbox("Holdout", [none, *by_kind["source"]], key="score_holdout",
+                               help="private rows of the same population the generator did not see")
+        submitted = st.form_submit_button("Score it", type="primary")
+    if submitted:
+        argv = ["score", dataset]
+        for flag, value in (("--reference", reference), ("--source", source), ("--holdout", holdout)):
+            if value != none:
+                argv += [flag, value]
+        job_id = jobs.start(ws, "score", argv)
+        st.toast(f"Scoring {dataset} (job {job_id})")
+    from dashboard.components.jobs import job_panel
+
+    job_panel(ws, "score", "Score", lambda job: f"{job.result.get('status', '?').upper()} "
+              f"(scorecard {job.result.get('report_id')})", limit=2)
