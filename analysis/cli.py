@@ -28,7 +28,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -109,7 +110,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
     ws = _workspace(args)
     reporter = jobs.Reporter(ws, args.job) if args.job else None
-    try:
+    with _reported(reporter):
         config = config_from(ws, {key: getattr(args, flag.lstrip("-").replace("-", "_"))
                                   for key, flag in OVERRIDE_FLAGS.items()})
         synthetics = [DatasetRef.parse(s) for s in args.synthetic]
@@ -120,10 +121,6 @@ def cmd_scan(args: argparse.Namespace) -> int:
                                           reporter.progress))
             else:
                 summaries.append(_scan_with_bar(ws, DatasetRef.parse(bench), synthetics, config, args.workers))
-    except Exception as exc:
-        if reporter:
-            reporter.fail(f"{type(exc).__name__}: {exc}")
-        raise
     if reporter:
         reporter.succeed({"scan_ids": [s.scan_id for s in summaries]})
     for summary in summaries:
@@ -171,7 +168,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
     ws = _workspace(args)
     reporter = jobs.Reporter(ws, args.job) if args.job else None
-    try:
+    with _reported(reporter):
         if (args.positives is None) == (args.truth is None):
             raise CliError("give known positives as --positives NAME (row i rephrases benchmark row i) "
                            "or --truth FILE (dataset, version, record_id, task_id, must_flag), not both")
@@ -185,14 +182,21 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
                                             args.negatives_per_item)
         progress = reporter.progress if reporter else _print_progress
         calibration_id = calibrate.run_calibration(ws, pairset, config, args.target_fpr, progress)
-    except Exception as exc:
-        if reporter:
-            reporter.fail(f"{type(exc).__name__}: {exc}")
-        raise
     if reporter:
         reporter.succeed({"calibration_id": calibration_id})
     _print_calibration(ws, calibration_id)
     return 0
+
+
+@contextmanager
+def _reported(reporter: Any) -> Iterator[None]:
+    """Inside a job (``reporter`` set): an exception marks the job failed with its message, then propagates."""
+    try:
+        yield
+    except Exception as exc:
+        if reporter:
+            reporter.fail(f"{type(exc).__name__}: {exc}")
+        raise
 
 
 def _print_progress(done: int, total: int, message: str) -> None:
@@ -255,17 +259,13 @@ def cmd_eval_run(args: argparse.Namespace) -> int:
               f"log in {ws.jobs_dir / job_id / 'log.txt'}")
         return 0
     reporter = jobs.Reporter(ws, args.job) if args.job else None
-    try:
+    with _reported(reporter):
         batch: int | str = int(args.batch_size) if args.batch_size.isdigit() else args.batch_size
         result = run_eval(ws, args.run, args.tasks, include_path=args.include_path, limit=args.limit,
                           device=args.device, batch_size=batch, num_fewshot=args.num_fewshot,
                           trust_remote_code=args.trust_remote_code, online=args.online,
                           benchmarks=[DatasetRef.parse(b) for b in args.benchmark or []],
                           progress=reporter.progress if reporter else _print_progress)
-    except Exception as exc:
-        if reporter:
-            reporter.fail(f"{type(exc).__name__}: {exc}")
-        raise
     if reporter:
         reporter.succeed({"eval_ids": [i.eval_id for i in result.imports], "output": str(result.output_dir)})
     print(f"lm-eval output: {result.output_dir.relative_to(ws.root)} (device {result.device})")
@@ -347,16 +347,12 @@ def cmd_eval_mink(args: argparse.Namespace) -> int:
         return 0
     reporter = jobs.Reporter(ws, args.job) if args.job else None
     done = []
-    try:
+    with _reported(reporter):
         for bench in benchmarks:
             done.append(score_run(ws, args.run, bench, k=args.k, max_tokens=args.max_tokens,
                                   batch_size=args.batch_size, device=args.device,
                                   trust_remote_code=args.trust_remote_code, online=args.online,
                                   progress=reporter.progress if reporter else _print_progress))
-    except Exception as exc:
-        if reporter:
-            reporter.fail(f"{type(exc).__name__}: {exc}")
-        raise
     if reporter:
         reporter.succeed({"score_ids": [d.score_id for d in done]})
     rows = [(d.score_id, d.run_id, str(d.benchmark), d.items, d.truncated, d.device, f"{d.seconds:.1f}")
@@ -436,13 +432,9 @@ def cmd_score(args: argparse.Namespace) -> int:
         print(f"started job {job_id}; progress in {ws.jobs_dir / job_id / 'status.json'}")
         return 0
     reporter = jobs.Reporter(ws, args.job) if args.job else None
-    try:
+    with _reported(reporter):
         card = report.build(ws, ref, inputs, policy=pol, embeddings=args.embeddings,
                             progress=reporter.progress if reporter else _print_progress)
-    except Exception as exc:
-        if reporter:
-            reporter.fail(f"{type(exc).__name__}: {exc}")
-        raise
     if reporter:
         reporter.succeed({"report_id": card.report_id, "status": card.status})
     _print_grades(card.grades)

@@ -6,19 +6,11 @@ import streamlit as st
 
 from analysis import report
 from analysis.privacy import redact
-from analysis.workspace import WorkspaceError
-from dashboard.components.scorecard import METRICS, metrics_table, pick_scorecard, score_form
+from dashboard.components.scorecard import METRICS, evidence, evidence_table, metrics_table, pick_scorecard, score_form
 from dashboard.components.widgets import MISSING
 from dashboard.components.workspace import require_workspace
 
 RAW_COLUMNS = ("value", "normalized", "source_value")
-
-
-def evidence(report_id: str, table: str):
-    try:
-        return report.evidence(ws, report_id, "privacy", table)
-    except WorkspaceError:
-        return None
 
 
 ws = require_workspace()
@@ -32,19 +24,15 @@ if manifest is not None:
                  key="p_metrics")
     reveal = st.toggle("Show PII values", value=False, key="pv_reveal",
                        help="values are masked by default; reveal them only where you are allowed to see them")
-    replay = evidence(report_id, "replay_by_entity")
-    if replay is not None and not replay.empty:
-        st.markdown("**Replay by entity type** — source PII values that reappear in synthetic rows")
-        st.dataframe(replay, hide_index=True, key="pv_replay", placeholder=MISSING)
-    hits = evidence(report_id, "pii_hits")
-    st.markdown("**PII in synthetic rows**")
-    if hits is None or hits.empty:
-        st.caption("No PII found in the synthetic rows.")
-    else:
-        shown = hits if reveal else hits.drop(columns=[c for c in RAW_COLUMNS if c in hits.columns])
-        st.caption(f"{len(hits)} hits" + ("" if reveal else " · values masked"))
-        st.dataframe(shown, hide_index=True, key="pv_hits", placeholder=MISSING)
-    copies = evidence(report_id, "near_copies")
+    evidence_table("Replay by entity type — source PII values that reappear in synthetic rows",
+                   evidence(ws, report_id, "privacy", "replay_by_entity"), "No private source to compare with.",
+                   "pv_replay")
+    hits = evidence(ws, report_id, "privacy", "pii_hits")
+    if hits is not None and not reveal:
+        hits = hits.drop(columns=[c for c in RAW_COLUMNS if c in hits.columns])
+    evidence_table("PII in synthetic rows" + ("" if reveal else " (values masked)"), hits,
+                   "No PII found in the synthetic rows.", "pv_hits")
+    copies = evidence(ws, report_id, "privacy", "near_copies")
     st.markdown("**Near-copies of source records**")
     if copies is None or copies.empty:
         st.caption("No synthetic row is a near-copy of a source record.")

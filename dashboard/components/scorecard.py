@@ -9,7 +9,8 @@ import streamlit as st
 
 from analysis import browse, jobs, report
 from analysis.metrics import format_value
-from analysis.workspace import DatasetRef, Workspace
+from analysis.workspace import DatasetRef, Workspace, WorkspaceError
+from dashboard.components.widgets import MISSING
 
 GRADE_ICONS = {"pass": "🟢", "warn": "🟡", "fail": "🔴", "info": "⚪"}
 SECTION_PAGES = {"contamination": ("app_pages/contamination.py", "Contamination"),
@@ -60,6 +61,23 @@ def metrics_table(metrics: pd.DataFrame, section: str | None = None) -> pd.DataF
     rows = rows.assign(shown=[format_value(k, v) for k, v in zip(rows["key"], rows["value"], strict=True)],
                        grade=[badge(g) for g in rows["grade"]])
     return rows[["label", "shown", "grade", "rule", "detail", "key"]]
+
+
+def evidence(ws: Workspace, report_id: str, section: str, table: str) -> pd.DataFrame | None:
+    """An evidence table of a scorecard, or None when that section did not produce it."""
+    try:
+        return report.evidence(ws, report_id, section, table)
+    except WorkspaceError:
+        return None
+
+
+def evidence_table(title: str, frame: pd.DataFrame | None, empty: str, key: str) -> None:
+    """A bold title, then the table, or ``empty`` when there are no rows."""
+    st.markdown(f"**{title}**")
+    if frame is None or frame.empty:
+        st.caption(empty)
+    else:
+        st.dataframe(frame, hide_index=True, key=key, placeholder=MISSING)
 
 
 def pick_scorecard(ws: Workspace, key: str) -> dict[str, Any] | None:
