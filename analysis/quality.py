@@ -596,6 +596,9 @@ def _structure_metrics(section: Section, texts: list[str], reference_texts: Sequ
     section.evidence["structure"] = table
     defined = [v for v in jsds.values() if not math.isnan(v)]
     mean = float(np.mean(defined)) if defined else math.nan
+    if len(defined) < len(jsds):
+        section.notes.append("structure divergence: some features have no values on one side ("
+                             + ", ".join(f for f, v in jsds.items() if math.isnan(v)) + ")")
     section.metrics.append(Metric(
         "quality.structure_jsd", mean, "Structure divergence", False,
         "mean Jensen-Shannon divergence (bits) of sentences/record, words/sentence and characters/word: "
@@ -642,8 +645,8 @@ def _invalid_metrics(section: Section, texts: list[str], ids: list[str]) -> None
     rows = [(ids[i], reason, text) for i, text in enumerate(texts) if (reason := invalid_reason(text))]
     table = pd.DataFrame(rows, columns=["record_id", "reason", "text"])
     section.evidence["invalid_rows"] = table
-    kinds = {kind: int(table["reason"].str.contains(kind, regex=False).sum())
-             for kind in ("empty", "template residue", "truncated")}
+    found = [{part.split(":", 1)[0] for part in reason.split("; ")} for _, reason, _ in rows]
+    kinds = {kind: sum(kind in f for f in found) for kind in ("empty", "template residue", "truncated")}
     breakdown = ", ".join(f"{count} {kind}" for kind, count in kinds.items() if count)
     section.metrics.append(Metric("quality.invalid_rate", len(rows) / n if n else math.nan, "Invalid rows", False,
                                   f"{len(rows)} of {n} rows invalid" + (f": {breakdown}" if breakdown else ""),
