@@ -41,7 +41,8 @@ def test_catalog_file_serves_external_duckdb_clients(demo_ws: Path) -> None:
     rows = con.execute("SELECT synthetic, contaminated FROM contamination_grid ORDER BY synthetic, "
                        "synthetic_version").fetchall()
     con.close()
-    assert rows == [("chat-distill", 2), ("code-instruct", 32), ("code-instruct", 0), ("quiz-synth", 100)]
+    assert rows == [("chat-distill", 2), ("code-instruct", 32), ("code-instruct", 0), ("quiz-synth", 100),
+                    *[("support-synth", 0)] * 4]
 
 
 def test_atomic_write_replaces_whole_files(tmp_path: Path) -> None:
@@ -116,6 +117,7 @@ def test_dashboard_style_reads_never_block_while_scans_write(demo_ws: Path) -> N
     """A reader queries views and the catalog file in a loop while a CLI process runs scans."""
     ws = Workspace.open(demo_ws)
     scans_before = len(ws.query("SELECT * FROM scans"))
+    pairs = len(ws.query("SELECT * FROM contamination_grid"))  # the scans below only replace some pairs' verdicts
     writer = subprocess.Popen(
         ["bash", "-c", " && ".join(
             [" ".join(CLI + ["scan", "-w", str(demo_ws), "--synthetic", "code-instruct@v1",
@@ -126,7 +128,7 @@ def test_dashboard_style_reads_never_block_while_scans_write(demo_ws: Path) -> N
     while writer.poll() is None and time.monotonic() < deadline:
         try:
             grid = ws.query("SELECT * FROM contamination_grid")
-            assert len(grid) == 4
+            assert len(grid) == pairs
             ws.query("SELECT count(*) FROM evidence JOIN records USING (record_id)")
             con = duckdb.connect(str(demo_ws / "catalog.duckdb"), read_only=True)
             con.execute("SELECT count(*) FROM latest_verdicts").fetchall()

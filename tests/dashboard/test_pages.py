@@ -131,15 +131,18 @@ def test_sidebar_shows_the_workspace_and_running_jobs(open_app, demo_ws: Path) -
 def test_overview_summarises_the_workspace(open_app, demo_ws: Path) -> None:
     at = open_app(demo_ws)
     metrics = {m.label: m.value for m in at.metric}
-    # HumanEval with three synthetic sets, and the quiz of the evaluation half with its leaky set.
-    assert metrics["benchmark versions"] == "2" and metrics["synthetic versions"] == "4"
-    assert metrics["scans"] == "2"
+    # HumanEval with three code/chat sets and four support-ticket versions; the quiz with its leaky set.
+    assert metrics["benchmark versions"] == "2" and metrics["synthetic versions"] == "8"
+    assert metrics["reference versions"] == "2" and metrics["source versions"] == "2"
+    assert metrics["scans"] == "3"
     grid = frame(at, "contaminated_share")
     grid = grid[grid["benchmark"] == "humaneval@v1"].set_index("synthetic")
     assert grid.loc["code-instruct@v1", "contaminated"] == len(must_flag(demo_ws))
     assert grid.loc["code-instruct@v1", "semantic"] == len(semantic_items(demo_ws))
     assert grid.loc["chat-distill@v1", "contaminated"] == len(must_flag(demo_ws, "chat-distill"))
-    assert [link.proto.page for link in at.get("page_link")] == ["datasets", "contamination", "calibration"]
+    pages = [link.proto.page for link in at.get("page_link")]
+    assert pages[:3] == ["datasets", "contamination", "calibration"]
+    assert len(pages) == 3 + 4 * 4  # then one card of four sections per scored support-synth version
 
 
 def test_overview_of_an_empty_workspace_invites_an_import(open_app, tmp_path: Path) -> None:
@@ -155,8 +158,9 @@ def test_datasets_lists_every_version(open_app, demo_ws: Path) -> None:
     at = open_app(demo_ws, DATASETS)
     versions = frame(at, "mapping")
     assert sorted(zip(versions["name"], versions["version"])) == [
-        ("chat-distill", "v1"), ("code-instruct", "v1"), ("code-instruct", "v2"), ("humaneval", "v1"),
-        ("quiz", "v1"), ("quiz-clean", "v1"), ("quiz-synth", "v1")]
+        ("chat-distill", "v1"), ("code-instruct", "v1"), ("code-instruct", "v2"), ("crm-holdout", "v1"),
+        ("crm-private", "v1"), ("humaneval", "v1"), ("quiz", "v1"), ("quiz-clean", "v1"), ("quiz-synth", "v1"),
+        ("support-real", "v1"), *[("support-synth", f"v{i}") for i in range(1, 5)]]
     assert versions.set_index("name").loc["humaneval", "mapping"].startswith("humaneval:")
 
 
