@@ -16,6 +16,7 @@
     synthscope gate NAME@VERSION [--policy FILE] [--json OUT]     exit 0 pass/warn, 1 fail, 2 error
     synthscope report NAME@VERSION [-o report.html]
     synthscope policy
+    synthscope generate --seeds NAME@VERSION --template FILE --output NAME [--model M] [--n 1] [--limit N]
     synthscope sql "SELECT ... FROM latest_verdicts"
     synthscope demo PATH
     synthscope serve [PATH] [--host 127.0.0.1] [--port 8501]
@@ -505,6 +506,83 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_generate(args: argparse.Namespace) -> int:
+    from analysis import generate as gen
+    from analysis import jobs
+
+    ws = _workspace(args)
+    try:
+        template = Path(args.template).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"cannot read template {args.template}: {exc.strerror or exc}") from exc
+    params = gen.Params(n=args.n, max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
+                        top_k=args.top_k, stop=args.stop or [], seed=args.seed, parse=args.parse,
+                        delimiter=args.delimiter, batch_size=args.batch_size)
+    seeds = DatasetRef.parse(args.seeds)
+    if args.preview:
+        for record_id, prompt in gen.preview(ws, seeds, template):
+            print(f"--- seed {record_id}\n{prompt}")
+        return 0
+    if args.background:
+        gen.check_template(template, set(gen.seed_rows(ws, seeds).columns) - {"flagged"})  # fail now, not in a job
+        job_id = jobs.start(ws, "generate", _generate_argv(args))
+        print(f"started job {job_id}; progress in {ws.jobs_dir / job_id / 'status.json'}")
+        return 0
+    reporter = jobs.Reporter(ws, args.job) if args.job else None
+    with _reported(reporter):
+        result = gen.generate(ws, seeds, template, args.output, model=args.model, params=params, limit=args.limit,
+                              device=args.device, keep_flagged_seeds=args.keep_flagged_seeds, run_id=args.resume,
+                              trust_remote_code=args.trust_remote_code,
+                              progress=reporter.progress if reporter else _print_progress,
+                              should_stop=reporter.cancelled if reporter else None,
+                              on_start=(lambda run_id: reporter.note({"run_id": run_id})) if reporter else None)
+        checks = _check_generated(ws, result.dataset) if args.check and result.dataset else {}
+    summary = {"run_id": result.run_id, "rows": result.rows, "rejected": result.rejected, "stopped": result.stopped,
+               "dataset": str(result.dataset) if result.dataset else None, "device": result.device,
+               "tokens_per_second": round(result.tokens_per_second, 2), **checks}
+    if reporter:
+        reporter.succeed(summary)
+    print(f"run {result.run_id}: {result.rows} rows, {result.rejected} rejected, {result.seeds_used} seeds "
+          f"({result.seeds_flagged} benchmark items among the pool {'kept' if args.keep_flagged_seeds else 'left out'})"
+          f", {result.tokens_per_second:.1f} tokens/s on {result.device}")
+    if result.stopped:
+        print(f"stopped before the end; continue with --resume {result.run_id}")
+    elif result.dataset and not args.check:
+        print(f"new dataset version {result.dataset}; check it with --check, or `synthscope scan --synthetic "
+              f"{result.dataset} --benchmark NAME` and `synthscope score {result.dataset}`")
+    return 0
+
+
+def _generate_argv(args: argparse.Namespace) -> list[str]:
+    """The command line of a generation job: the same run, template by absolute path."""
+    argv = ["generate", "--seeds", args.seeds, "--template", str(Path(args.template).resolve()),
+            "--output", args.output]
+    for flag in ("model", "n", "limit", "max_new_tokens", "temperature", "top_p", "top_k", "seed", "parse",
+                 "delimiter", "batch_size", "device", "resume"):
+        value = getattr(args, flag)
+        if value is not None:
+            argv += [f"--{flag.replace('_', '-')}", str(value)]
+    for stop in args.stop or []:
+        argv += ["--stop", stop]
+    argv += [f"--{f.replace('_', '-')}" for f in ("keep_flagged_seeds", "trust_remote_code", "check")
+             if getattr(args, f)]
+    return argv
+
+
+def _check_generated(ws: Workspace, ref: DatasetRef) -> dict[str, Any]:
+    """Scan a generated version against every benchmark and score it; what was found."""
+    from analysis import report
+    from analysis.contamination.scan import config_from, run_scan
+
+    benchmarks = [DatasetRef(m["name"], m["version"]) for m in ws.manifests() if m["kind"] == "benchmark"]
+    for bench in benchmarks:
+        run_scan(ws, bench, [ref], config_from(ws), workers=1)
+    card = report.build(ws, ref)
+    print(f"checked {ref}: scanned against {len(benchmarks)} benchmark(s); scorecard {card.report_id} "
+          f"{card.status.upper()}")
+    return {"scanned_benchmarks": len(benchmarks), "report_id": card.report_id, "status": card.status}
+
+
 def cmd_policy(args: argparse.Namespace) -> int:
     from analysis.policy import DEFAULT_POLICY
 
@@ -715,6 +793,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dataset", metavar="NAME[@VERSION]")
     p.add_argument("-o", "--output", help="default: NAME-VERSION-report.html")
     p.set_defaults(func=cmd_report)
+    p = sub.add_parser("generate", parents=[common], help="new synthetic rows from an instruct model, with provenance")
+    p.add_argument("--seeds", required=True, metavar="NAME[@VERSION]", help="dataset whose rows fill the template")
+    p.add_argument("--template", required=True, metavar="FILE", help="Jinja prompt template ({{ prompt }}, ...)")
+    p.add_argument("--output", required=True, metavar="NAME", help="dataset the rows become a new version of")
+    p.add_argument("--model", help="local folder, .gguf or hub id (default: SmolLM2-135M-Instruct, packaged)")
+    p.add_argument("--n", type=int, default=1, help="outputs per seed")
+    p.add_argument("--limit", type=int, help="at most N seeds")
+    p.add_argument("--max-new-tokens", type=int, default=128)
+    p.add_argument("--temperature", type=float, default=0.7)
+    p.add_argument("--top-p", type=float, default=0.95)
+    p.add_argument("--top-k", type=int, default=50)
+    p.add_argument("--stop", action="append", help="cut the output at this string (repeat for several)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--parse", choices=["text", "json", "delimiter"], default="text")
+    p.add_argument("--delimiter", default="###", help="for --parse delimiter: between prompt and answer")
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--device", default="auto", help="auto (CUDA when present, default), cpu or cuda")
+    p.add_argument("--keep-flagged-seeds", action="store_true", help="use seeds that are benchmark items too")
+    p.add_argument("--resume", metavar="RUN_ID", help="continue a stopped run; rows already made are kept")
+    p.add_argument("--preview", action="store_true", help="print the first five rendered prompts and stop")
+    p.add_argument("--trust-remote-code", action="store_true", help="let the model run its own code")
+    p.add_argument("--check", action="store_true",
+                   help="when done, scan the new version against every benchmark and score it")
+    p.add_argument("--background", action="store_true", help="run as a job; print its id and return")
+    p.add_argument("--job", help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_generate)
     p = sub.add_parser("policy", help="print the default policy (a starting point for your own)")
     p.set_defaults(func=cmd_policy)
 

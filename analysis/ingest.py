@@ -383,11 +383,13 @@ class _RecordWriter:
 
 
 def ingest(ws: Workspace, source: str | Path, *, name: str, kind: str, version: str | None = None,
-           options: IngestOptions | None = None, source_label: str | None = None) -> IngestReport:
+           options: IngestOptions | None = None, source_label: str | None = None,
+           provenance: dict[str, Any] | None = None) -> IngestReport:
     """Import ``source`` as a new version of dataset ``name``; see the module docstring.
 
     ``source_label`` names the source in the manifest and in row errors when the
     path read is not the one a user knows (an upload saved to a temporary file).
+    ``provenance`` (how a generated set was made) is kept in the version's manifest.
     """
     opts = options or IngestOptions()
     try:
@@ -472,6 +474,7 @@ def ingest(ws: Workspace, source: str | Path, *, name: str, kind: str, version: 
                 "name": name, "version": version, "kind": kind, "rows": writer.rows,
                 "errors": error_count, "duplicate_ids": duplicates, "created_at": utc_now(),
                 "source": label, "format": fmt, "mapping": mapping,
+                **({"provenance": provenance} if provenance else {}),
             })
     except WorkspaceError as exc:
         raise IngestError(str(exc)) from exc

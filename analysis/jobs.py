@@ -80,6 +80,15 @@ class Reporter:
             self.current.updated_at = utc_now()
             _write(self.ws, self.current)
 
+    def note(self, result: dict[str, Any]) -> None:
+        """Publish part of the result while still running (e.g. where the rows go)."""
+        self.current.result.update(result)
+        _write(self.ws, self.current)
+
+    def cancelled(self) -> bool:
+        """Whether someone asked this job to stop (:func:`request_cancel`)."""
+        return (self.ws.jobs_dir / self.current.job_id / "cancel").exists()
+
     def succeed(self, result: dict[str, Any]) -> None:
         self.current.state, self.current.result, self.current.message = SUCCEEDED, result, "done"
         self.current.ended_at = self.current.updated_at = utc_now()
@@ -122,6 +131,11 @@ def list_jobs(ws: Workspace, kind: str | None = None) -> list[JobStatus]:
         if kind is None or job.kind == kind:
             out.append(job)
     return out
+
+
+def request_cancel(ws: Workspace, job_id: str) -> None:
+    """Ask a running job to stop at its next checkpoint (a job that supports it checks :meth:`Reporter.cancelled`)."""
+    (ws.jobs_dir / job_id / "cancel").touch()
 
 
 def log_tail(ws: Workspace, job_id: str, lines: int = 20) -> str:

@@ -20,6 +20,7 @@ navigation = st.navigation([
     st.Page("app_pages/quality.py", title="Quality & Bias", icon="📐"),
     st.Page("app_pages/privacy.py", title="Privacy", icon="🔒"),
     st.Page("app_pages/trends.py", title="Trends", icon="📈"),
+    st.Page("app_pages/generate.py", title="Generate", icon="✨"),
     st.Page("app_pages/runs.py", title="Runs", icon="🏃"),
     st.Page("app_pages/compare.py", title="Compare", icon="⚖️"),
 ])

@@ -1,0 +1,150 @@
+"""Generate: new synthetic rows from an instruct model, a template and a seed pool; checked as they land."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import streamlit as st
+
+from analysis import browse, jobs
+from analysis import generate as gen
+from analysis.device import pick_device
+from analysis.models import DEFAULT_INSTRUCT
+from analysis.workspace import DatasetRef, Workspace, WorkspaceError
+from dashboard.components.jobs import POLL_SECONDS
+from dashboard.components.widgets import MISSING, choose
+from dashboard.components.workspace import require_workspace
+
+DEFAULT_TEMPLATE = ("Write one new task in the style of this one, on a different subject. Reply with the task only.\n"
+                    "Task: {{ prompt }}")
+ROWS_SHOWN = 50
+
+
+def template_file(ws: Workspace, template: str) -> str:
+    """The template saved once under ``generations/templates/<sha256>.j2`` (a job reads it by path)."""
+    path = ws.root / "generations" / "templates" / f"{gen.sha256_text(template)[:16]}.j2"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(template, encoding="utf-8")
+    return str(path)
+
+
+def show_preview(ws: Workspace, pool: str, template: str) -> bool:
+    """The rendered prompts of five seeds, or why the template cannot run; whether it can."""
+    try:
+        shown = gen.preview(ws, DatasetRef.parse(pool), template)
+    except WorkspaceError as exc:
+        st.error(f"The template cannot run: {exc}")
+        return False
+    flagged = int(gen.seed_rows(ws, DatasetRef.parse(pool))["flagged"].sum())
+    st.caption(f"Preview over the first {len(shown)} seeds" + (f" · {flagged} seeds are benchmark items per the "
+                                                                 "latest scans and are left out" if flagged else ""))
+    for record_id, prompt in shown:
+        st.code(prompt, language=None, wrap_lines=True)
+        st.caption(f"seed {record_id}")
+    return bool(shown)
+
+
+def rows_of(ws: Workspace, run_id: str) -> pd.DataFrame:
+    path = ws.root / "generations" / run_id / "rows.jsonl"
+    if not path.is_file():
+        return pd.DataFrame()
+    lines = path.read_text(encoding="utf-8").splitlines()[-ROWS_SHOWN:]
+    rows = []
+    for line in lines:
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            break  # a line being written
+    return pd.DataFrame(rows)
+
+
+def progress_panel(ws: Workspace) -> None:
+    was_running = any(j.state == jobs.RUNNING for j in jobs.list_jobs(ws, "generate")[:1])
+
+    @st.fragment(run_every=POLL_SECONDS if was_running else None)
+    def panel() -> None:
+        recent = jobs.list_jobs(ws, "generate")[:1]
+        if not recent:
+            st.caption("No generation started yet.")
+            return
+        job = recent[0]
+        if was_running and job.state != jobs.RUNNING:
+            st.rerun()
+        if job.state == jobs.RUNNING:
+            st.progress(job.fraction, text=f"job {job.job_id}: {job.message}")
+            st.button("Cancel", key="gen_cancel", on_click=jobs.request_cancel, args=(ws, job.job_id),
+                      help="stops after the current batch; the rows made so far are kept and the run can resume")
+        elif job.state == jobs.SUCCEEDED:
+            r = job.result
+            if r.get("stopped"):
+                st.warning(f"Job {job.job_id} was cancelled after {r['rows']} rows; resume it with "
+                           f"`synthscope generate ... --resume {r['run_id']}`.")
+            else:
+                st.success(f"Job {job.job_id}: {r.get('rows')} rows ({r.get('rejected')} rejected) → "
+                           f"{r.get('dataset')}, {r.get('tokens_per_second')} tokens/s on {r.get('device')}"
+                           + (f"; checked: scorecard {r['status'].upper()}" if r.get("status") else ""))
+        else:
+            st.error(f"Job {job.job_id} failed: {job.error}")
+            st.code(jobs.log_tail(ws, job.job_id) or "(the log is empty)", language=None)
+        run_id = job.result.get("run_id")
+        if run_id:
+            rows = rows_of(ws, run_id)
+            if not rows.empty:
+                st.caption(f"The newest rows of run {run_id}, as they arrive")
+                st.dataframe(rows[["seed_record_id", "prompt", "answer", "created_at"]], hide_index=True,
+                             key="gen_rows", placeholder=MISSING)
+
+    panel()
+
+
+ws = require_workspace()
+st.title("Generate")
+st.caption("New synthetic rows from an instruct model, with provenance on every row; the new version can be "
+           "scanned and scored as soon as it lands (`synthscope generate`).")
+pools = list(browse.dataset_versions(ws)["ref"])
+if not pools:
+    st.info("Import a dataset to seed from first (Datasets page or `synthscope ingest`).")
+    st.stop()
+c1, c2, c3 = st.columns([2, 2, 1])
+with c1:
+    pool = choose("Seed pool", pools, key="gen_pool", help="rows whose fields fill the template")
+with c2:
+    model = st.text_input("Model", value=DEFAULT_INSTRUCT, key="gen_model",
+                          help="the packaged SmolLM2-135M-Instruct, a local folder or .gguf, or a hub id (online)")
+with c3:
+    st.metric("Device", pick_device("auto"), help="CUDA in bfloat16 when a GPU is present, else the CPU")
+template = st.text_area("Prompt template (Jinja)", value=DEFAULT_TEMPLATE, height=120, key="gen_template",
+                        help="fields of the seed rows: {{ prompt }}, {{ answer }}, {{ record_id }} and every "
+                             "column of the source row")
+runnable = show_preview(ws, pool, template)
+
+with st.form("gen_form"):
+    c1, c2, c3, c4 = st.columns(4)
+    output = c1.text_input("Output dataset", value="generated", key="gen_output")
+    limit = c2.number_input("Seeds (at most)", min_value=1, value=20, key="gen_limit")
+    n = c3.number_input("Outputs per seed", min_value=1, max_value=16, value=1, key="gen_n")
+    max_new = c4.number_input("Max new tokens", min_value=1, max_value=4096, value=64, key="gen_max_new")
+    c1, c2, c3, c4 = st.columns(4)
+    temperature = c1.number_input("Temperature", min_value=0.0, max_value=5.0, value=0.7, step=0.1, key="gen_temp")
+    top_p = c2.number_input("Top p", min_value=0.01, max_value=1.0, value=0.95, key="gen_top_p")
+    top_k = c3.number_input("Top k", min_value=0, value=50, key="gen_top_k")
+    seed = c4.number_input("Seed", min_value=0, value=0, key="gen_seed")
+    c1, c2, c3 = st.columns(3)
+    parse = c1.selectbox("Parse output as", gen.PARSERS, key="gen_parse",
+                         help="text: the whole output is the prompt; json: {\"prompt\", \"answer\"}; "
+                              "delimiter: prompt ### answer")
+    stop = c2.text_input("Stop at", key="gen_stop", placeholder="optional string")
+    check = c3.checkbox("Scan and score when done", value=True, key="gen_check")
+    start = st.form_submit_button("Generate", type="primary", disabled=not runnable)
+if start:
+    argv = ["generate", "--seeds", pool, "--template", template_file(ws, template), "--output", output.strip(),
+            "--model", model.strip(), "--limit", str(int(limit)), "--n", str(int(n)), "--max-new-tokens",
+            str(int(max_new)), "--temperature", str(temperature), "--top-p", str(top_p), "--top-k", str(int(top_k)),
+            "--seed", str(int(seed)), "--parse", parse] + (["--stop", stop] if stop else []) + (
+        ["--check"] if check else [])
+    job_id = jobs.start(ws, "generate", argv)
+    st.toast(f"Generating (job {job_id})")
+st.subheader("Progress")
+progress_panel(ws)
