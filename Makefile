@@ -50,7 +50,8 @@ bench: $(VENV)/.installed
 	$(BIN)/python -m bench.ngram_bench --out bench/reports/ngram.md
 	$(BIN)/python -m bench.minhash_bench --out bench/reports/minhash.md
 	$(BIN)/python -m bench.semantic_bench --out bench/reports/semantic.md
-	$(BIN)/python -m bench.collect bench/reports/ngram.md bench/reports/minhash.md bench/reports/semantic.md bench/reports/gpu.md \
+	$(BIN)/python -m bench.generate_bench --out bench/reports/generate.md
+	$(BIN)/python -m bench.collect bench/reports/ngram.md bench/reports/minhash.md bench/reports/semantic.md bench/reports/generate.md bench/reports/gpu.md \
 		--out BENCHMARKS.md
 
 # The browser tests drive a real Chromium; never skip them silently.

@@ -534,7 +534,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
                               device=args.device, keep_flagged_seeds=args.keep_flagged_seeds, run_id=args.resume,
                               trust_remote_code=args.trust_remote_code,
                               progress=reporter.progress if reporter else _print_progress,
-                              should_stop=reporter.cancelled if reporter else None,
+                              should_stop=reporter.cancelled if reporter else None, backend=args.backend,
                               on_start=(lambda run_id: reporter.note({"run_id": run_id})) if reporter else None)
         checks = _check_generated(ws, result.dataset) if args.check and result.dataset else {}
     summary = {"run_id": result.run_id, "rows": result.rows, "rejected": result.rejected, "stopped": result.stopped,
@@ -558,7 +558,7 @@ def _generate_argv(args: argparse.Namespace) -> list[str]:
     argv = ["generate", "--seeds", args.seeds, "--template", str(Path(args.template).resolve()),
             "--output", args.output]
     for flag in ("model", "n", "limit", "max_new_tokens", "temperature", "top_p", "top_k", "seed", "parse",
-                 "delimiter", "batch_size", "device", "resume"):
+                 "delimiter", "batch_size", "device", "backend", "resume"):
         value = getattr(args, flag)
         if value is not None:
             argv += [f"--{flag.replace('_', '-')}", str(value)]
@@ -810,6 +810,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--delimiter", default="###", help="for --parse delimiter: between prompt and answer")
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--device", default="auto", help="auto (CUDA when present, default), cpu or cuda")
+    p.add_argument("--backend", choices=["transformers", "vllm"], default="transformers",
+                   help="vllm: when installed, on a CUDA GPU")
     p.add_argument("--keep-flagged-seeds", action="store_true", help="use seeds that are benchmark items too")
     p.add_argument("--resume", metavar="RUN_ID", help="continue a stopped run; rows already made are kept")
     p.add_argument("--preview", action="store_true", help="print the first five rendered prompts and stop")

@@ -22,13 +22,14 @@ Resuming
     line (a crash mid-write) is dropped. Nothing reaches ``datasets/`` until the
     run finishes.
 
-Backend
-    transformers, through :func:`analysis.models.load_instruct`: CUDA in bfloat16
-    when present, batched (left-padded, one seed per batch); CPU in float32 otherwise,
-    row by row with a seed per row (``seed + seed index``), so a row's text does not
-    depend on the rows beside it. The model's chat template when it has one. A
-    resumed run restarts at a batch boundary, so it makes the rows an uninterrupted
-    run would.
+Backends
+    ``vllm`` when it is installed (it needs a CUDA GPU): the same interface, vLLM
+    schedules the batches. ``transformers`` (the default), through
+    :func:`analysis.models.load_instruct`: CUDA in bfloat16 when present, batched
+    (left-padded, one seed per batch); CPU in float32 otherwise, row by row with a
+    seed per row (``seed + seed index``), so a row's text does not depend on the
+    rows beside it. The model's chat template when it has one. A resumed run
+    restarts at a batch boundary, so it makes the rows an uninterrupted run would.
 """
 
 from __future__ import annotations
@@ -246,34 +247,84 @@ def _cut(text: str, stop: list[str]) -> str:
     return text[: min(cuts)] if cuts else text
 
 
-def _sample(loaded: Any, prompts: list[str], params: Params, seed: int) -> tuple[list[str], int]:
-    """Sample one continuation per prompt (a left-padded batch); the texts and the tokens made."""
-    import torch
+class TransformersBackend:
+    """transformers: a left-padded batch per call, sampled with one seed."""
 
-    tokenizer = loaded.tokenizer
-    encoded = tokenizer(prompts, return_tensors="pt", padding=True).to(loaded.device)
-    torch.manual_seed(seed)
-    sampling = params.temperature > 0
-    with torch.inference_mode():
-        out = loaded.model.generate(
-            **encoded, max_new_tokens=params.max_new_tokens, do_sample=sampling,
-            temperature=params.temperature if sampling else None, top_p=params.top_p if sampling else None,
-            top_k=params.top_k if sampling else None, pad_token_id=tokenizer.pad_token_id)
-    new = out[:, encoded["input_ids"].shape[1]:]
-    made = int((new != tokenizer.pad_token_id).sum()) if tokenizer.pad_token_id is not None else new.numel()
-    return [tokenizer.decode(row, skip_special_tokens=True) for row in new], made
+    name = "transformers"
+
+    def __init__(self, ws: Workspace, model: str, device: str, trust_remote_code: bool) -> None:
+        from analysis.models import load_instruct
+
+        self.loaded = load_instruct(model, ws=ws, device=device, trust_remote_code=trust_remote_code)
+        self.tokenizer = self.loaded.tokenizer
+        self.tokenizer.padding_side = "left"
+        self.device = self.loaded.device
+        self.batches = self.device.startswith("cuda")  # on CPU: row by row, a seed per row
+
+    def sample(self, prompts: list[str], params: Params, seed: int) -> tuple[list[str], int]:
+        """One continuation per prompt; the texts and the tokens made."""
+        import torch
+
+        encoded = self.tokenizer(prompts, return_tensors="pt", padding=True).to(self.device)
+        torch.manual_seed(seed)
+        sampling = params.temperature > 0
+        with torch.inference_mode():
+            out = self.loaded.model.generate(
+                **encoded, max_new_tokens=params.max_new_tokens, do_sample=sampling,
+                temperature=params.temperature if sampling else None, top_p=params.top_p if sampling else None,
+                top_k=params.top_k if sampling else None, pad_token_id=self.tokenizer.pad_token_id)
+        new = out[:, encoded["input_ids"].shape[1]:]
+        pad = self.tokenizer.pad_token_id
+        made = int((new != pad).sum()) if pad is not None else new.numel()
+        return [self.tokenizer.decode(row, skip_special_tokens=True) for row in new], made
+
+
+class VllmBackend:
+    """vLLM, when installed (it needs a CUDA GPU): the same interface, batches scheduled by vLLM."""
+
+    name = "vllm"
+    batches = True
+    device = "cuda"
+
+    def __init__(self, ws: Workspace, model: str, device: str, trust_remote_code: bool) -> None:
+        import importlib.util
+
+        if importlib.util.find_spec("vllm") is None:
+            raise GenerationError("the vLLM backend needs the vllm package and a CUDA GPU (`pip install vllm`); "
+                                  "the transformers backend works everywhere")
+        from vllm import LLM
+
+        from analysis.models import resolve
+
+        source = resolve(model)
+        target = str(source.folder / source.gguf_file) if source.gguf_file else str(source.folder or source.hub_id)
+        self.llm = LLM(model=target, trust_remote_code=trust_remote_code, dtype="bfloat16")
+        self.tokenizer = self.llm.get_tokenizer()
+
+    def sample(self, prompts: list[str], params: Params, seed: int) -> tuple[list[str], int]:
+        from vllm import SamplingParams
+
+        sampling = SamplingParams(temperature=params.temperature, top_p=params.top_p, top_k=params.top_k or -1,
+                                  max_tokens=params.max_new_tokens, stop=params.stop or None, seed=seed)
+        outputs = self.llm.generate(prompts, sampling, use_tqdm=False)
+        return ([o.outputs[0].text for o in outputs], sum(len(o.outputs[0].token_ids) for o in outputs))
+
+
+BACKENDS = {"transformers": TransformersBackend, "vllm": VllmBackend}
 
 
 def generate(ws: Workspace, pool: DatasetRef, template: str, output: str, *, model: str | None = None,
              params: Params | None = None, limit: int | None = None, device: str = "auto",
              keep_flagged_seeds: bool = False, run_id: str | None = None, trust_remote_code: bool = False,
              progress: Progress | None = None, should_stop: Callable[[], bool] | None = None,
-             on_start: Callable[[str], None] | None = None) -> GenerationResult:
+             on_start: Callable[[str], None] | None = None, backend: str = "transformers") -> GenerationResult:
     """Generate rows from the seeds of ``pool`` and make them version ``output@next`` (see the module docstring)."""
-    from analysis.models import DEFAULT_INSTRUCT, load_instruct, resolve
+    from analysis.models import DEFAULT_INSTRUCT, resolve
 
     params = params or Params()
     params.check()
+    if backend not in BACKENDS:
+        raise GenerationError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
     report = progress or (lambda done, total, message: None)
     stop_now = should_stop or (lambda: False)
     model = model or DEFAULT_INSTRUCT
@@ -292,7 +343,7 @@ def generate(ws: Workspace, pool: DatasetRef, template: str, output: str, *, mod
     run_id = folder.name
     folder.mkdir(parents=True, exist_ok=True)
     weights = source.folder / source.gguf_file if source.gguf_file else source.folder
-    run = {"run_id": run_id, "created_at": utc_now(), "model": model,
+    run = {"run_id": run_id, "created_at": utc_now(), "model": model, "backend": backend,
            "weights_sha256": weights_sha256(ws, weights) if weights is not None else None,
            "template": template, "template_sha256": sha256_text(template), "params": asdict(params),
            "seed_pool": str(ws.resolve(pool)), "output": output, "keep_flagged_seeds": keep_flagged_seeds}
@@ -315,9 +366,7 @@ def generate(ws: Workspace, pool: DatasetRef, template: str, output: str, *, mod
             if (row["record_id"], k) not in done]
     total = len(usable) * params.n
     report(total - len(todo), total, f"loading {model}")
-    loaded = load_instruct(model, ws=ws, device=device, trust_remote_code=trust_remote_code)
-    tokenizer = loaded.tokenizer
-    tokenizer.padding_side = "left"
+    engine = BACKENDS[backend](ws, model, device, trust_remote_code)
     tokens, started = 0, time.perf_counter()
     stopped = False
     index = {rid: i for i, rid in enumerate(usable["record_id"])}
@@ -326,14 +375,14 @@ def generate(ws: Workspace, pool: DatasetRef, template: str, output: str, *, mod
             stopped = True
             break
         batch = todo[start:start + params.batch_size]
-        prompts = [_prompt_text(tokenizer, render(template, row)) for row, _ in batch]
+        prompts = [_prompt_text(engine.tokenizer, render(template, row)) for row, _ in batch]
         first = index[batch[0][0]["record_id"]] * params.n + batch[0][1]
-        if loaded.device.startswith("cuda"):  # one padded batch, one seed per batch
-            texts, made = _sample(loaded, prompts, params, params.seed + first)
+        if engine.batches:  # one batch, one seed per batch
+            texts, made = engine.sample(prompts, params, params.seed + first)
         else:  # row by row, unpadded, one seed per row: a row's text does not depend on its batch
             texts, made = [], 0
             for (row, k), prompt in zip(batch, prompts, strict=True):
-                one, count = _sample(loaded, [prompt], params, params.seed + index[row["record_id"]] * params.n + k)
+                one, count = engine.sample([prompt], params, params.seed + index[row["record_id"]] * params.n + k)
                 texts += one
                 made += count
         tokens += made
@@ -352,11 +401,11 @@ def generate(ws: Workspace, pool: DatasetRef, template: str, output: str, *, mod
         _append(folder / "rejected.jsonl", rejected)
         seconds = time.perf_counter() - started
         report(total - len(todo) + start + len(batch), total,
-               f"{tokens / seconds if seconds else 0:.1f} tokens/s on {loaded.device}")
+               f"{tokens / seconds if seconds else 0:.1f} tokens/s on {engine.device}")
     seconds = time.perf_counter() - started
     rows = _read_jsonl(folder / "rows.jsonl")
     n_rejected = len(_read_jsonl(folder / "rejected.jsonl"))
-    result = GenerationResult(run_id, len(rows), n_rejected, len(usable), flagged, tokens, seconds, loaded.device,
+    result = GenerationResult(run_id, len(rows), n_rejected, len(usable), flagged, tokens, seconds, engine.device,
                               None, stopped)
     if stopped:
         return result
@@ -370,6 +419,6 @@ def generate(ws: Workspace, pool: DatasetRef, template: str, output: str, *, mod
                       source_label=f"generations/{run_id}/rows.jsonl",
                       provenance={**{k: v for k, v in run.items() if k != "created_at"},
                                   "started_at": run["created_at"], "rows": len(rows), "rejected": n_rejected,
-                                  "seeds_flagged": flagged, "device": loaded.device})
+                                  "seeds_flagged": flagged, "device": engine.device})
     result.dataset = ingested.ref
     return result

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import pandas as pd
@@ -107,13 +108,16 @@ pools = list(browse.dataset_versions(ws)["ref"])
 if not pools:
     st.info("Import a dataset to seed from first (Datasets page or `synthscope ingest`).")
     st.stop()
-c1, c2, c3 = st.columns([2, 2, 1])
+c1, c2, c3, c4 = st.columns([2, 2, 1, 1])
 with c1:
     pool = choose("Seed pool", pools, key="gen_pool", help="rows whose fields fill the template")
 with c2:
     model = st.text_input("Model", value=DEFAULT_INSTRUCT, key="gen_model",
                           help="the packaged SmolLM2-135M-Instruct, a local folder or .gguf, or a hub id (online)")
 with c3:
+    backends = ["transformers"] + (["vllm"] if importlib.util.find_spec("vllm") else [])
+    backend = st.selectbox("Backend", backends, key="gen_backend", help="vLLM is offered when it is installed")
+with c4:
     st.metric("Device", pick_device("auto"), help="CUDA in bfloat16 when a GPU is present, else the CPU")
 template = st.text_area("Prompt template (Jinja)", value=DEFAULT_TEMPLATE, height=120, key="gen_template",
                         help="fields of the seed rows: {{ prompt }}, {{ answer }}, {{ record_id }} and every "
@@ -142,7 +146,7 @@ if start:
     argv = ["generate", "--seeds", pool, "--template", template_file(ws, template), "--output", output.strip(),
             "--model", model.strip(), "--limit", str(int(limit)), "--n", str(int(n)), "--max-new-tokens",
             str(int(max_new)), "--temperature", str(temperature), "--top-p", str(top_p), "--top-k", str(int(top_k)),
-            "--seed", str(int(seed)), "--parse", parse] + (["--stop", stop] if stop else []) + (
+            "--seed", str(int(seed)), "--parse", parse, "--backend", backend] + (["--stop", stop] if stop else []) + (
         ["--check"] if check else [])
     job_id = jobs.start(ws, "generate", argv)
     st.toast(f"Generating (job {job_id})")

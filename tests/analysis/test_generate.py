@@ -143,3 +143,13 @@ def test_cli_preview_and_a_bad_template(ws: Workspace, tmp_path: Path, capsys: p
                      "gen", "--background"]) == 1
     assert "'nope', which the seed rows do not have" in capsys.readouterr().err
     assert not ws.jobs_dir.exists() or not any(ws.jobs_dir.iterdir())
+
+
+def test_the_vllm_backend_says_what_it_needs_when_it_is_missing(ws: Workspace) -> None:
+    pytest.importorskip("torch")
+    if __import__("importlib.util").util.find_spec("vllm") is not None:
+        pytest.skip("vllm is installed here")
+    with pytest.raises(gen.GenerationError, match="needs the vllm package and a CUDA GPU"):
+        gen.generate(ws, DatasetRef("seeds"), TEMPLATE, "gen", backend="vllm", device="cpu")
+    with pytest.raises(gen.GenerationError, match="backend must be one of"):
+        gen.generate(ws, DatasetRef("seeds"), TEMPLATE, "gen", backend="llama")
