@@ -53,3 +53,14 @@ def format_value(key: str, value: float | None) -> str:
     if float(value).is_integer():
         return f"{int(value):,}"
     return f"{value:.3g}"
+
+
+def check_vectors(name: str, vectors: object, rows: int | None) -> None:
+    """Refuse vectors that are not one row per text (``rows``); ``None`` (no vectors, or no texts) passes."""
+    import numpy as np
+
+    if vectors is None or rows is None:
+        return
+    shape = np.shape(vectors)
+    if len(shape) != 2 or shape[0] != rows:
+        raise ValueError(f"{name} must have one row per text ({rows}), got shape {shape}")

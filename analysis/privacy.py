@@ -126,7 +126,7 @@ import pandas as pd
 from scipy import sparse
 
 from analysis.evals.stats import auroc
-from analysis.metrics import Metric, Section
+from analysis.metrics import Metric, Section, check_vectors
 from analysis.text import TokenBatch, char_chunks, hash_tokens, ngram_hashes, normalize, tokenize
 
 NEAR_COPY_EMBEDDING = 0.05  # embedding DCR at or below this (cosine >= 0.95) is a near-copy
@@ -729,14 +729,6 @@ def _metric(key: str, value: float, detail: str, evidence: str | None = None) ->
     return Metric(key, float(value), label, higher_is_better, detail, evidence)
 
 
-def _check_vectors(name: str, vectors: np.ndarray | None, rows: int | None) -> None:
-    if vectors is None or rows is None:
-        return
-    shape = np.shape(vectors)
-    if len(shape) != 2 or shape[0] != rows:
-        raise ValueError(f"{name} must have one row per text ({rows}), got shape {shape}")
-
-
 @dataclass
 class _Data:
     """One dataset's texts, record ids and optional vectors; its character 5-gram sets computed once."""
@@ -756,7 +748,7 @@ class _Data:
         ids = [str(i) for i in range(len(texts))] if ids is None else [str(i) for i in ids]
         if len(ids) != len(texts):
             raise ValueError(f"{len(texts)} {name} texts but {len(ids)} record ids")
-        _check_vectors(f"{name}_vectors", vectors, len(texts))
+        check_vectors(f"{name}_vectors", vectors, len(texts))
         return cls(texts, ids, vectors)
 
     @property

@@ -97,7 +97,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.contamination.minhash import NearDuplicateConfig, Shingles, jaccard, shingle, shingle_windows, signatures
-from analysis.metrics import Metric, Section
+from analysis.metrics import Metric, Section, check_vectors
 from analysis.text import normalize, tokenize
 
 NEAR_DUP_THRESHOLD = 0.8
@@ -653,14 +653,6 @@ def _invalid_metrics(section: Section, texts: list[str], ids: list[str]) -> None
                                   "invalid_rows"))
 
 
-def _check_vectors(name: str, vectors: np.ndarray | None, rows: int | None) -> None:
-    if vectors is None or rows is None:
-        return
-    shape = np.shape(vectors)
-    if len(shape) != 2 or shape[0] != rows:
-        raise ValueError(f"{name} must have one row per text ({rows}), got shape {shape}")
-
-
 def quality_section(texts: Sequence[str], record_ids: Sequence[str], *, vectors: np.ndarray | None = None,
                     reference_texts: Sequence[str] | None = None, reference_vectors: np.ndarray | None = None,
                     near_dup_threshold: float = NEAR_DUP_THRESHOLD, k: int = K_NEIGHBOURS) -> Section:
@@ -673,8 +665,8 @@ def quality_section(texts: Sequence[str], record_ids: Sequence[str], *, vectors:
     texts, ids = [t or "" for t in texts], [str(i) for i in record_ids]
     if len(ids) != len(texts):
         raise ValueError(f"{len(texts)} texts but {len(ids)} record ids")
-    _check_vectors("vectors", vectors, len(texts))
-    _check_vectors("reference_vectors", reference_vectors, None if reference_texts is None else len(reference_texts))
+    check_vectors("vectors", vectors, len(texts))
+    check_vectors("reference_vectors", reference_vectors, None if reference_texts is None else len(reference_texts))
     section = Section("quality")
     _duplicate_metrics(section, texts, ids, near_dup_threshold)
     _diversity_metrics(section, texts, vectors)
