@@ -60,12 +60,10 @@ def test_compare_page_draws_charts_and_a_leaked_items_evidence(dashboard: str, c
             for i in range(2):
                 box = drawn.nth(i).bounding_box()
                 assert box is not None and box["width"] > 100 and box["height"] > 100
-            charts.first.scroll_into_view_if_needed()
-            page.screenshot(path=str(tmp_path / "compare-charts.png"))
+            page.screenshot(path=str(tmp_path / "compare-charts.png"), full_page=True)
 
             picker = page.get_by_test_id("stSelectbox").filter(has_text="Item")
-            picker.scroll_into_view_if_needed()
-            picker.click()
+            picker.click()  # click scrolls it into view, and retries if a rerun replaces it
             page.keyboard.type(f"doc {doc_id} ")
             page.get_by_role("option", name=re.compile(rf"^doc {doc_id} · {record_id} — contaminated")).click()
             expect(page.get_by_text(re.compile(rf"^doc {doc_id} of"))).to_be_visible(timeout=30_000)
@@ -87,7 +85,6 @@ def test_compare_page_draws_charts_and_a_leaked_items_evidence(dashboard: str, c
             marked = [t for t in marks.all_inner_texts() if t.strip()]
             assert len(marked) >= 2  # the item and the synthetic record
             assert any("what is" in t for t in marked)
-            choices.scroll_into_view_if_needed()
             page.screenshot(path=str(tmp_path / "compare.png"), full_page=True)
             assert outside == [], f"the dashboard reached outside this machine: {outside}"
         finally:

@@ -69,8 +69,7 @@ def test_contaminated_item_shows_highlighted_evidence(dashboard: str, demo_ws: P
             marked = marks.all_inner_texts()
             assert all(text.strip() for text in marked)
             assert sum(signature in text for text in marked) == 2  # the same signature, marked on both sides
-            expander.locator("mark").first.scroll_into_view_if_needed()
-            page.screenshot(path=str(tmp_path / "contamination.png"))
+            page.screenshot(path=str(tmp_path / "contamination.png"), full_page=True)
             assert outside == [], f"the dashboard reached outside this machine: {outside}"
         finally:
             browser.close()
@@ -84,8 +83,7 @@ def test_a_scan_started_in_the_browser_reports_progress_and_its_results(dashboar
             page = browser.new_page(viewport={"width": 1440, "height": 1000})
             page.goto(f"{dashboard}/contamination")
             picker = page.get_by_test_id("stMultiSelect").filter(has_text="Synthetic dataset(s)")
-            picker.scroll_into_view_if_needed()
-            picker.click()
+            picker.click()  # click scrolls it into view, and retries if a rerun replaces it
             page.get_by_role("option", name="code-instruct@v2").click()  # not the pair shown by default
             page.keyboard.press("Escape")
             page.get_by_role("button", name="Start scan").click()
@@ -150,8 +148,7 @@ def test_a_semantic_item_shows_aligned_marks_on_both_sides(dashboard: str, demo_
             words = re.findall(r"\w+", item_text.lower())
             assert len(words) >= 5 and words == re.findall(r"\w+", record_text.lower())  # same words, same order
             assert blocks.nth(2).locator("span.synthscope-window").count() >= 1  # the best window, shaded
-            record_marks.first.scroll_into_view_if_needed()
-            page.screenshot(path=str(tmp_path / "semantic-evidence.png"))
+            page.screenshot(path=str(tmp_path / "semantic-evidence.png"), full_page=True)
             assert outside == [], f"the dashboard reached outside this machine: {outside}"
         finally:
             browser.close()
@@ -186,7 +183,6 @@ def test_calibration_page_draws_its_charts_and_table(dashboard: str, demo_ws: Pa
             assert drawn.count() >= 2 * len(stages)  # every chart rendered, not just its frame
             box = drawn.first.bounding_box()
             assert box is not None and box["width"] > 100 and box["height"] > 100
-            charts.first.scroll_into_view_if_needed()
             page.screenshot(path=str(tmp_path / "calibration.png"), full_page=True)
             assert outside == [], f"the dashboard reached outside this machine: {outside}"
         finally:
