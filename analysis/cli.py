@@ -3,7 +3,7 @@
     synthscope init PATH
     synthscope ingest SOURCE --name NAME --kind KIND [mapping options]
     synthscope datasets
-    synthscope scan --synthetic NAME[@VERSION] ... --benchmark NAME[@VERSION] ...
+    synthscope scan --synthetic NAME[@VERSION] ... --benchmark NAME[@VERSION] ... [--engine ray [--address A]]
     synthscope calibrate --benchmark NAME[@VERSION] (--positives NAME[@VERSION] | --truth FILE)
     synthscope run add --model PATH_OR_HUB_ID [--id RUN_ID] [--base-model M] [--dataset NAME@VERSION ...]
     synthscope run list
@@ -108,20 +108,22 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 def cmd_scan(args: argparse.Namespace) -> int:
     from analysis import jobs
     from analysis.contamination.scan import OVERRIDE_FLAGS, config_from, run_scan
+    from analysis.engine import engine_from
 
     ws = _workspace(args)
     reporter = jobs.Reporter(ws, args.job) if args.job else None
     with _reported(reporter):
         config = config_from(ws, {key: getattr(args, flag.lstrip("-").replace("-", "_"))
                                   for key, flag in OVERRIDE_FLAGS.items()})
+        engine = engine_from(args.engine, args.address, args.workers)
         synthetics = [DatasetRef.parse(s) for s in args.synthetic]
         summaries = []
         for bench in args.benchmark:
             if reporter:
-                summaries.append(run_scan(ws, DatasetRef.parse(bench), synthetics, config, args.workers,
-                                          reporter.progress))
+                summaries.append(run_scan(ws, DatasetRef.parse(bench), synthetics, config,
+                                          progress=reporter.progress, engine=engine))
             else:
-                summaries.append(_scan_with_bar(ws, DatasetRef.parse(bench), synthetics, config, args.workers))
+                summaries.append(_scan_with_bar(ws, DatasetRef.parse(bench), synthetics, config, engine))
     if reporter:
         reporter.succeed({"scan_ids": [s.scan_id for s in summaries]})
     for summary in summaries:
@@ -130,7 +132,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 
 def _scan_with_bar(ws: Workspace, bench: DatasetRef, synthetics: list[DatasetRef], config: Any,
-                   workers: int | None) -> Any:
+                   engine: Any) -> Any:
     from tqdm import tqdm
 
     from analysis.contamination.scan import run_scan
@@ -142,7 +144,7 @@ def _scan_with_bar(ws: Workspace, bench: DatasetRef, synthetics: list[DatasetRef
             bar.n = done
             bar.refresh()
 
-        return run_scan(ws, bench, synthetics, config, workers, progress)
+        return run_scan(ws, bench, synthetics, config, progress=progress, engine=engine)
 
 
 def _print_scan(ws: Workspace, summary: Any) -> None:
@@ -677,7 +679,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--semantic-flag-at", type=float, help="cosine from which a semantic match is flagged")
     p.add_argument("--model", help="embedding model: name, local path, or hub id (hub needs --online)")
     p.add_argument("--device", help="auto (default), cpu or cuda")
-    p.add_argument("--workers", type=int, help="processes (default: every core)")
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="where the n-gram, MinHash and embedding stages run: this machine (default) or Ray")
+    p.add_argument("--address", help="a running Ray cluster (e.g. auto, ray://HOST:10001); "
+                   "without it --engine ray starts one on this machine")
+    p.add_argument("--workers", type=int, help="processes (local) or CPUs of a Ray cluster started here "
+                   "(default: every core)")
     p.add_argument("--job", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_scan)
 

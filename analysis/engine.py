@@ -1,24 +1,38 @@
-"""Where batch work runs.
+"""Where batch work runs: this machine's cores, or a Ray cluster.
 
 Methods are written as functions of one *task* (a Parquet row group) returning a
-small, picklable result. The local engine maps them over every core of this
-machine; a cluster engine (Ray Data ``map_batches``) can take over at this seam
-without the methods knowing.
+small, picklable result, and hand them to an :class:`Engine`:
+
+* :class:`LocalEngine` (the default) maps them over this machine's cores
+  (``map``), or runs them in this process when they hold a model that already
+  uses every core or the GPU (``map_model``);
+* :class:`RayEngine` maps them over a Ray cluster with Ray Data: a dataset of
+  row-group descriptors, ``map_batches`` with one row group per call, results
+  streamed back as they finish. Workers read the row groups themselves, so the
+  workspace must be on storage every node can read (one machine, or a shared
+  file system).
+
+Methods never ask which engine runs them; both engines yield ``(task, result)``
+pairs in no particular order, so a method must not depend on the order (the
+exact stage sums per-item counts, the MinHash stage stores row positions, the
+semantic stage sorts by task before building its index).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import multiprocessing as mp
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 R = TypeVar("R")
+RAY_MISSING = "the Ray engine needs Ray: pip install 'synthscope[ray]' (or 'ray[data]' into this environment)"
 
 
 @dataclass(frozen=True)
@@ -49,6 +63,20 @@ def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
+class Engine(Protocol):
+    """Runs a function of one task over many tasks; yields ``(task, result)`` as they finish."""
+
+    name: str
+
+    def map(self, fn: Callable[[Any], R], tasks: Iterable[Any]) -> Iterator[tuple[Any, R]]:
+        """CPU-bound work: spread over every core the engine has."""
+        ...
+
+    def map_model(self, fn: Callable[[Any], R], tasks: Iterable[Any]) -> Iterator[tuple[Any, R]]:
+        """Work that holds a model (which loads once per process and uses several cores or a GPU)."""
+        ...
+
+
 _FN: Callable[[Any], Any] | None = None
 
 
@@ -62,19 +90,101 @@ def _call(task: Any) -> tuple[Any, Any]:
     return task, _FN(task)
 
 
-def map_local(fn: Callable[[Any], R], tasks: Iterable[Any], workers: int | None = None) -> Iterable[tuple[Any, R]]:
-    """Yield ``(task, fn(task))`` as tasks finish, on ``workers`` processes (default: every core).
+@dataclass(frozen=True)
+class LocalEngine:
+    """This machine: ``workers`` processes (default: every core) for ``map``; this process for ``map_model``."""
 
-    ``fn`` is sent to each worker once (a ``functools.partial`` carrying an index
-    is fine); workers start from a fork server, so threads in this process do not
-    leak into them.
-    """
-    tasks = list(tasks)
-    workers = min(workers or default_workers(), len(tasks))
-    if workers <= 1:
+    workers: int | None = None
+    name: str = "local"
+
+    def map(self, fn: Callable[[Any], R], tasks: Iterable[Any]) -> Iterator[tuple[Any, R]]:
+        """``fn`` is sent to each worker once (a ``functools.partial`` carrying an index is fine);
+        workers start from a fork server, so threads in this process do not leak into them."""
+        tasks = list(tasks)
+        workers = min(self.workers or default_workers(), len(tasks))
+        if workers <= 1:
+            yield from self.map_model(fn, tasks)
+            return
+        ctx = mp.get_context("forkserver")
+        with ctx.Pool(workers, initializer=_init, initargs=(fn,)) as pool:
+            yield from pool.imap_unordered(_call, tasks)
+
+    def map_model(self, fn: Callable[[Any], R], tasks: Iterable[Any]) -> Iterator[tuple[Any, R]]:
         for task in tasks:
             yield task, fn(task)
-        return
-    ctx = mp.get_context("forkserver")
-    with ctx.Pool(workers, initializer=_init, initargs=(fn,)) as pool:
-        yield from pool.imap_unordered(_call, tasks)
+
+
+class _RayCall:
+    """``map_batches``' function: a batch of row-group descriptors in, their results out (as Python objects)."""
+
+    def __init__(self, fn: Callable[[RowGroup], Any]) -> None:
+        self.fn = fn
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        import numpy as np
+
+        tasks = [RowGroup(str(p), int(i), int(r)) for p, i, r in zip(batch["path"], batch["index"], batch["rows"])]
+        results = np.empty(len(tasks), dtype=object)
+        results[:] = [self.fn(task) for task in tasks]
+        return {"path": batch["path"], "index": batch["index"], "rows": batch["rows"], "result": results}
+
+
+@dataclass
+class RayEngine:
+    """A Ray cluster: ``address`` of a running one (``"auto"``, ``"ray://host:10001"``), or ``None`` to start
+    a local one with ``num_cpus`` CPUs (default: every core). Tasks must be :class:`RowGroup` s.
+
+    Ray is imported and connected on first use, so a scan that never reaches a
+    mapped stage costs nothing. Every worker needs synthscope importable (the
+    same Python environment as the driver): true on one machine; on a cluster,
+    install synthscope on every node.
+    """
+
+    address: str | None = None
+    num_cpus: int | None = None
+    name: str = "ray"
+
+    def _connect(self) -> Any:
+        try:
+            import ray
+        except ImportError as e:
+            raise RuntimeError(RAY_MISSING) from e
+
+        if not ray.is_initialized():
+            options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                                       "configure_logging": False}
+            if self.address:
+                ray.init(address=self.address, **options)
+            else:
+                ray.init(num_cpus=self.num_cpus, **options)
+        import ray.data
+
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        return ray
+
+    def map(self, fn: Callable[[RowGroup], R], tasks: Iterable[RowGroup]) -> Iterator[tuple[RowGroup, R]]:
+        tasks = list(tasks)
+        if not tasks:
+            return
+        ray = self._connect()
+        items = [{"path": t.path, "index": t.index, "rows": t.rows} for t in tasks]
+        dataset = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
+            _RayCall(fn), batch_size=1, batch_format="numpy")
+        for row in dataset.iter_rows():
+            yield RowGroup(str(row["path"]), int(row["index"]), int(row["rows"])), row["result"]
+
+    def map_model(self, fn: Callable[[RowGroup], R], tasks: Iterable[RowGroup]) -> Iterator[tuple[RowGroup, R]]:
+        return self.map(fn, tasks)  # each Ray worker process loads the model once and keeps it
+
+
+def engine_from(name: str = "local", address: str | None = None, workers: int | None = None) -> Engine:
+    """The engine a user named (``synthscope scan --engine ray --address ADDR --workers N``)."""
+    if name == "local":
+        if address:
+            raise ValueError("--address names a Ray cluster; add --engine ray")
+        return LocalEngine(workers)
+    if name == "ray":
+        if importlib.util.find_spec("ray") is None:
+            raise ValueError(RAY_MISSING)
+        return RayEngine(address, None if address else workers)
+    raise ValueError(f"unknown engine {name!r}: choose local or ray")

@@ -95,7 +95,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from analysis.engine import RowGroup, map_local, read_table, row_groups
+from analysis.engine import Engine, LocalEngine, RowGroup, read_table, row_groups
 from analysis.text import char_chunks, hash_tokens, ngram_hashes, normalize, record_text
 from analysis.workspace import DatasetRef, Workspace
 
@@ -376,10 +376,10 @@ def signature_path(ws: Workspace, synthetic: DatasetRef, config: NearDuplicateCo
 
 
 def sign_dataset(ws: Workspace, synthetic: DatasetRef, config: NearDuplicateConfig,
-                 progress: Progress | None = None, workers: int | None = None) -> Path:
+                 progress: Progress | None = None, engine: Engine | None = None) -> Path:
     """The signature file of ``synthetic``, written once; a later call with the same key just returns it.
 
-    Row groups are signed on ``workers`` processes (:func:`analysis.engine.map_local`)
+    Row groups are signed on ``engine`` (default: every core of this machine)
     and streamed into a temporary file next to the final one, renamed into place
     when complete: memory stays bounded and a reader never sees half a file.
     """
@@ -403,7 +403,8 @@ def sign_dataset(ws: Workspace, synthetic: DatasetRef, config: NearDuplicateConf
     try:
         with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
             writer.write_table(schema.empty_table())  # a file with no rows is still complete
-            for task, table in map_local(functools.partial(_sign_row_group, config=config), tasks, workers):
+            engine = engine or LocalEngine()
+            for task, table in engine.map(functools.partial(_sign_row_group, config=config), tasks):
                 writer.write_table(table.replace_schema_metadata(schema.metadata))
                 done += task.rows
                 report(done, total, f"signing {synthetic}")
@@ -479,7 +480,7 @@ OUTPUT_COLUMNS = ["item", "record_id", "field", "record_field", "jaccard", "mask
 
 def near_duplicates(ws: Workspace, benchmark: pd.DataFrame, synthetic: DatasetRef,
                     config: NearDuplicateConfig | None = None, progress: Progress | None = None,
-                    workers: int | None = None) -> pd.DataFrame:
+                    engine: Engine | None = None) -> pd.DataFrame:
     """Each benchmark item's nearest synthetic records by exact shingle Jaccard.
 
     ``benchmark`` has one row per item: ``item`` (int), ``item_id``, ``prompt``,
@@ -502,7 +503,7 @@ def near_duplicates(ws: Workspace, benchmark: pd.DataFrame, synthetic: DatasetRe
     bench = _Benchmark.build(benchmark.reset_index(drop=True), config)
     if bench.too_short:
         report(0, 1, f"{len(bench.too_short)} benchmark fields shorter than {config.shingle} words are skipped")
-    path = sign_dataset(ws, synthetic, config, progress, workers)
+    path = sign_dataset(ws, synthetic, config, progress, engine)
 
     # LSH: every signed side of every record against the benchmark fields.
     perms = permutations(config.num_perm, config.seed)

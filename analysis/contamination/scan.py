@@ -30,7 +30,7 @@ from analysis import schemas
 from analysis.contamination import cascade
 from analysis.contamination.cascade import CascadeConfig
 from analysis.contamination.ngram import BatchResult, BenchmarkIndex, ExactMatches, NgramConfig, scan_records
-from analysis.engine import RowGroup, map_local, read_table, row_groups
+from analysis.engine import Engine, LocalEngine, RowGroup, read_table, row_groups
 from analysis.workspace import DatasetRef, Workspace, atomic_write_json, utc_now
 
 Progress = Callable[[int, int, str], None]
@@ -94,12 +94,15 @@ class _Progress:
 
 def run_scan(ws: Workspace, benchmark: DatasetRef, synthetics: list[DatasetRef],
              config: CascadeConfig | NgramConfig | None = None, workers: int | None = None,
-             progress: Progress | None = None) -> ScanSummary:
+             progress: Progress | None = None, engine: Engine | None = None) -> ScanSummary:
     """Run the cascade and write the scan's artefacts; returns the summary.
 
     ``config`` defaults to the workspace's settings; a bare :class:`NgramConfig`
-    runs the exact stage alone.
+    runs the exact stage alone. The n-gram, MinHash and embedding stages run on
+    ``engine`` (default: :class:`LocalEngine` with ``workers`` processes); the
+    verdicts do not depend on which.
     """
+    engine = engine or LocalEngine(workers)
     if config is None:
         config = config_from(ws)
     elif isinstance(config, NgramConfig):
@@ -125,9 +128,9 @@ def run_scan(ws: Workspace, benchmark: DatasetRef, synthetics: list[DatasetRef],
     verdict_frames, evidence_frames, summaries = [], [], []
     for synthetic, tasks in tasks_by_synthetic.items():
         t0 = time.perf_counter()
-        exact_verdicts, exact_evidence, scanned = _exact(index, tasks, config.ngram, workers,
+        exact_verdicts, exact_evidence, scanned = _exact(index, tasks, config.ngram, engine,
                                                          bar.stage(f"exact n-grams: {synthetic}"))
-        verdicts, evidence = _cascade(ws, bench, synthetic, config, exact_verdicts, exact_evidence, bar)
+        verdicts, evidence = _cascade(ws, bench, synthetic, config, exact_verdicts, exact_evidence, bar, engine)
         key = {"scan_id": scan_id, "benchmark": benchmark.name, "benchmark_version": benchmark.version,
                "synthetic": synthetic.name, "synthetic_version": synthetic.version}
         item_ids = bench["item_id"].to_numpy()
@@ -148,18 +151,19 @@ def run_scan(ws: Workspace, benchmark: DatasetRef, synthetics: list[DatasetRef],
             "benchmark": benchmark.name, "benchmark_version": benchmark.version,
             "synthetic": ", ".join(str(s) for s in synthetics), "methods": ",".join(config.stages),
             "items": len(bench), "records": rows, "seconds": round(time.perf_counter() - started, 3),
+            "engine": engine.name,
             "config": config.settings(),
             "summary": [s.__dict__ for s in summaries],
         })
     return ScanSummary(scan_id, str(benchmark), summaries)
 
 
-def _exact(index: BenchmarkIndex, tasks: list[RowGroup], config: NgramConfig, workers: int | None,
+def _exact(index: BenchmarkIndex, tasks: list[RowGroup], config: NgramConfig, engine: Engine,
            progress: Progress) -> tuple[pd.DataFrame, pd.DataFrame, int]:
     matches = ExactMatches(index, config)
     fn = functools.partial(_scan_row_group, index=index, top_k=config.top_k)
     total, done = sum(t.rows for t in tasks), 0
-    for task, result in map_local(fn, tasks, workers):
+    for task, result in engine.map(fn, tasks):
         matches.add(result)
         done += task.rows
         progress(done, total, "")
@@ -168,17 +172,19 @@ def _exact(index: BenchmarkIndex, tasks: list[RowGroup], config: NgramConfig, wo
 
 def _cascade(ws: Workspace, bench: pd.DataFrame, synthetic: DatasetRef, config: CascadeConfig,
              exact_verdicts: pd.DataFrame, exact_evidence: pd.DataFrame,
-             bar: _Progress) -> tuple[pd.DataFrame, pd.DataFrame]:
+             bar: _Progress, engine: Engine) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The stages after the exact one, then the decision."""
     near = semantic = None
     if "near_duplicate" in config.stages:
         from analysis.contamination.minhash import near_duplicates
 
-        near = near_duplicates(ws, bench, synthetic, config.near_duplicate, bar.stage(f"near-duplicates: {synthetic}"))
+        near = near_duplicates(ws, bench, synthetic, config.near_duplicate, bar.stage(f"near-duplicates: {synthetic}"),
+                               engine)
     if "semantic" in config.stages:
         from analysis.contamination.semantic import semantic_neighbours
 
-        semantic = semantic_neighbours(ws, bench, synthetic, config.semantic, bar.stage(f"embeddings: {synthetic}"))
+        semantic = semantic_neighbours(ws, bench, synthetic, config.semantic, bar.stage(f"embeddings: {synthetic}"),
+                                       engine)
     verdicts, evidence = cascade.decide(exact_verdicts, exact_evidence, config, near, semantic)
     if "judged" in config.stages:
         candidates = cascade.judge_candidates(verdicts, semantic, config)

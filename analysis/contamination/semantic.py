@@ -70,7 +70,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from analysis.embeddings import DEFAULT_MODEL, Embedder, EmbeddingCache, embed, embedder
-from analysis.engine import read_table, row_groups
+from analysis.engine import Engine, LocalEngine, RowGroup, read_table, row_groups
 from analysis.text import record_text
 from analysis.workspace import DatasetRef, Workspace, utc_now
 
@@ -139,15 +139,15 @@ def index_dir(ws: Workspace, ref: DatasetRef, config: SemanticConfig) -> Path:
 
 
 def record_index(ws: Workspace, ref: DatasetRef, config: SemanticConfig | None = None,
-                 progress: Progress | None = None) -> RecordIndex:
-    """The FAISS index of ``ref``'s records: loaded if built before, else built, stored and loaded."""
+                 progress: Progress | None = None, engine: Engine | None = None) -> RecordIndex:
+    """The FAISS index of ``ref``'s records: loaded if built before, else built (on ``engine``), stored and loaded."""
     import faiss
 
     config = config or SemanticConfig()
     ref = ws.resolve(ref)
     folder = index_dir(ws, ref, config)
     if not (folder / "index.faiss").exists():
-        _build_index(ws, ref, config, folder, progress)
+        _build_index(ws, ref, config, folder, progress, engine or LocalEngine())
     elif progress:
         progress(1, 1, f"reusing the index of {ref}")
     windows = pq.read_table(folder / "windows.parquet")
@@ -159,38 +159,67 @@ def record_index(ws: Workspace, ref: DatasetRef, config: SemanticConfig | None =
                        folder)
 
 
-def _build_index(ws: Workspace, ref: DatasetRef, config: SemanticConfig, folder: Path,
-                 progress: Progress | None) -> None:
-    import faiss
+class _EmbedRowGroup:
+    """One row group's record windows and their vectors (a task for :meth:`Engine.map_model`).
 
-    model = config.embedder()
-    size, stride = model.window_size(config.window, config.stride)
-    cache = EmbeddingCache(ws, model)
-    tasks = row_groups(ws.records_path(ref))
-    total, done = sum(t.rows for t in tasks), 0
-    index = faiss.IndexFlatIP(model.dim)
-    ids: list[str] = []
-    numbers: list[np.ndarray] = []
-    spans: list[np.ndarray] = []
-    embedded_before = model.encoded
-    for task in tasks:
+    Vectors come from the workspace's embedding cache, which embeds and stores
+    what it lacks (shards are append-only and uniquely named, so workers may
+    write side by side). The cache is opened on first use in each process and
+    not pickled with the task.
+    """
+
+    def __init__(self, ws: Workspace, config: SemanticConfig) -> None:
+        self.ws, self.config = ws, config
+        self._cache: EmbeddingCache | None = None
+
+    def __getstate__(self) -> dict[str, object]:
+        return {"ws": self.ws, "config": self.config, "_cache": None}
+
+    def __call__(self, task: RowGroup) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+        model = self.config.embedder()
+        if self._cache is None:
+            self._cache = EmbeddingCache(self.ws, model)
+        size, stride = model.window_size(self.config.window, self.config.stride)
         table = read_table(task, ["record_id", "prompt", "answer"])
         texts = [record_text(p or "", a or "") for p, a in
                  zip(table.column("prompt").to_pylist(), table.column("answer").to_pylist())]
         windows = model.windows(texts, size, stride)
-        if len(windows):
-            index.add(np.ascontiguousarray(cache.get(windows.texts), dtype=np.float32))
-            record_ids = table.column("record_id").to_pylist()
-            ids += [record_ids[o] for o in windows.owner]
-            numbers.append(windows.number)
-            spans.append(windows.spans)
+        vectors = self._cache.get(windows.texts) if len(windows) else np.zeros((0, model.dim), np.float32)
+        record_ids = table.column("record_id").to_pylist()
+        return [record_ids[o] for o in windows.owner], windows.number, windows.spans, vectors
+
+
+def _build_index(ws: Workspace, ref: DatasetRef, config: SemanticConfig, folder: Path,
+                 progress: Progress | None, engine: Engine) -> None:
+    import faiss
+
+    model = config.embedder()
+    size, stride = model.window_size(config.window, config.stride)
+    tasks = row_groups(ws.records_path(ref))
+    total, done = sum(t.rows for t in tasks), 0
+    embedded: dict[int, tuple[list[str], np.ndarray, np.ndarray, np.ndarray]] = {}
+    cached_before = len(EmbeddingCache(ws, model))
+    for task, result in engine.map_model(_EmbedRowGroup(ws, config), tasks):
+        embedded[task.index] = result
         done += task.rows
         if progress:
             progress(done, total, f"{done}/{total} records of {ref} embedded")
+    index = faiss.IndexFlatIP(model.dim)
+    ids: list[str] = []
+    numbers: list[np.ndarray] = []
+    spans: list[np.ndarray] = []
+    for number in sorted(embedded):  # row-group order, whatever order the engine finished them in
+        record_ids, windows, window_spans, vectors = embedded.pop(number)
+        if len(vectors):
+            index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+            ids += record_ids
+            numbers.append(windows)
+            spans.append(window_spans)
     spans_all = np.concatenate(spans) if spans else np.zeros((0, 2), dtype=np.int64)
     meta = {"dataset": str(ref), "model": model.name, "model_key": model.model_key, "window": size,
             "stride": stride, "dim": model.dim, "records": total, "windows": int(index.ntotal),
-            "windows_embedded": model.encoded - embedded_before, "index": "IndexFlatIP", "built_at": utc_now()}
+            "windows_embedded": len(EmbeddingCache(ws, model)) - cached_before, "index": "IndexFlatIP",
+            "built_at": utc_now()}
     tmp = ws.root / "tmp" / uuid.uuid4().hex
     tmp.mkdir(parents=True)
     try:
@@ -242,7 +271,8 @@ def _empty() -> pd.DataFrame:
 
 
 def semantic_neighbours(ws: Workspace, benchmark: pd.DataFrame, synthetic: DatasetRef,
-                        config: SemanticConfig | None = None, progress: Progress | None = None) -> pd.DataFrame:
+                        config: SemanticConfig | None = None, progress: Progress | None = None,
+                        engine: Engine | None = None) -> pd.DataFrame:
     """Each item's ``top_k`` synthetic records by best window cosine.
 
     ``benchmark`` has columns ``item`` (int), ``item_id``, ``prompt``, ``answer``;
@@ -255,7 +285,7 @@ def semantic_neighbours(ws: Workspace, benchmark: pd.DataFrame, synthetic: Datas
     ties by record id. Items or records with no text have no rows.
     """
     config = config or SemanticConfig()
-    found = record_index(ws, synthetic, config, progress)
+    found = record_index(ws, synthetic, config, progress, engine)
     if found.windows == 0 or benchmark.empty:
         return _empty()
     items = [record_text(p or "", a or "") for p, a in zip(benchmark["prompt"], benchmark["answer"])]

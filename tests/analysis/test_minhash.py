@@ -15,6 +15,7 @@ from datasketch import MinHash
 from analysis import ingest as ingest_module
 from analysis.contamination import minhash as mh
 from analysis.contamination.minhash import NearDuplicateConfig, near_duplicates
+from analysis.engine import LocalEngine
 from analysis.ingest import ingest
 from analysis.text import hash_tokens, ngram_hashes, tokenize
 from analysis.workspace import DatasetRef, Workspace
@@ -242,7 +243,8 @@ def test_signatures_are_stored_as_arrays_and_reused(tmp_path: Path, monkeypatch:
     pd.testing.assert_frame_equal(first, again)
     assert again.iloc[0].jaccard == 1.0 and again.iloc[0].record_id == record_ids(ws)[3]
     with pytest.raises(AssertionError, match="recomputed"):  # another key signs again
-        near_duplicates(ws, bench([" ".join(item)]), DatasetRef("syn"), NearDuplicateConfig(num_perm=64), workers=1)
+        near_duplicates(ws, bench([" ".join(item)]), DatasetRef("syn"), NearDuplicateConfig(num_perm=64),
+                        engine=LocalEngine(1))
 
 
 def test_signatures_match_across_worker_counts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -250,7 +252,7 @@ def test_signatures_match_across_worker_counts(tmp_path: Path, monkeypatch: pyte
     rng = np.random.default_rng(6)
     ws = make_ws(tmp_path, [{"prompt": " ".join(words(rng, 12)), "answer": "1 2 3 4 5 6 x"} for _ in range(9)])
     ref = ws.resolve(DatasetRef("syn"))
-    other = pq.read_table(mh.sign_dataset(ws, ref, NearDuplicateConfig(shingle=4), workers=2))
+    other = pq.read_table(mh.sign_dataset(ws, ref, NearDuplicateConfig(shingle=4), engine=LocalEngine(2)))
     keys = ["row_group", "row", "side", "masked"]
     direct = pd.concat([mh._sign_row_group(t, NearDuplicateConfig(shingle=4)).to_pandas()
                         for t in mh.row_groups(ws.records_path(ref))])
