@@ -625,6 +625,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if args.no_auth:
             raise CliError("--no-auth, but sign-in is configured in the secrets; remove one of the two")
         env[access.AUTH_ENV] = access.AUTH_REQUIRED
+        from streamlit import config as streamlit_config  # noqa: I001 - config.toml and STREAMLIT_* as Streamlit reads them
+
+        if streamlit_config.get_option("server.unsafeMetricsUserAttributes"):
+            raise CliError("server.unsafeMetricsUserAttributes is set in Streamlit's config: it publishes signed-in "
+                           "users' attributes on /_stcore/metrics, which needs no sign-in; unset it")
         print(f"sign-in required (OIDC): {len(auth.allow)} allow-list entries; "
               f"secrets from {', '.join(str(p) for p in secrets_files if p.is_file())}", flush=True)
         problem = access.redirect_problem(str(auth.redirect_uri), args.host, args.port)
