@@ -19,7 +19,7 @@
     synthscope generate --seeds NAME@VERSION --template FILE --output NAME [--model M] [--n 1] [--limit N]
     synthscope sql "SELECT ... FROM latest_verdicts"
     synthscope demo PATH
-    synthscope serve [PATH] [--host 127.0.0.1] [--port 8501]
+    synthscope serve [PATH] [--host 127.0.0.1] [--port 8501] [--secrets FILE] [--no-auth]
 
 The workspace is ``--workspace``, else ``$SYNTHSCOPE_WORKSPACE``, else ``./workspace``.
 """
@@ -610,17 +610,53 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from analysis import access  # noqa: I001 - kept beside its use
+
     ws = Workspace.open(args.path or args.workspace)
     app = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"warning: serving on {args.host}: anyone who can reach this machine on port {args.port} "
-              "can open the dashboard", file=sys.stderr)
-    print(f"synthscope dashboard: http://{args.host}:{args.port}  (workspace {ws.root})", flush=True)
+    if args.secrets:
+        secrets_files = [Path(args.secrets).resolve()]
+        if not secrets_files[0].is_file():
+            raise CliError(f"no secrets file at {args.secrets}")
+    else:
+        secrets_files = access.default_secrets_files(app)
+    auth = access.auth_settings(access.read_secrets(secrets_files))
     env = dict(os.environ, SYNTHSCOPE_WORKSPACE=str(ws.root))
+    env.pop(access.AUTH_ENV, None)
+    if auth.configured:
+        if args.no_auth:
+            raise CliError("--no-auth, but sign-in is configured in the secrets; remove one of the two")
+        env[access.AUTH_ENV] = access.AUTH_REQUIRED
+        from streamlit import config as streamlit_config  # noqa: I001 - config.toml and STREAMLIT_* as Streamlit reads them
+
+        if streamlit_config.get_option("server.unsafeMetricsUserAttributes"):
+            raise CliError("server.unsafeMetricsUserAttributes is set in Streamlit's config: it publishes signed-in "
+                           "users' attributes on /_stcore/metrics, which needs no sign-in; unset it")
+        print(f"sign-in required (OIDC): {len(auth.allow)} allow-list entries; "
+              f"secrets from {', '.join(str(p) for p in secrets_files if p.is_file())}", flush=True)
+        problem = access.redirect_problem(str(auth.redirect_uri), args.host, args.port)
+        if problem:
+            print(f"warning: {problem}; the provider will send users back somewhere else", file=sys.stderr)
+    elif args.host not in access.LOOPBACK_HOSTS:
+        if not args.no_auth:
+            raise CliError(f"refusing to serve on {args.host} without sign-in: anyone who can reach this machine "
+                           "could read the workspace. Configure sign-in ([auth] in .streamlit/secrets.toml, see "
+                           "the README's 'Sign-in for a shared dashboard'), or pass --no-auth to serve it open.")
+        print(f"WARNING: --no-auth: serving {ws.root} on {args.host} WITHOUT SIGN-IN. Anyone who can reach "
+              f"this machine on port {args.port} can read every dataset and result in it.", file=sys.stderr)
+    else:
+        print(f"no sign-in configured: the dashboard binds to {args.host} only, so only this machine can open it, "
+              "and anyone on this machine can", flush=True)
+    print(f"synthscope dashboard: http://{args.host}:{args.port}  (workspace {ws.root})", flush=True)
     argv = [sys.executable, "-m", "streamlit", "run", str(app),
             "--server.address", args.host, "--server.port", str(args.port),
             "--server.headless", "true", "--browser.gatherUsageStats", "false",
-            "--client.toolbarMode", "minimal"]
+            "--client.toolbarMode", "minimal",
+            # Exactly the secrets synthscope checked above, whatever config.toml or STREAMLIT_* says.
+            *(arg for path in secrets_files for arg in ("--secrets.files", str(path))),
+            # No route that serves files or runs the app around the sign-in gate (README: Sign-in).
+            "--server.enableStaticServing", "false", "--server.enableAgentApi", "false",
+            "--server.enableXsrfProtection", "true", "--server.trustedUserHeaders", "{}"]
     os.execve(sys.executable, argv, env)
     return 0  # not reached
 
@@ -845,6 +881,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", nargs="?", help="workspace (default: --workspace)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8501)
+    p.add_argument("--secrets", metavar="FILE",
+                   help="secrets.toml with the sign-in settings (default: Streamlit's: ~/.streamlit/secrets.toml, "
+                        "./.streamlit/secrets.toml)")
+    p.add_argument("--no-auth", action="store_true",
+                   help="serve on a non-loopback --host without sign-in (anyone who can reach it reads everything)")
     p.set_defaults(func=cmd_serve)
     return parser
 

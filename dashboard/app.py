@@ -1,6 +1,7 @@
 """synthscope dashboard: ``streamlit run dashboard/app.py`` with ``$SYNTHSCOPE_WORKSPACE`` set (``synthscope serve``).
 
-The pages live in ``app_pages/``; the sidebar shows the workspace and its running jobs.
+The pages live in ``app_pages/``; the sidebar shows the workspace and its running jobs. When sign-in is
+configured (``[auth]`` in Streamlit's secrets), nothing below the gate runs for a visitor not let in.
 """
 
 from __future__ import annotations
@@ -8,9 +9,11 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard.components.jobs import running_jobs
+from dashboard.components.signin import require_sign_in
 from dashboard.components.workspace import open_workspace
 
 st.set_page_config(page_title="synthscope", page_icon="🔎", layout="wide")
+require_sign_in()  # before any page or the sidebar's workspace: a visitor not let in stops here
 
 navigation = st.navigation([
     st.Page("app_pages/overview.py", title="Overview", icon="🏠", default=True),

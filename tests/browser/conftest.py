@@ -22,11 +22,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(workspace: Path, log_path: Path) -> Iterator[str]:
-    """``synthscope serve`` on ``workspace`` at a free loopback port; yields its URL once healthy, then stops it."""
-    port = free_port()
+def serve(workspace: Path, log_path: Path, *options: str, port: int | None = None) -> Iterator[str]:
+    """``synthscope serve`` on ``workspace`` at a free loopback port; yields its URL once healthy, then stops it.
+
+    ``options`` go to ``synthscope serve`` (``--secrets FILE``); ``port`` when the caller needs it beforehand."""
+    port = port or free_port()
     log = open(log_path, "wb")  # noqa: SIM115 - closed below
-    server = subprocess.Popen([sys.executable, "-m", "analysis.cli", "serve", str(workspace), "--port", str(port)],
+    server = subprocess.Popen([sys.executable, "-m", "analysis.cli", "serve", str(workspace), "--port", str(port),
+                               *options],
                               cwd=REPO, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
