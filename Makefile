@@ -38,7 +38,14 @@ run: $(VENV)/.installed $(DEMO)/synthscope.toml
 demo: $(VENV)/.installed
 	$(BIN)/synthscope demo $(DEMO) --force
 
-test: $(VENV)/.installed-test chromium
+OIDC_PROVIDER := tests/oidc/node_modules/.package-lock.json
+
+# The sign-in tests run a local OIDC provider (npm's oidc-provider); never skip them silently.
+$(OIDC_PROVIDER): tests/oidc/package.json tests/oidc/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "error: the sign-in tests need Node.js >= 20 and npm (Debian/Ubuntu: sudo apt-get install nodejs npm)" >&2; exit 1; }
+	npm ci --prefix tests/oidc --no-audit --no-fund
+
+test: $(VENV)/.installed-test chromium $(OIDC_PROVIDER)
 	$(BIN)/ruff check analysis dashboard tests bench
 	$(BIN)/python -m pytest
 
@@ -67,4 +74,4 @@ chromium:
 	fi
 
 clean:
-	rm -rf $(VENV) .demo .pytest_cache .ruff_cache
+	rm -rf $(VENV) .demo .pytest_cache .ruff_cache tests/oidc/node_modules
