@@ -173,14 +173,20 @@ def _busy_ticks() -> int:
 
 
 def measure(config: str, workspace: Path, synthetic: str, workers: int, verdicts_out: Path) -> dict[str, Any]:
-    """Run :func:`child` in a fresh interpreter; add its process tree's peak RSS and the machine's other load.
+    """Run :func:`child` in a fresh interpreter (see :func:`measure_command`)."""
+    return measure_command([sys.executable, "-m", "bench.ngram_bench", "--child", config, "--workspace",
+                            str(workspace), "--synthetic", synthetic, "--workers", str(workers),
+                            "--verdicts-out", str(verdicts_out)], config)
+
+
+def measure_command(cmd: list[str], label: str) -> dict[str, Any]:
+    """Run ``cmd`` (a child printing its measurements as JSON on its last line); add its process tree's peak
+    RSS (``tree_rss_mb``) and the machine's other load (``other_load_s``).
 
     *Other load* is the CPU time the machine spent on anything but the measured
     process tree (and this process) while it ran, in core-seconds: other users'
     work on a shared machine, which makes the timing less trustworthy.
     """
-    cmd = [sys.executable, "-m", "bench.ngram_bench", "--child", config, "--workspace", str(workspace),
-           "--synthetic", synthetic, "--workers", str(workers), "--verdicts-out", str(verdicts_out)]
     busy_before, own_before = _busy_ticks(), sum(os.times()[:2])
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parent.parent)
     peak = 0.0
@@ -204,7 +210,7 @@ def measure(config: str, workspace: Path, synthetic: str, workers: int, verdicts
     hz = os.sysconf("SC_CLK_TCK")
     other = (_busy_ticks() - busy_before - sum(cpu.values())) / hz - (sum(os.times()[:2]) - own_before)
     if proc.returncode != 0:
-        raise SystemExit(f"{config} failed (exit {proc.returncode}); its output:\n{out}")
+        raise SystemExit(f"{label} failed (exit {proc.returncode}); its output:\n{out}")
     result = json.loads(out.strip().splitlines()[-1])
     result["tree_rss_mb"] = max(peak, result["maxrss_mb"])
     result["other_load_s"] = max(other, 0.0)
