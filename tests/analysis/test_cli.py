@@ -87,8 +87,9 @@ def test_serve_binds_to_loopback_by_default(demo_ws: Path, monkeypatch: pytest.M
     assert argv[argv.index("--server.address") + 1] == "127.0.0.1"
     assert env["SYNTHSCOPE_WORKSPACE"] == str(demo_ws.resolve())
     assert "http://127.0.0.1:8501" in capsys.readouterr().out
-    cli.main(["serve", str(demo_ws), "--host", "0.0.0.0"])
+    assert cli.main(["serve", str(demo_ws), "--host", "0.0.0.0"]) == 1  # no sign-in: refused
     assert "anyone who can reach this machine" in capsys.readouterr().err
+    assert len(calls) == 1
 
 
 def test_console_script_runs(tmp_path: Path) -> None:
