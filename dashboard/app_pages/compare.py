@@ -12,7 +12,7 @@ from analysis.evals.compare import Comparison, compare, curve, summarize
 from analysis.workspace import Workspace, WorkspaceError
 from dashboard.components import evidence as evidence_view
 from dashboard.components.compare import contam_chart, item_answers, membership_chart, points, subset_chart
-from dashboard.components.jobs import job_panel
+from dashboard.components.jobs import job_panel, list_jobs
 from dashboard.components.widgets import MISSING, choose, percent
 from dashboard.components.workspace import require_workspace
 
@@ -175,7 +175,7 @@ def model_side(ws: Workspace, c: Comparison) -> None:
                 + " and ".join(f"`synthscope eval mink --run {r}`" for r in missing) + ".")
         st.button(f"Compute Min-K%++ for {', '.join(missing)}", key="cmp_mink_start", on_click=start_mink,
                   args=(ws, missing, c.benchmark))
-    if missing or jobs.list_jobs(ws, "mink"):
+    if missing or list_jobs(ws, "mink"):
         job_panel(ws, "mink", "Min-K%++", lambda job: f"scores {', '.join(job.result.get('score_ids', []))}",
                   limit=2)
 

@@ -13,7 +13,7 @@ from analysis import generate as gen
 from analysis.device import pick_device
 from analysis.models import DEFAULT_INSTRUCT
 from analysis.workspace import DatasetRef, Workspace, WorkspaceError
-from dashboard.components.jobs import POLL_SECONDS
+from dashboard.components.jobs import POLL_SECONDS, list_jobs
 from dashboard.components.widgets import MISSING, choose
 from dashboard.components.workspace import require_workspace
 
@@ -62,11 +62,11 @@ def rows_of(ws: Workspace, run_id: str) -> pd.DataFrame:
 
 
 def progress_panel(ws: Workspace) -> None:
-    was_running = any(j.state == jobs.RUNNING for j in jobs.list_jobs(ws, "generate")[:1])
+    was_running = any(j.state == jobs.RUNNING for j in list_jobs(ws, "generate")[:1])
 
     @st.fragment(run_every=POLL_SECONDS if was_running else None)
     def panel() -> None:
-        recent = jobs.list_jobs(ws, "generate")[:1]
+        recent = list_jobs(ws, "generate")[:1]
         if not recent:
             st.caption("No generation started yet.")
             return

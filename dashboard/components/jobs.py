@@ -1,15 +1,37 @@
-"""Job progress that survives a page reload: read from the workspace, polled while a job runs."""
+"""Job progress that survives a page reload: read from the workspace, polled while a job runs.
+
+Every session polls while a job runs, so the job list is read once per
+``POLL_SECONDS`` for all of them (:func:`list_jobs`), not once per session: with
+twenty sessions open, per-session reads every second kept the server too busy
+to draw pages (``bench/load_bench.py``).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import streamlit as st
 
 from analysis import jobs
 from analysis.workspace import Workspace
 
-POLL_SECONDS = 1.0
+POLL_SECONDS = 2.0
+
+
+@st.cache_data(ttl=POLL_SECONDS / 2, show_spinner=False, max_entries=16)
+def _list_jobs(root: str, folders_changed: int) -> list[jobs.JobStatus]:
+    return jobs.list_jobs(Workspace(Path(root)))
+
+
+def list_jobs(ws: Workspace, kind: str | None = None) -> list[jobs.JobStatus]:
+    """The workspace's jobs, newest first, as read at most ``POLL_SECONDS / 2`` ago by any session.
+
+    A job started since is seen at once: starting one adds a folder, which
+    changes the jobs folder's modification time, part of the cache key.
+    """
+    changed = ws.jobs_dir.stat().st_mtime_ns if ws.jobs_dir.exists() else 0
+    return [j for j in _list_jobs(str(ws.root), changed) if kind is None or j.kind == kind]
 
 
 def _is_running(job: jobs.JobStatus) -> bool:
@@ -18,11 +40,11 @@ def _is_running(job: jobs.JobStatus) -> bool:
 
 def running_jobs(ws: Workspace) -> None:
     """Sidebar panel: a progress bar per running job; refreshes the page when the last one ends."""
-    was_running = any(map(_is_running, jobs.list_jobs(ws)))
+    was_running = any(map(_is_running, list_jobs(ws)))
 
     @st.fragment(run_every=POLL_SECONDS if was_running else None)
     def panel() -> None:
-        running = [j for j in jobs.list_jobs(ws) if _is_running(j)]
+        running = [j for j in list_jobs(ws) if _is_running(j)]
         if was_running and not running:
             st.rerun()  # a job ended: show its results everywhere on the page
         st.caption("Running jobs")
@@ -43,11 +65,11 @@ def job_panel(ws: Workspace, kind: str, title: str, finished: Callable[[jobs.Job
     button's callback, given the finished job. The panel polls while a job runs
     and reruns the page when the last one ends, so the page shows its results.
     """
-    was_running = any(map(_is_running, jobs.list_jobs(ws, kind)[:limit]))
+    was_running = any(map(_is_running, list_jobs(ws, kind)[:limit]))
 
     @st.fragment(run_every=POLL_SECONDS if was_running else None)
     def panel() -> None:
-        recent = jobs.list_jobs(ws, kind)[:limit]
+        recent = list_jobs(ws, kind)[:limit]
         if was_running and not any(map(_is_running, recent)):
             st.rerun()  # finished: redraw the page with the new results
         if not recent:
