@@ -19,10 +19,15 @@ nothing behind but a staging folder. Nothing is edited in place. Readers never
 open ``catalog.duckdb`` for writing: :meth:`Workspace.connect` builds the same
 views in an in-memory DuckDB each time, so a dashboard reading and a job
 writing never contend for a DuckDB lock.
+
+A workspace published to object storage (``synthscope push``, see
+:mod:`analysis.remote`) opens read-only from its ``s3://`` URL: its root is then
+a :class:`analysis.remote.RemotePath` rather than a :class:`~pathlib.Path`.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -34,12 +39,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
 
 from analysis import schemas
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from analysis.remote import RemotePath
 
 MARKER = "synthscope.toml"
 KINDS = ("benchmark", "synthetic", "reference", "source")
@@ -137,8 +147,19 @@ class DatasetRef:
 
 
 class Workspace:
-    def __init__(self, root: Path) -> None:
-        self.root = root.resolve()
+    def __init__(self, root: Path | RemotePath) -> None:
+        # A RemotePath answers the reading half of Path's methods, so readers need not tell the two apart.
+        self.root: Path | RemotePath = root.resolve()
+
+    @property
+    def read_only(self) -> bool:
+        """True for a workspace opened from object storage: it changes only by a new push."""
+        return not isinstance(self.root, Path)
+
+    def check_writable(self) -> None:
+        if self.read_only:
+            raise WorkspaceError(f"{self.root} is a read-only workspace on object storage: do this in the local "
+                                 f"workspace it was pushed from, then `synthscope push` it again")
 
     # -- creation -----------------------------------------------------------------------
     @classmethod
@@ -163,6 +184,11 @@ class Workspace:
 
     @classmethod
     def open(cls, root: str | Path) -> Workspace:
+        """The workspace at a local folder, or (read-only) the one last pushed to an ``s3://`` URL."""
+        from analysis import remote  # imports this module
+
+        if remote.is_remote(root):
+            return cls(remote.open_root(str(root)))
         root = Path(root)
         if not (root / MARKER).is_file():
             raise WorkspaceError(
@@ -232,6 +258,7 @@ class Workspace:
     @contextmanager
     def staged(self, final: Path) -> Iterator[Path]:
         """A fresh folder to write an artefact into; moved to ``final`` only on success."""
+        self.check_writable()
         if final.exists():
             raise WorkspaceError(f"{final.relative_to(self.root)} already exists; artefacts are never overwritten")
         tmp = self.root / "tmp" / uuid.uuid4().hex
@@ -288,6 +315,8 @@ class Workspace:
     def connect(self) -> duckdb.DuckDBPyConnection:
         """An in-memory DuckDB with every view of the workspace; cheap, lock-free."""
         con = duckdb.connect(":memory:")
+        if self.read_only:
+            self.root.attach(con)
         for name, sql in self._view_sql().items():
             if sql is None:
                 con.register(f"_empty_{name}", schemas.EMPTY[name]())
@@ -343,6 +372,12 @@ class Workspace:
                 columns = ", ".join(f"{_sql_str(c)}: {_sql_str(t)}" for c, t in schemas.JSON_COLUMNS[name].items())
                 out[name] = f"SELECT * FROM read_json({listed}, columns = {{{columns}}}, format = 'auto')"
         return out
+
+    def read_parquet(self, path: Path | RemotePath) -> pd.DataFrame:
+        """One Parquet file of the workspace (``self.root / ...``), local or on object storage."""
+        import pandas as pd
+
+        return pd.read_parquet(path if isinstance(path, Path) else io.BytesIO(path.read_bytes()))
 
     def query(self, sql: str, params: list[Any] | None = None) -> Any:
         """Run one query on a fresh connection and return a pandas DataFrame."""
