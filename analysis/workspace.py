@@ -150,6 +150,7 @@ class Workspace:
     def __init__(self, root: Path | RemotePath) -> None:
         # A RemotePath answers the reading half of Path's methods, so readers need not tell the two apart.
         self.root: Path | RemotePath = root.resolve()
+        self._remote_database: duckdb.DuckDBPyConnection | None = None  # see connect()
 
     @property
     def read_only(self) -> bool:
@@ -313,43 +314,48 @@ class Workspace:
 
     # -- querying -----------------------------------------------------------------------
     def connect(self) -> duckdb.DuckDBPyConnection:
-        """An in-memory DuckDB with every view of the workspace; cheap, lock-free."""
-        con = duckdb.connect(":memory:")
-        if self.read_only:
+        """An in-memory DuckDB with every view of the workspace; cheap, lock-free.
+
+        A workspace on object storage is one fixed push, so its views are built
+        once, in a database whose cursors every call hands out: the Parquet
+        footers that binding a view reads cross the network once, not per query.
+        """
+        if not self.read_only:
+            return self._create_views(duckdb.connect(":memory:"))
+        if self._remote_database is None:
+            con = duckdb.connect(":memory:")
             self.root.attach(con)
-        for name, sql in self._view_sql().items():
-            if sql is None:
-                con.register(f"_empty_{name}", schemas.EMPTY[name]())
-                con.execute(f"CREATE VIEW {name} AS SELECT * FROM _empty_{name}")
-            else:
-                con.execute(f"CREATE VIEW {name} AS {sql}")
-        for name, sql in schemas.DERIVED_VIEWS.items():
-            con.execute(f"CREATE VIEW {name} AS {sql}")
-        return con
+            self._remote_database = self._create_views(con)
+        return self._remote_database.cursor()
 
     def refresh_catalog(self) -> None:
         """Rebuild ``catalog.duckdb`` (atomically) so external DuckDB clients see every artefact."""
         tmp = self.root / "tmp" / f"catalog-{uuid.uuid4().hex}.duckdb"
         tmp.parent.mkdir(exist_ok=True)
         try:
-            con = duckdb.connect(str(tmp))
-            try:
-                for name, sql in self._view_sql().items():
-                    if sql is None:
-                        empty: pa.Table = schemas.EMPTY[name]()
-                        con.register("_empty", empty)
-                        con.execute(f"CREATE TABLE {name} AS SELECT * FROM _empty")
-                        con.unregister("_empty")
-                    else:
-                        con.execute(f"CREATE VIEW {name} AS {sql}")
-                for name, sql in schemas.DERIVED_VIEWS.items():
-                    con.execute(f"CREATE VIEW {name} AS {sql}")
-            finally:
-                con.close()
+            self._create_views(duckdb.connect(str(tmp))).close()
             os.replace(tmp, self.root / "catalog.duckdb")
         finally:
             tmp.unlink(missing_ok=True)
             Path(f"{tmp}.wal").unlink(missing_ok=True)
+
+    def _create_views(self, con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+        """Every view in ``con``: an empty table of the right shape where a kind has no file yet."""
+        try:
+            for name, sql in self._view_sql().items():
+                if sql is None:
+                    empty: pa.Table = schemas.EMPTY[name]()
+                    con.register("_empty", empty)
+                    con.execute(f"CREATE TABLE {name} AS SELECT * FROM _empty")
+                    con.unregister("_empty")
+                else:
+                    con.execute(f"CREATE VIEW {name} AS {sql}")
+            for name, sql in schemas.DERIVED_VIEWS.items():
+                con.execute(f"CREATE VIEW {name} AS {sql}")
+        except BaseException:
+            con.close()
+            raise
+        return con
 
     def _view_sql(self) -> dict[str, str | None]:
         """Base views: SQL over the files present now, or None where there are none yet.

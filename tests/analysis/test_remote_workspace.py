@@ -115,7 +115,7 @@ def test_interrupted_push_leaves_readers_on_the_previous_push(local_ws: Workspac
 
     sent: list[str] = []
 
-    def flaky_session() -> boto3.Session:
+    def flaky_clients() -> tuple[boto3.Session, object]:
         """A session whose S3 client loses the network after two uploads."""
         session = boto3.Session()
         client = session.client("s3")
@@ -128,11 +128,10 @@ def test_interrupted_push_leaves_readers_on_the_previous_push(local_ws: Workspac
             upload(filename, bucket, key, **kwargs)
 
         client.upload_file = fail_after_two
-        session.client = lambda *args, **kwargs: client
-        return session
+        return session, client
 
     with monkeypatch.context() as patch, pytest.raises(ConnectionError):
-        patch.setattr(remote, "session", flaky_session)
+        patch.setattr(remote, "clients", flaky_clients)
         remote.push(local_ws, f"s3://{BUCKET}/shared")
     assert len(sent) == 2  # part of the new scan or dataset version is on the server ...
     shared = Workspace.open(f"s3://{BUCKET}/shared")
