@@ -84,6 +84,7 @@ def search_rows(ws: Workspace, ref: DatasetRef, text: str = "", offset: int = 0,
 @contextmanager
 def staged_upload(ws: Workspace, filename: str, data: bytes) -> Iterator[Path]:
     """Write uploaded bytes under the workspace's ``tmp/`` (keeping the file's name); removed afterwards."""
+    ws.check_writable()
     name = Path(filename.replace("\\", "/")).name
     if name in ("", ".", ".."):
         name = "upload"

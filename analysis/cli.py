@@ -19,9 +19,11 @@
     synthscope generate --seeds NAME@VERSION --template FILE --output NAME [--model M] [--n 1] [--limit N]
     synthscope sql "SELECT ... FROM latest_verdicts"
     synthscope demo PATH
-    synthscope serve [PATH] [--host 127.0.0.1] [--port 8501] [--secrets FILE] [--no-auth]
+    synthscope push [PATH] s3://BUCKET/PREFIX
+    synthscope serve [PATH | s3://BUCKET/PREFIX] [--host 127.0.0.1] [--port 8501] [--secrets FILE] [--no-auth]
 
 The workspace is ``--workspace``, else ``$SYNTHSCOPE_WORKSPACE``, else ``./workspace``.
+An ``s3://`` workspace (one that ``push`` published) opens read-only; see analysis.remote.
 """
 
 from __future__ import annotations
@@ -613,6 +615,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_push(args: argparse.Namespace) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from analysis import remote
+
+    ws = Workspace.open(args.path or args.workspace)
+    if ws.read_only:
+        raise CliError("push publishes a local workspace; this one is already on object storage")
+    try:
+        report = remote.push(ws, args.url)
+    except (BotoCoreError, ClientError) as exc:
+        raise CliError(f"push to {args.url} failed, readers still see the previous push: {exc}") from exc
+    print(f"pushed {ws.root} to {report.url}: {report.files} files, {report.uploaded} uploaded "
+          f"({report.bytes / 1e6:.1f} MB); serve it with `synthscope serve {report.url}`")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from analysis import access  # noqa: I001 - kept beside its use
 
@@ -881,8 +900,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="rebuild it if it exists")
     p.set_defaults(func=cmd_demo)
 
+    p = sub.add_parser("push", parents=[common], help="publish the workspace to object storage for a team to read")
+    p.add_argument("path", nargs="?", help="local workspace (default: --workspace)")
+    p.add_argument("url", help="s3://bucket/prefix; credentials and endpoint from the AWS_* variables")
+    p.set_defaults(func=cmd_push)
+
     p = sub.add_parser("serve", parents=[common], help="open the dashboard")
-    p.add_argument("path", nargs="?", help="workspace (default: --workspace)")
+    p.add_argument("path", nargs="?", help="workspace folder, or s3://bucket/prefix (read-only) (default: --workspace)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8501)
     p.add_argument("--secrets", metavar="FILE",

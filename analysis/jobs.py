@@ -44,6 +44,7 @@ class JobStatus:
 
 def start(ws: Workspace, kind: str, argv: list[str]) -> str:
     """Start ``synthscope <argv> --job <id>`` in its own session; return the job id."""
+    ws.check_writable()
     job_id = ws.new_id()
     folder = ws.jobs_dir / job_id
     folder.mkdir(parents=True)

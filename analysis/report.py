@@ -245,14 +245,14 @@ def manifests(ws: Workspace) -> list[dict[str, Any]]:
 
 
 def metrics(ws: Workspace, report_id: str) -> pd.DataFrame:
-    return pd.read_parquet(ws.reports_dir / report_id / "metrics.parquet")
+    return ws.read_parquet(ws.reports_dir / report_id / "metrics.parquet")
 
 
 def evidence(ws: Workspace, report_id: str, section: str, table: str) -> pd.DataFrame:
     path = ws.reports_dir / report_id / "evidence" / f"{section}.{table}.parquet"
     if not path.is_file():
         raise WorkspaceError(f"scorecard {report_id} has no evidence table {section}.{table}")
-    return pd.read_parquet(path)
+    return ws.read_parquet(path)
 
 
 def policy_of(manifest: dict[str, Any], known_keys: set[str] | None = None) -> policymod.Policy:

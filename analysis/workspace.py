@@ -19,10 +19,15 @@ nothing behind but a staging folder. Nothing is edited in place. Readers never
 open ``catalog.duckdb`` for writing: :meth:`Workspace.connect` builds the same
 views in an in-memory DuckDB each time, so a dashboard reading and a job
 writing never contend for a DuckDB lock.
+
+A workspace published to object storage (``synthscope push``, see
+:mod:`analysis.remote`) opens read-only from its ``s3://`` URL: its root is then
+a :class:`analysis.remote.RemotePath` rather than a :class:`~pathlib.Path`.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -34,12 +39,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
 
 from analysis import schemas
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from analysis.remote import RemotePath
 
 MARKER = "synthscope.toml"
 KINDS = ("benchmark", "synthetic", "reference", "source")
@@ -137,8 +147,20 @@ class DatasetRef:
 
 
 class Workspace:
-    def __init__(self, root: Path) -> None:
-        self.root = root.resolve()
+    def __init__(self, root: Path | RemotePath) -> None:
+        # A RemotePath answers the reading half of Path's methods, so readers need not tell the two apart.
+        self.root: Path | RemotePath = root.resolve()
+        self._remote_database: duckdb.DuckDBPyConnection | None = None  # see connect()
+
+    @property
+    def read_only(self) -> bool:
+        """True for a workspace opened from object storage: it changes only by a new push."""
+        return not isinstance(self.root, Path)
+
+    def check_writable(self) -> None:
+        if self.read_only:
+            raise WorkspaceError(f"{self.root} is a read-only workspace on object storage: do this in the local "
+                                 f"workspace it was pushed from, then `synthscope push` it again")
 
     # -- creation -----------------------------------------------------------------------
     @classmethod
@@ -163,6 +185,11 @@ class Workspace:
 
     @classmethod
     def open(cls, root: str | Path) -> Workspace:
+        """The workspace at a local folder, or (read-only) the one last pushed to an ``s3://`` URL."""
+        from analysis import remote  # imports this module
+
+        if remote.is_remote(root):
+            return cls(remote.open_root(str(root)))
         root = Path(root)
         if not (root / MARKER).is_file():
             raise WorkspaceError(
@@ -232,6 +259,7 @@ class Workspace:
     @contextmanager
     def staged(self, final: Path) -> Iterator[Path]:
         """A fresh folder to write an artefact into; moved to ``final`` only on success."""
+        self.check_writable()
         if final.exists():
             raise WorkspaceError(f"{final.relative_to(self.root)} already exists; artefacts are never overwritten")
         tmp = self.root / "tmp" / uuid.uuid4().hex
@@ -286,41 +314,48 @@ class Workspace:
 
     # -- querying -----------------------------------------------------------------------
     def connect(self) -> duckdb.DuckDBPyConnection:
-        """An in-memory DuckDB with every view of the workspace; cheap, lock-free."""
-        con = duckdb.connect(":memory:")
-        for name, sql in self._view_sql().items():
-            if sql is None:
-                con.register(f"_empty_{name}", schemas.EMPTY[name]())
-                con.execute(f"CREATE VIEW {name} AS SELECT * FROM _empty_{name}")
-            else:
-                con.execute(f"CREATE VIEW {name} AS {sql}")
-        for name, sql in schemas.DERIVED_VIEWS.items():
-            con.execute(f"CREATE VIEW {name} AS {sql}")
-        return con
+        """An in-memory DuckDB with every view of the workspace; cheap, lock-free.
+
+        A workspace on object storage is one fixed push, so its views are built
+        once, in a database whose cursors every call hands out: the Parquet
+        footers that binding a view reads cross the network once, not per query.
+        """
+        if not self.read_only:
+            return self._create_views(duckdb.connect(":memory:"))
+        if self._remote_database is None:
+            con = duckdb.connect(":memory:")
+            self.root.attach(con)
+            self._remote_database = self._create_views(con)
+        return self._remote_database.cursor()
 
     def refresh_catalog(self) -> None:
         """Rebuild ``catalog.duckdb`` (atomically) so external DuckDB clients see every artefact."""
         tmp = self.root / "tmp" / f"catalog-{uuid.uuid4().hex}.duckdb"
         tmp.parent.mkdir(exist_ok=True)
         try:
-            con = duckdb.connect(str(tmp))
-            try:
-                for name, sql in self._view_sql().items():
-                    if sql is None:
-                        empty: pa.Table = schemas.EMPTY[name]()
-                        con.register("_empty", empty)
-                        con.execute(f"CREATE TABLE {name} AS SELECT * FROM _empty")
-                        con.unregister("_empty")
-                    else:
-                        con.execute(f"CREATE VIEW {name} AS {sql}")
-                for name, sql in schemas.DERIVED_VIEWS.items():
-                    con.execute(f"CREATE VIEW {name} AS {sql}")
-            finally:
-                con.close()
+            self._create_views(duckdb.connect(str(tmp))).close()
             os.replace(tmp, self.root / "catalog.duckdb")
         finally:
             tmp.unlink(missing_ok=True)
             Path(f"{tmp}.wal").unlink(missing_ok=True)
+
+    def _create_views(self, con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+        """Every view in ``con``: an empty table of the right shape where a kind has no file yet."""
+        try:
+            for name, sql in self._view_sql().items():
+                if sql is None:
+                    empty: pa.Table = schemas.EMPTY[name]()
+                    con.register("_empty", empty)
+                    con.execute(f"CREATE TABLE {name} AS SELECT * FROM _empty")
+                    con.unregister("_empty")
+                else:
+                    con.execute(f"CREATE VIEW {name} AS {sql}")
+            for name, sql in schemas.DERIVED_VIEWS.items():
+                con.execute(f"CREATE VIEW {name} AS {sql}")
+        except BaseException:
+            con.close()
+            raise
+        return con
 
     def _view_sql(self) -> dict[str, str | None]:
         """Base views: SQL over the files present now, or None where there are none yet.
@@ -343,6 +378,12 @@ class Workspace:
                 columns = ", ".join(f"{_sql_str(c)}: {_sql_str(t)}" for c, t in schemas.JSON_COLUMNS[name].items())
                 out[name] = f"SELECT * FROM read_json({listed}, columns = {{{columns}}}, format = 'auto')"
         return out
+
+    def read_parquet(self, path: Path | RemotePath) -> pd.DataFrame:
+        """One Parquet file of the workspace (``self.root / ...``), local or on object storage."""
+        import pandas as pd
+
+        return pd.read_parquet(path if isinstance(path, Path) else io.BytesIO(path.read_bytes()))
 
     def query(self, sql: str, params: list[Any] | None = None) -> Any:
         """Run one query on a fresh connection and return a pandas DataFrame."""

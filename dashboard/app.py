@@ -33,7 +33,7 @@ with st.sidebar:
     if ws is None:
         st.error("No workspace")
     else:
-        st.caption("Workspace")
+        st.caption("Workspace (read-only: on object storage)" if ws.read_only else "Workspace")
         st.code(str(ws.root), language=None, wrap_lines=True)
         running_jobs(ws)
 

@@ -14,7 +14,7 @@ from dashboard.components.calibration import distribution_chart, threshold_chart
 from dashboard.components.evidence import STAGE_NAMES
 from dashboard.components.jobs import job_panel
 from dashboard.components.widgets import MISSING, choose
-from dashboard.components.workspace import require_workspace
+from dashboard.components.workspace import read_only, require_workspace
 
 NEWEST = "newest"
 NO_DATASET = "—"
@@ -111,6 +111,8 @@ def stage_charts(ws: Workspace, calibration_id: str, recs: pd.DataFrame) -> None
 
 def new_calibration_form(ws: Workspace) -> None:
     """Benchmark, known positives (a dataset or a truth file) and the target; it runs as a job."""
+    if read_only(ws, "A calibration"):
+        return
     versions = browse.dataset_versions(ws)
     benchmark_refs = list(versions[versions["kind"] == "benchmark"]["ref"])
     if not benchmark_refs:

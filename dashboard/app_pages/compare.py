@@ -14,7 +14,7 @@ from dashboard.components import evidence as evidence_view
 from dashboard.components.compare import contam_chart, item_answers, membership_chart, points, subset_chart
 from dashboard.components.jobs import job_panel, list_jobs
 from dashboard.components.widgets import MISSING, choose, percent
-from dashboard.components.workspace import require_workspace
+from dashboard.components.workspace import read_only, require_workspace
 
 N_BOOT = 10_000
 RATE = {"format": "percent", "min_value": 0.0, "max_value": 1.0}
@@ -170,7 +170,7 @@ def model_side(ws: Workspace, c: Comparison) -> None:
             st.caption("Each dot is an item; above the dashed diagonal the candidate finds it more familiar than "
                        "the baseline does.")
     missing = c.unscored_runs
-    if missing:
+    if missing and not read_only(ws, "Computing Min-K%++ scores"):
         st.info(f"No Min-K%++ scores on {c.benchmark} for {', '.join(missing)}: compute them here or with "
                 + " and ".join(f"`synthscope eval mink --run {r}`" for r in missing) + ".")
         st.button(f"Compute Min-K%++ for {', '.join(missing)}", key="cmp_mink_start", on_click=start_mink,

@@ -16,7 +16,7 @@ from dashboard.components.evidence import STAGE_NAMES
 from dashboard.components.grid import grid_table, heatmap
 from dashboard.components.jobs import scan_jobs
 from dashboard.components.widgets import MISSING, choose, is_missing, percent, score
-from dashboard.components.workspace import require_workspace
+from dashboard.components.workspace import read_only, require_workspace
 
 NEWEST = "newest"
 ITEM_TABLE = {
@@ -127,6 +127,8 @@ def evidence_section(ws: Workspace, target: results.ScanTarget) -> None:
 
 def new_scan_form(ws: Workspace) -> None:
     """Pick datasets, stages and settings; the scan runs as a job (its progress shows above)."""
+    if read_only(ws, "A scan"):
+        return
     synthetic_refs = list(browse.dataset_versions(ws, "synthetic")["ref"])
     benchmark_refs = list(browse.dataset_versions(ws, "benchmark")["ref"])
     if not synthetic_refs or not benchmark_refs:

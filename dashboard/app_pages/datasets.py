@@ -11,7 +11,7 @@ from analysis.fields import PRESETS
 from analysis.ingest import FORMATS, IngestError, IngestOptions, IngestReport, ingest, read_errors
 from analysis.workspace import KINDS, DatasetRef, Workspace
 from dashboard.components.widgets import choose
-from dashboard.components.workspace import require_workspace
+from dashboard.components.workspace import read_only, require_workspace
 
 HEADER_CHOICES = {"auto": None, "yes": True, "no": False}
 PAGE_SIZES = (25, 50, 100, 250)
@@ -23,6 +23,8 @@ def _fields(text: str) -> tuple[str, ...]:
 
 def import_form(ws: Workspace) -> None:
     """The import form; on success the new version is selected in the row browser."""
+    if read_only(ws, "Importing a dataset"):
+        return
     with st.form("import", border=True):
         st.markdown("Import a file as a new dataset version: give a **path on this machine** *or* **upload** it.")
         path = st.text_input("Path on this machine", key="imp_path", placeholder="/data/train.jsonl")

@@ -15,7 +15,7 @@ from analysis.models import DEFAULT_INSTRUCT
 from analysis.workspace import DatasetRef, Workspace, WorkspaceError
 from dashboard.components.jobs import POLL_SECONDS, list_jobs
 from dashboard.components.widgets import MISSING, choose
-from dashboard.components.workspace import require_workspace
+from dashboard.components.workspace import read_only, require_workspace
 
 DEFAULT_TEMPLATE = ("Write one new task in the style of this one, on a different subject. Reply with the task only.\n"
                     "Task: {{ prompt }}")
@@ -104,6 +104,8 @@ ws = require_workspace()
 st.title("Generate")
 st.caption("New synthetic rows from an instruct model, with provenance on every row; the new version can be "
            "scanned and scored as soon as it lands (`synthscope generate`).")
+if read_only(ws, "Generating"):
+    st.stop()
 pools = list(browse.dataset_versions(ws)["ref"])
 if not pools:
     st.info("Import a dataset to seed from first (Datasets page or `synthscope ingest`).")

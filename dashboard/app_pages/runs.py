@@ -12,7 +12,7 @@ from analysis.evals.trends import score_trends
 from analysis.workspace import Workspace, WorkspaceError
 from dashboard.components.trends import score_trend_chart
 from dashboard.components.widgets import MISSING, choose
-from dashboard.components.workspace import require_workspace
+from dashboard.components.workspace import read_only, require_workspace
 
 RUNS = {
     "run_id": st.column_config.TextColumn("run"),
@@ -105,6 +105,8 @@ def membership_scores(ws: Workspace) -> None:
 
 
 def add_run_form(ws: Workspace) -> None:
+    if read_only(ws, "Recording a run"):
+        return
     refs = list(browse.dataset_versions(ws)["ref"])
     with st.form("add_run"):
         c1, c2, c3 = st.columns(3)

@@ -30,6 +30,8 @@ def list_jobs(ws: Workspace, kind: str | None = None) -> list[jobs.JobStatus]:
     A job started since is seen at once: starting one adds a folder, which
     changes the jobs folder's modification time, part of the cache key.
     """
+    if ws.read_only:
+        return []  # a workspace on object storage publishes no jobs (analysis.remote)
     changed = ws.jobs_dir.stat().st_mtime_ns if ws.jobs_dir.exists() else 0
     return [j for j in _list_jobs(str(ws.root), changed) if kind is None or j.kind == kind]
 

@@ -11,6 +11,7 @@ from analysis import browse, jobs, report
 from analysis.metrics import format_value
 from analysis.workspace import DatasetRef, Workspace, WorkspaceError
 from dashboard.components.widgets import MISSING
+from dashboard.components.workspace import read_only
 
 GRADE_ICONS = {"pass": "🟢", "warn": "🟡", "fail": "🔴", "info": "⚪"}
 SECTION_PAGES = {"contamination": ("app_pages/contamination.py", "Contamination"),
@@ -106,6 +107,8 @@ def pick_scorecard(ws: Workspace, key: str) -> dict[str, Any] | None:
 
 def score_form(ws: Workspace) -> None:
     """Score a synthetic version as a job: pick it and the data it is measured against."""
+    if read_only(ws, "Scoring"):
+        return
     versions = browse.dataset_versions(ws)
     by_kind = {k: list(versions.loc[versions["kind"] == k, "ref"]) for k in ("synthetic", "reference", "source")}
     if not by_kind["synthetic"]:

@@ -23,6 +23,14 @@ def open_workspace() -> tuple[Workspace | None, str | None]:
         return None, f"{ENV} does not point to a workspace: {exc}"
 
 
+def read_only(ws: Workspace, action: str) -> bool:
+    """On a workspace opened from object storage, say that ``action`` is done elsewhere and return True."""
+    if ws.read_only:
+        st.info(f"{action} writes to the workspace, and this one is read-only: it is a copy on object storage "
+                f"({ws.root}). Do it in the local workspace it was pushed from, then `synthscope push` it again.")
+    return ws.read_only
+
+
 def require_workspace() -> Workspace:
     """The workspace; otherwise show why there is none and stop the page."""
     ws, error = open_workspace()
