@@ -63,7 +63,8 @@ def test_compare_page_draws_charts_and_a_leaked_items_evidence(dashboard: str, c
             page.screenshot(path=str(tmp_path / "compare-charts.png"), full_page=True)
 
             picker = page.get_by_test_id("stSelectbox").filter(has_text="Item")
-            picker.click()  # click scrolls it into view, and retries if a rerun replaces it
+            picker.scroll_into_view_if_needed()
+            picker.click()
             page.keyboard.type(f"doc {doc_id} ")
             page.get_by_role("option", name=re.compile(rf"^doc {doc_id} · {record_id} — contaminated")).click()
             expect(page.get_by_text(re.compile(rf"^doc {doc_id} of"))).to_be_visible(timeout=30_000)

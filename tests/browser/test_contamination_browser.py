@@ -83,7 +83,8 @@ def test_a_scan_started_in_the_browser_reports_progress_and_its_results(dashboar
             page = browser.new_page(viewport={"width": 1440, "height": 1000})
             page.goto(f"{dashboard}/contamination")
             picker = page.get_by_test_id("stMultiSelect").filter(has_text="Synthetic dataset(s)")
-            picker.click()  # click scrolls it into view, and retries if a rerun replaces it
+            picker.scroll_into_view_if_needed()
+            picker.click()
             page.get_by_role("option", name="code-instruct@v2").click()  # not the pair shown by default
             page.keyboard.press("Escape")
             page.get_by_role("button", name="Start scan").click()

@@ -43,6 +43,9 @@ def test_the_preview_follows_the_template_as_it_is_typed(dashboard: str, tmp_pat
             editor.fill("About {{ topic }}")
             editor.press("Control+Enter")
             expect(page.get_by_text("The template cannot run")).to_be_visible(timeout=30_000)
+            # Until the rerun ends, the previous run's (stale) button is still on the page beside the new one.
+            expect(page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]')).to_have_count(
+                1, timeout=30_000)
             expect(page.get_by_role("button", name="Generate")).to_be_disabled()
             page.screenshot(path=str(tmp_path / "generate.png"), full_page=True)
         finally:
