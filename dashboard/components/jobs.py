@@ -41,21 +41,19 @@ def _is_running(job: jobs.JobStatus) -> bool:
 
 
 def running_jobs(ws: Workspace) -> None:
-    """Sidebar panel: a progress bar per running job; refreshes the page when the last one ends."""
-    was_running = any(map(_is_running, list_jobs(ws)))
+    """Sidebar panel: a progress bar per running job, as of this page run.
 
-    @st.fragment(run_every=POLL_SECONDS if was_running else None)
-    def panel() -> None:
-        running = [j for j in list_jobs(ws) if _is_running(j)]
-        if was_running and not running:
-            st.rerun()  # a job ended: show its results everywhere on the page
-        st.caption("Running jobs")
-        if not running:
-            st.caption("none")
-        for job in running:
-            st.progress(job.fraction, text=f"{job.kind} {job.job_id}: {job.message}")
-
-    panel()
+    It does not poll: a panel that reran itself every few seconds on every page
+    of every session swamped the server with twenty sessions open while a scan
+    ran (``bench/load_bench.py``). The page that started a job polls it
+    (:func:`job_panel`); any other page shows its progress when next drawn.
+    """
+    running = [j for j in list_jobs(ws) if _is_running(j)]
+    st.caption("Running jobs")
+    if not running:
+        st.caption("none")
+    for job in running:
+        st.progress(job.fraction, text=f"{job.kind} {job.job_id}: {job.message}")
 
 
 def job_panel(ws: Workspace, kind: str, title: str, finished: Callable[[jobs.JobStatus], str],
