@@ -20,9 +20,9 @@ A visit's latency is the time from asking for a page until it is drawn:
 * protocol client (:class:`Session`): what the browser sends over
   ``/_stcore/stream`` (a ``rerun_script`` BackMsg naming the page), until the
   server's ``script_finished``; the page's ``st.title`` must have arrived and no
-  ``exception`` element. It answers ``auto_rerun`` like the browser does (the
-  sidebar's job panel reruns itself every second while a job runs), so the server
-  carries the load 20 real tabs put on it;
+  ``exception`` element. It answers ``auto_rerun`` like the browser does (a
+  page's job panel reruns itself every two seconds while its job runs), so the
+  server carries the load 20 real tabs put on it;
 * Chromium tab: ``page.goto`` until the title heading is visible and the app's
   script state is ``notRunning`` (what a user sees).
 
@@ -272,7 +272,7 @@ the scan job runs. Latency, in seconds, from asking for a page until it is
 drawn: for a protocol client, the `rerun_script` message until `script_finished`, with the
 page's title received and no exception element; for the Chromium tab, `page.goto` until the
 title is visible and the script state is `notRunning`. Protocol clients answer `auto_rerun`
-like a browser (the sidebar's job panel reruns every second while a job runs). The one
+like a browser (a page's job panel reruns every 2 s while its job runs). The one
 Chromium tab shows what a user feels; 20 tabs would have put 20 renderers on the server's
 cores and measured Chromium, not the dashboard. A visit not drawn in {VISIT_TIMEOUT:.0f} s is an
 error and counts {VISIT_TIMEOUT:.0f} s, so percentiles at that value are a lower bound.
