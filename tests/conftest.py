@@ -19,7 +19,19 @@ hub.configure(None)  # the test suite never reaches a model or dataset hub
 
 @pytest.fixture(scope="session")
 def demo_workspace_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo workspace, built once; copy it (``demo_ws``) before writing to it."""
+    """The demo workspace, built once; copy it (``demo_ws``) before writing to it.
+
+    ``SYNTHSCOPE_TEST_DEMO`` names an already-built demo workspace to copy instead (a developer's shortcut
+    while iterating on tests that do not change the demo; CI never sets it).
+    """
+    prebuilt = os.environ.get("SYNTHSCOPE_TEST_DEMO")
+    if prebuilt:
+        target = tmp_path_factory.mktemp("demo") / "ws"
+        shutil.copytree(prebuilt, target)
+        from analysis.workspace import Workspace
+
+        Workspace.open(target).refresh_catalog()
+        return target
     return build_demo(tmp_path_factory.mktemp("demo") / "ws")
 
 
