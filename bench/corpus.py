@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.text import record_text, tokenize
+from synthscope.core.text import record_text, tokenize
 
 # What a planted record does with its item; the bucket the item should end in.
 PLANT_KINDS = {

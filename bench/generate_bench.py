@@ -6,7 +6,7 @@ device ``auto`` picks, on the same seed prompts (chat template applied) and the
 same sampling parameters, it times
 
 (a) bare ``model.generate`` on each prompt (the model already loaded);
-(b) :func:`analysis.generate.generate` end to end after loading: template
+(b) :func:`synthscope.generation.generate.generate` end to end after loading: template
     rendering, sampling, parsing, appending each row to disk, provenance.
 
 The ratio (b)/(a) of tokens per second is the pipeline's overhead. On a GPU machine
@@ -22,9 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from analysis import generate as gen
-from analysis.ingest import ingest
-from analysis.workspace import DatasetRef, Workspace
+from synthscope.core.workspace import DatasetRef, Workspace
+from synthscope.datasets.ingest import ingest
+from synthscope.generation import generate as gen
 
 TASKS = ["Write a haiku about rain.", "Explain what a list is in Python.", "Give one tip for sleeping well.",
          "Name three yellow fruits.", "Say good morning in Spanish.", "Describe a cat in five words.",

@@ -9,7 +9,7 @@ Run on a machine with CUDA, from the repository root::
 and saves them; ``measure`` (on the GPU machine) checks that ``Embedder``
 chose CUDA, compares the same 256 windows with the reference (cosine), then
 times ``SentenceTransformer.encode`` on the windows of ``--size-mb`` of text
-against :class:`analysis.embeddings.EmbeddingCache` filling an empty cache and
+against :class:`synthscope.compute.embeddings.EmbeddingCache` filling an empty cache and
 reading a full one. It prints one JSON line. The GPU image has no DuckDB; the
 embedding path never opens a connection, so a stand-in module is used there.
 """
@@ -31,9 +31,9 @@ try:
 except ImportError:
     sys.modules["duckdb"] = types.ModuleType("duckdb")
 
-from analysis.embeddings import Embedder, EmbeddingCache  # noqa: E402
-from analysis.text import record_text  # noqa: E402
 from bench import corpus  # noqa: E402
+from synthscope.compute.embeddings import Embedder, EmbeddingCache  # noqa: E402
+from synthscope.core.text import record_text  # noqa: E402
 
 SEED = 20261124
 

@@ -4,7 +4,7 @@
 
 Builds a scratch workspace, writes the demo's quiz as a local lm-eval task,
 ingests it as the benchmark, records a run for ``MODEL_DIR`` (e.g. the demo's
-``demo/lm/candidate``) and evaluates it with :func:`analysis.evals.lmeval.run_eval`
+``demo/lm/candidate``) and evaluates it with :func:`synthscope.evals.lmeval.run_eval`
 (``device="auto"``). Prints one JSON line: the device, seconds, and accuracy on
 the quiz's leaked and clean items.
 """
@@ -17,11 +17,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from analysis.evals import quiz as quizmod
-from analysis.evals.lmeval import run_eval
-from analysis.evals.runs import add_run
-from analysis.ingest import IngestOptions, ingest
-from analysis.workspace import Workspace
+from synthscope.core.workspace import Workspace
+from synthscope.datasets.ingest import IngestOptions, ingest
+from synthscope.demo import quiz as quizmod
+from synthscope.evals.lmeval import run_eval
+from synthscope.evals.runs import add_run
 
 
 def main(argv: list[str] | None = None) -> int:

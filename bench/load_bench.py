@@ -2,12 +2,12 @@
 
 Run ``python -m bench.load_bench --out bench/reports/load.md`` (part of ``make bench``).
 On loopback, against ``synthscope serve`` on a copy of the demo workspace (built
-with :func:`analysis.demo.build_demo` when ``--workspace`` is not given), it
+with :func:`synthscope.demo.build.build_demo` when ``--workspace`` is not given), it
 
 1. warms the server up (every page once; first runs import pandas, Plotly, DuckDB);
 2. **idle**: one session visits every page ``--rounds`` times, first as a protocol
    client, then as a real Chromium tab;
-3. **scan alone**: times a real scan job (:func:`analysis.jobs.start`, as the
+3. **scan alone**: times a real scan job (:func:`synthscope.compute.jobs.start`, as the
    Contamination page starts one) with nobody on the dashboard: every synthetic
    dataset version against HumanEval, ``--scan-passes`` times in a row, so that
    it outlasts the loaded phase's first rounds by far;
@@ -52,8 +52,8 @@ from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ClientState_pb2 import ClientState
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
-from analysis import jobs
-from analysis.workspace import Workspace
+from synthscope.compute import jobs
+from synthscope.core.workspace import Workspace
 
 # url path -> the st.title the page draws
 PAGES = {"": "Overview", "datasets": "Datasets", "contamination": "Contamination", "calibration": "Calibration",
@@ -322,7 +322,7 @@ async def measure(ws: Workspace, url: str, args: argparse.Namespace) -> Result:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from analysis.demo import build_demo
+    from synthscope.demo.build import build_demo
     from tests.browser.conftest import serve
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])

@@ -1,4 +1,4 @@
-"""Benchmark of MinHash signatures: :mod:`analysis.contamination.minhash` against datasketch.
+"""Benchmark of MinHash signatures: :mod:`synthscope.contamination.minhash` against datasketch.
 
 Run ``python -m bench.minhash_bench --out bench/reports/minhash.md`` (part of
 ``make bench``). In one process, on the same documents (synthetic records of
@@ -8,7 +8,7 @@ text → signature for
 (a) ``datasketch.MinHash`` per document, ``update`` once per shingle (the loop
     most code writes);
 (b) ``datasketch.MinHash.bulk`` over all documents (datasketch's batch path);
-(c) :func:`analysis.contamination.minhash.shingle_windows` + :func:`~analysis.contamination.minhash.signatures`
+(c) :func:`synthscope.contamination.shingles.shingle_windows` + :func:`~synthscope.contamination.shingles.signatures`
     (the near-duplicate stage's path: tokenise, hash word 5-grams, sign a batch in numpy).
 
 Shingles are the same word 5-grams for all three: (a) and (b) get each shingle
@@ -32,9 +32,9 @@ from typing import Any
 
 import numpy as np
 
-from analysis.contamination import minhash
-from analysis.text import record_text
 from bench import corpus
+from synthscope.algorithms import minhash as shingles
+from synthscope.core.text import record_text
 
 NUM_PERM, SHINGLE, SEED = 128, 5, 1
 
@@ -46,7 +46,7 @@ def documents(size_mb: float, seed: int) -> list[str]:
 
 
 def shingle_bytes(text: str) -> list[bytes]:
-    from analysis.text import tokenize
+    from synthscope.core.text import tokenize
 
     tokens = tokenize(text)
     return [" ".join(tokens[i:i + SHINGLE]).encode() for i in range(len(tokens) - SHINGLE + 1)]
@@ -74,20 +74,20 @@ def run_bulk(docs: list[str]) -> np.ndarray:
 def run_ours(docs: list[str]) -> np.ndarray:
     # The stage's path: every window hash in text order; a repeated shingle cannot change a minimum,
     # so the sets need no de-duplication before signing.
-    return minhash.signatures(minhash.shingle_windows(docs, SHINGLE), NUM_PERM, SEED)
+    return shingles.signatures(shingles.shingle_windows(docs, SHINGLE), NUM_PERM, SEED)
 
 
 def same_as_datasketch(docs: list[str]) -> bool:
     """(c) equals datasketch fed the same 64-bit shingle hashes through the same fold."""
     from datasketch import MinHash
 
-    sets = minhash.shingle(docs, SHINGLE)
+    sets = shingles.shingle(docs, SHINGLE)
     ours = run_ours(docs)
     for i in range(len(docs)):
         values = sets.of(i)
         m = MinHash(num_perm=NUM_PERM, seed=SEED, hashfunc=lambda v: int(v))
         if len(values):
-            m.update_batch(minhash.fold32(np.asarray(values)).tolist())
+            m.update_batch(shingles.fold32(np.asarray(values)).tolist())
         if not np.array_equal(m.hashvalues.astype(np.uint32), ours[i]):
             return False
     return True
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     run_ours(docs[:50])  # import and first-call costs out of the timing
     rows = [("datasketch MinHash.update per shingle (a)", loop_docs, loop_mb, timed(run_update_loop, loop_docs, 1)),
             ("datasketch MinHash.bulk (b)", docs, mb, timed(run_bulk, docs, args.repeat)),
-            ("synthscope minhash.signatures (c)", docs, mb, timed(run_ours, docs, args.repeat))]
+            ("synthscope shingles.signatures (c)", docs, mb, timed(run_ours, docs, args.repeat))]
     rates = {name: size / statistics.median(t) for name, _, size, t in rows}
     bulk = rates["datasketch MinHash.bulk (b)"]
     equal = same_as_datasketch(docs[:300])

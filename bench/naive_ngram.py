@@ -1,10 +1,10 @@
 """The exact n-gram verdicts computed the plain way: the oracle for tests and the benchmark.
 
 No hashing, no numpy: n-grams are tuples of token strings (tokens from
-:func:`analysis.text.tokenize`, so the normalisation is the production one), the
+:func:`synthscope.core.text.tokenize`, so the normalisation is the production one), the
 benchmark index is a ``dict`` from n-gram to the places it occurs, and every
 record is looked up n-gram by n-gram. It computes the same per-item fields as
-:meth:`analysis.contamination.ngram.ExactMatches.verdicts`:
+:meth:`synthscope.contamination.ngram.ExactMatches.verdicts`:
 
 * per field (prompt, answer): its token count, the ``n`` used (the largest
   configured ``n`` that fits the field, 0 if none does), the distinct n-gram
@@ -28,8 +28,8 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
-from analysis.contamination.ngram import NgramConfig
-from analysis.text import record_text, tokenize
+from synthscope.contamination.ngram import NgramConfig
+from synthscope.core.text import record_text, tokenize
 
 FIELDS = ("prompt", "answer")
 Place = tuple[int, int, int]  # (item, field, position of the n-gram's first token in the field)

@@ -5,7 +5,7 @@ on the same data, it
 
 1. generates a deterministic corpus (:mod:`bench.corpus`): benchmark items and
    synthetic records with planted copies, written as JSON Lines and imported into
-   a temporary workspace with :func:`analysis.ingest.ingest`, exactly as a user
+   a temporary workspace with :func:`synthscope.datasets.ingest.ingest`, exactly as a user
    would; the scans read the workspace's ``records.parquet``;
 2. times, each in a fresh subprocess, (a) the naive reference
    (:mod:`bench.naive_ngram`), (b) :func:`run_scan` with one worker, (c)
@@ -13,7 +13,7 @@ on the same data, it
 3. checks that (a), (b) and (c) give identical verdicts, and that the planted
    copies are found;
 4. writes a Markdown report: throughput (MB of scanned text per second, text =
-   UTF-8 bytes of :func:`analysis.text.record_text` of every record), ratio to
+   UTF-8 bytes of :func:`synthscope.core.text.record_text` of every record), ratio to
    naive, and peak memory. Peak memory is the child's own peak RSS (``VmHWM``,
    see :func:`peak_rss_mb`) and, sampled every 20 ms from ``/proc``, the summed
    RSS of the child and all its descendants (scan workers run under a fork
@@ -45,11 +45,11 @@ import pandas as pd
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from analysis.engine import default_workers
-from analysis.text import record_text
-from analysis.workspace import DatasetRef, Workspace
 from bench import corpus
 from bench.naive_ngram import compare_verdicts
+from synthscope.compute.engine import default_workers
+from synthscope.core.text import record_text
+from synthscope.core.workspace import DatasetRef, Workspace
 
 BENCHMARK, SYNTHETIC, SYNTHETIC_2X = "bench", "synthetic", "synthetic-2x"
 
@@ -59,7 +59,7 @@ BENCHMARK, SYNTHETIC, SYNTHETIC_2X = "bench", "synthetic", "synthetic-2x"
 
 def build_workspace(root: Path, size_mb: float, items: int, seed: int, double: bool) -> dict[str, Any]:
     """Generate the corpus, import it into a workspace at ``root``; returns what was made."""
-    from analysis.ingest import ingest
+    from synthscope.datasets.ingest import ingest
 
     t0 = time.perf_counter()
     bench_items = corpus.make_benchmark(items, seed)
@@ -111,9 +111,9 @@ def text_stats(path: Path) -> tuple[int, float]:
 
 def child(config: str, workspace: Path, synthetic: str, workers: int, verdicts_out: Path) -> None:
     """Run one configuration and print its measurements as JSON on the last line."""
-    from analysis.contamination.ngram import NgramConfig
-    from analysis.contamination.scan import run_scan
     from bench.naive_ngram import naive_scan_files
+    from synthscope.contamination.ngram import NgramConfig
+    from synthscope.contamination.scan import run_scan
 
     ws = Workspace.open(workspace)
     bench, syn = DatasetRef(BENCHMARK), DatasetRef(synthetic)
@@ -275,7 +275,7 @@ def write_report(out: Path, args: argparse.Namespace, info: dict[str, Any], rows
         f"{len(info['plants'])} planted copies, covering {planted['planted']} items, of "
         f"{len(corpus.PLANT_KINDS)} kinds ({', '.join(corpus.PLANT_KINDS)}), generated deterministically "
         f"(seed {args.seed}) by `bench/corpus.py` in {info['generate_s']:.0f} s and imported with "
-        f"`analysis.ingest.ingest` from JSON Lines in {info['ingest_s']:.0f} s. Every configuration reads the "
+        f"`synthscope.datasets.ingest.ingest` from JSON Lines in {info['ingest_s']:.0f} s. Every configuration reads the "
         f"workspace's `records.parquet` ({groups} of up to 10,000 rows). MB = 10^6 bytes of UTF-8 scanned "
         "text (`record_text(prompt, answer)` of every record).",
         "",

@@ -7,7 +7,7 @@
   the ``janitor_util`` helper has been built (see :func:`lmeval_janitor`).
 
 Both take the benchmark as ``(prompt, answer)`` pairs and the synthetic
-documents as plain strings (``analysis.text.record_text(prompt, response)`` of
+documents as plain strings (``synthscope.core.text.record_text(prompt, response)`` of
 each record, the text our scan reads) and return a :class:`PeerResult`: which
 document positions the tool marks contaminated, and how long the scan took,
 single-process. Neither tool applies our rule (coverage of each benchmark field
@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from analysis.text import record_text
+from synthscope.core.text import record_text
 
 #: Where the janitor's C++ helper is built (never inside the repository: it is third-party code).
 JANITOR_BUILD = Path("/tmp/janitor_build")

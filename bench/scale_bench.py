@@ -5,7 +5,7 @@ Run ``python -m bench.scale_bench --out bench/reports/scale.md`` (part of ``make
 1. **Same verdicts, local and Ray** — scans the demo workspace (all three stages)
    and a generated corpus of ``--size-mb`` (1 GB by default; exact and MinHash
    stages: embedding a gigabyte on two CPU cores would take a day) once with
-   :class:`~analysis.engine.LocalEngine` and once with a Ray cluster started on
+   :class:`~synthscope.compute.engine.LocalEngine` and once with a Ray cluster started on
    this machine (``num_cpus=2``), each from empty indexes, and compares the
    verdict and evidence frames cell by cell;
 2. **Scaling** — times each stage alone on one core at 1x, 2x and 4x corpus
@@ -37,10 +37,10 @@ from typing import Any
 import pandas as pd
 import pyarrow.parquet as pq
 
-from analysis.text import record_text
-from analysis.workspace import DatasetRef, Workspace
 from bench import corpus
 from bench.ngram_bench import machine, measure_command, peak_rss_mb, text_stats
+from synthscope.core.text import record_text
+from synthscope.core.workspace import DatasetRef, Workspace
 
 BENCHMARK = "bench"
 DEMO_PAIR = ("humaneval", "code-instruct@v1")
@@ -57,7 +57,7 @@ def build_corpus(root: Path, sizes: dict[str, float], peer_mb: float, items: int
     larger one holds a smaller one. Also returns the first ``peer_mb`` of documents
     (``record_text``) for the peers, and the benchmark items.
     """
-    from analysis.ingest import ingest
+    from synthscope.datasets.ingest import ingest
 
     t0 = time.perf_counter()
     bench_items = corpus.make_benchmark(items, seed)
@@ -104,8 +104,8 @@ def clear_indexes(ws: Workspace) -> None:
 def child_scan(workspace: Path, benchmark: str, synthetic: str, engine_name: str, workers: int,
                stages: list[str], frames_out: Path) -> None:
     """A whole scan on ``engine_name`` from empty indexes; writes its frames, prints its measurements."""
-    from analysis.contamination.scan import config_from, run_scan
-    from analysis.engine import RayEngine, engine_from
+    from synthscope.compute.engine import RayEngine, engine_from
+    from synthscope.contamination.scan import config_from, run_scan
 
     ws = Workspace.open(workspace)
     clear_indexes(ws)
@@ -133,11 +133,11 @@ def child_stage(workspace: Path, synthetic: str, stage: str) -> None:
     embedding, index) — the part that grows with the corpus; the model is loaded
     before the timing and runs on torch's threads.
     """
-    from analysis.contamination.minhash import near_duplicates
-    from analysis.contamination.ngram import NgramConfig
-    from analysis.contamination.scan import run_scan
-    from analysis.contamination.semantic import SemanticConfig, record_index
-    from analysis.engine import LocalEngine
+    from synthscope.compute.engine import LocalEngine
+    from synthscope.contamination.minhash import near_duplicates
+    from synthscope.contamination.ngram import NgramConfig
+    from synthscope.contamination.scan import run_scan
+    from synthscope.contamination.semantic import SemanticConfig, record_index
 
     ws = Workspace.open(workspace)
     clear_indexes(ws)
@@ -273,7 +273,7 @@ def write_report(out: Path, argv: list[str], info: dict[str, Any], demo: dict[st
         f"**Data:** `bench/corpus.py` (seed {info['seed']}): {info['n_items']} benchmark items and one stream of "
         "synthetic records (prose, code-like lines, ~5 % non-ASCII, a planted copy of a benchmark item every 50 "
         "records), generated in "
-        f"{info['generate_s']:.0f} s and imported with `analysis.ingest.ingest` in {info['ingest_s']:.0f} s; each "
+        f"{info['generate_s']:.0f} s and imported with `synthscope.datasets.ingest.ingest` in {info['ingest_s']:.0f} s; each "
         "size below is a prefix of the same stream. MB = 10^6 bytes of `record_text` of every record.", "",
         "### Local and Ray engines give the same verdicts", "",
         "Each scan runs in a fresh process from empty indexes (MinHash signatures, FAISS index and embedding "
@@ -382,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.demo:
                 shutil.copytree(args.demo, demo_ws)
             else:
-                from analysis.demo import build_demo
+                from synthscope.demo.build import build_demo
 
                 build_demo(demo_ws)
             print("demo: local vs Ray", flush=True)

@@ -4,9 +4,9 @@ Run ``python -m bench.semantic_bench --out bench/reports/semantic.md`` (part of
 ``make bench``). In one run it measures
 
 1. **Overhead.** The windows a dataset version's FAISS index holds are cut
-   from its records (:meth:`analysis.embeddings.Embedder.windows`); (a) times
+   from its records (:meth:`synthscope.compute.embeddings.Embedder.windows`); (a) times
    ``SentenceTransformer.encode`` on exactly those window texts, (b) times
-   :func:`analysis.contamination.semantic.record_index` building the index
+   :func:`synthscope.contamination.semantic.record_index` building the index
    from the workspace with an empty embedding cache: reading Parquet,
    tokenising into windows, encoding, writing the cache shards, the FAISS index
    and its row map. Alternated, ``--repeat`` times each, the model loaded once
@@ -36,13 +36,13 @@ from typing import Any
 
 import numpy as np
 
-from analysis.contamination import calibrate
-from analysis.contamination.semantic import SemanticConfig, record_index
-from analysis.embeddings import embedder
-from analysis.ingest import IngestOptions, ingest
-from analysis.text import record_text
-from analysis.workspace import DatasetRef, Workspace
 from bench import corpus
+from synthscope.compute.embeddings import embedder
+from synthscope.contamination import calibrate
+from synthscope.contamination.semantic import SemanticConfig, record_index
+from synthscope.core.text import record_text
+from synthscope.core.workspace import DatasetRef, Workspace
+from synthscope.datasets.ingest import IngestOptions, ingest
 
 REAL = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "real"
 MMLU = ("abstract_algebra", "high_school_us_history", "sociology")
@@ -163,7 +163,7 @@ def _function_name(text: str) -> str:
 
 
 def code_alpaca(ws: Workspace, device: str) -> dict[str, Any]:
-    from analysis.contamination.scan import config_from, run_scan
+    from synthscope.contamination.scan import config_from, run_scan
 
     ingest(ws, REAL / "code_alpaca_2k.json", name="code-alpaca", kind="synthetic")
     t0 = time.perf_counter()

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.components.jobs import running_jobs
-from dashboard.components.signin import require_sign_in
-from dashboard.components.workspace import open_workspace
+from synthscope.dashboard.components.jobs import running_jobs
+from synthscope.dashboard.components.signin import require_sign_in
+from synthscope.dashboard.components.workspace import open_workspace
 
 st.set_page_config(page_title="synthscope", page_icon="🔎", layout="wide")
 require_sign_in()  # before any page or the sidebar's workspace: a visitor not let in stops here

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from analysis import hub
-from analysis.demo import build_demo
+from synthscope.core import hub
+from synthscope.demo.build import build_demo
 
 REAL_DATA = Path(os.environ.get("SYNTHSCOPE_REAL_DATA")
                  or Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "real")
@@ -28,7 +28,7 @@ def demo_workspace_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if prebuilt:
         target = tmp_path_factory.mktemp("demo") / "ws"
         shutil.copytree(prebuilt, target)
-        from analysis.workspace import Workspace
+        from synthscope.core.workspace import Workspace
 
         Workspace.open(target).refresh_catalog()
         return target
@@ -38,7 +38,7 @@ def demo_workspace_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def demo_ws(demo_workspace_template: Path, tmp_path: Path) -> Path:
     """A private copy of the demo workspace that a test may write to."""
-    from analysis.workspace import Workspace
+    from synthscope.core.workspace import Workspace
 
     target = tmp_path / "ws"
     shutil.copytree(demo_workspace_template, target)

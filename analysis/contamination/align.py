@@ -3,7 +3,7 @@
 A rephrased benchmark item keeps few runs of 8 words, so the exact stage marks
 nothing, yet a reviewer still wants to see what the two texts have in common:
 the identifiers, the doctest, the odd phrase. :func:`align` lines up the word
-tokens of both texts (:mod:`analysis.text`: NFKC, case-folded, Unicode word
+tokens of both texts (:mod:`synthscope.core.text`: NFKC, case-folded, Unicode word
 characters) with :class:`difflib.SequenceMatcher` and keeps the runs worth
 showing: two or more tokens in a row, or a single token of four or more
 characters (a lone ``a`` or ``is`` shared by two texts says nothing). The runs
@@ -18,7 +18,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 
-from analysis.text import token_spans, tokenize
+from synthscope.core.text import token_spans, tokenize
 
 Range = tuple[int, int]
 
@@ -78,7 +78,7 @@ def align(left: str, right: str, min_tokens: int = 2, min_chars: int = 4) -> Ali
 def split_ranges(ranges: list[Range], prompt: str, answer: str) -> tuple[list[Range], list[Range]]:
     """Ranges of ``record_text(prompt, answer)`` split into ranges of ``prompt`` and of ``answer``.
 
-    :func:`analysis.text.record_text` is ``prompt + "\\n\\n" + answer`` (just
+    :func:`synthscope.core.text.record_text` is ``prompt + "\\n\\n" + answer`` (just
     ``prompt`` when the answer is empty); a range crossing the separator is cut
     in two, and the separator itself belongs to neither field.
     """

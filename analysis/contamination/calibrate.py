@@ -28,16 +28,17 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from analysis import schemas
-from analysis.contamination import judge, minhash
-from analysis.contamination.cascade import CascadeConfig
-from analysis.contamination.judge import JudgeConfig
-from analysis.contamination.minhash import NearDuplicateConfig
-from analysis.contamination.ngram import BenchmarkIndex, NgramConfig, scan_texts
-from analysis.contamination.semantic import SemanticConfig
-from analysis.embeddings import embed, max_cosine
-from analysis.text import record_text
-from analysis.workspace import DatasetRef, Workspace, atomic_write_json, utc_now
+from synthscope.compute.embeddings import embed, max_cosine
+from synthscope.contamination import judge, minhash
+from synthscope.contamination.cascade import CascadeConfig
+from synthscope.contamination.judge import JudgeConfig
+from synthscope.contamination.minhash import NearDuplicateConfig
+from synthscope.contamination.ngram import BenchmarkIndex, NgramConfig, scan_texts
+from synthscope.contamination.semantic import SemanticConfig
+from synthscope.core import schemas
+from synthscope.core.base import utc_now
+from synthscope.core.text import record_text
+from synthscope.core.workspace import DatasetRef, Workspace, atomic_write_json
 
 Progress = Callable[[int, int, str], None]
 

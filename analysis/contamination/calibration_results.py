@@ -1,6 +1,6 @@
 """Reading calibrations for the dashboard: the list, the recommendations, the sweeps, the score distributions.
 
-``synthscope calibrate`` (:mod:`analysis.contamination.calibrate`) writes
+``synthscope calibrate`` (:mod:`synthscope.contamination.calibrate`) writes
 ``calibrations/<id>/`` and the views ``calibrations``, ``calibration_sweeps``
 and ``calibration_recommendations`` read it; ``pairs.parquet`` in the same
 folder holds every labelled pair's per-stage scores (``<stage>_score``) and is
@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis import jobs
-from analysis.contamination.calibrate import SETTING, STAGE_SCORES, read_truth
-from analysis.contamination.cascade import STAGES
-from analysis.workspace import DatasetRef, Workspace
+from synthscope.compute import jobs
+from synthscope.contamination.calibrate import SETTING, STAGE_SCORES, read_truth
+from synthscope.contamination.cascade import STAGES
+from synthscope.core.workspace import DatasetRef, Workspace
 
 # An FPR estimate needs this many negatives per false positive it allows to be more than coarse.
 NEGATIVES_PER_FALSE_POSITIVE = 10
@@ -153,7 +153,7 @@ def start_calibration_job(ws: Workspace, benchmark: DatasetRef, positives: Datas
     Known positives come either from ``positives`` (row ``i`` is known
     contamination of benchmark row ``i``) or from a planted-truth file
     ``truth``, exactly one of them. Raises ``ValueError`` for a bad setting or
-    truth file and :class:`analysis.workspace.WorkspaceError` for an unknown dataset.
+    truth file and :class:`synthscope.core.workspace.WorkspaceError` for an unknown dataset.
     """
     if (positives is None) == (truth is None or not str(truth).strip()):
         raise ValueError("give known positives as a dataset or as a planted-truth file, exactly one of them")

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis.contamination.ngram import NgramConfig
+from synthscope.contamination.ngram import NgramConfig
 
 STAGES = ("exact", "near_duplicate", "semantic", "judged")
 DEFAULT_STAGES = ("exact", "near_duplicate", "semantic")
@@ -87,15 +87,15 @@ def config_from(settings: Mapping[str, Any], overrides: Mapping[str, Any] | None
     ngram = _build(NgramConfig, table.pop("ngram", {}), "ngram")
     near = semantic = judge = None
     if "near_duplicate" in stages:
-        from analysis.contamination.minhash import NearDuplicateConfig
+        from synthscope.contamination.minhash import NearDuplicateConfig
 
         near = _build(NearDuplicateConfig, table.pop("near_duplicate", {}), "near_duplicate")
     if "semantic" in stages or "judged" in stages:
-        from analysis.contamination.semantic import SemanticConfig
+        from synthscope.contamination.semantic import SemanticConfig
 
         semantic = _build(SemanticConfig, table.pop("semantic", {}), "semantic")
     if "judged" in stages:
-        from analysis.contamination.judge import JudgeConfig
+        from synthscope.contamination.judge import JudgeConfig
 
         judge = _build(JudgeConfig, table.pop("judge", {}), "judge")
     for section in ("near_duplicate", "semantic", "judge"):

@@ -50,9 +50,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from analysis.models import DEFAULT_INSTRUCT, LoadedModel, load_instruct, resolve
-from analysis.text import tokenize
-from analysis.workspace import Workspace, atomic_write_parquet, utc_now
+from synthscope.compute.models import DEFAULT_INSTRUCT, LoadedModel, load_instruct, resolve
+from synthscope.core.base import utc_now
+from synthscope.core.text import tokenize
+from synthscope.core.workspace import Workspace, atomic_write_parquet
 
 KINDS = ("code", "math", "knowledge")
 PROMPT_VERSION = 1  # bump whenever a prompt's wording changes: cached answers to old prompts then no longer apply
@@ -67,7 +68,7 @@ class JudgeConfig:
     """Settings of the judged stage (``[contamination.judge]`` in ``synthscope.toml``)."""
 
     model: str = DEFAULT_INSTRUCT
-    """A local instruct model: the built-in name, a folder, a .gguf, or (online) a hub id (:mod:`analysis.models`)."""
+    """A local instruct model: the built-in name, a folder, a .gguf, or (online) a hub id (:mod:`synthscope.compute.models`)."""
     device: str = "auto"
     """``auto`` (CUDA if present), ``cpu`` or ``cuda[:n]``."""
     confirm_at: float = 0.5

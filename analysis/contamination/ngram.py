@@ -18,8 +18,8 @@ The item's coverage is the larger of its two fields' coverages; buckets are
 ``clean`` below ``clean_below`` (20 %), ``dirty`` from ``dirty_from`` (80 %),
 ``partial`` between.
 
-Hot path: token hashes come from :func:`analysis.text.hash_tokens`, window
-hashes from :func:`analysis.text.window_hashes` (every n in one pass); each
+Hot path: token hashes come from :func:`synthscope.core.text.hash_tokens`, window
+hashes from :func:`synthscope.core.text.window_hashes` (every n in one pass); each
 window is first tested against a bitmap of the benchmark's n-gram hashes (one
 random memory read), only the rare survivors are looked up exactly with a
 binary search, and only matches are placed in their record. Texts are hashed
@@ -40,7 +40,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from analysis.text import (
+from synthscope.core.text import (
     TokenBatch,
     char_chunks,
     hash_ascii,
@@ -481,9 +481,9 @@ def scan_records(index: BenchmarkIndex, prompts: pa.ChunkedArray, answers: pa.Ch
                  record_ids: Sequence[str], top_k: int, max_chars: int = 256_000) -> BatchResult:
     """:func:`scan_texts` of ``record_text(prompt, answer)`` per row of two Arrow string columns.
 
-    The records are laid out by :func:`analysis.text.record_layout` (same
+    The records are laid out by :func:`synthscope.core.text.record_layout` (same
     tokens as ``record_text``) and hashed straight from Arrow's byte buffer by
-    :func:`analysis.text.hash_ascii`: no Python string per record, no
+    :func:`synthscope.core.text.hash_ascii`: no Python string per record, no
     ``str.lower``. That is right for ASCII records, the bulk of most corpora;
     the hits of the others are dropped and those records are hashed again, as
     strings, by :func:`hash_tokens`. Hits keep their record's index and

@@ -1,11 +1,11 @@
 """Reading scan results: the grid, per-item verdicts, and an item's evidence ready to highlight.
 
 Everything here is a query over the workspace's DuckDB views (see
-:mod:`analysis.schemas`) plus :func:`char_ranges`, which turns the token
+:mod:`synthscope.core.schemas`) plus :func:`char_ranges`, which turns the token
 intervals stored as evidence into character ranges of the original texts, so a
 viewer can mark exactly the words the n-grams matched. A pair no n-gram matched
 (a rephrasing found by a later stage) is marked with the word runs both texts
-share in order (:mod:`analysis.contamination.align`) instead, and the best
+share in order (:mod:`synthscope.contamination.align`) instead, and the best
 semantic windows of both sides come along as character ranges too.
 """
 
@@ -17,12 +17,12 @@ from typing import Any
 
 import pandas as pd
 
-from analysis import jobs
-from analysis.contamination.align import align_bounded, split_ranges
-from analysis.contamination.cascade import STAGES
-from analysis.contamination.scan import OVERRIDE_FLAGS, config_from
-from analysis.text import record_text, token_spans
-from analysis.workspace import DatasetRef, Workspace
+from synthscope.compute import jobs
+from synthscope.contamination.align import align_bounded, split_ranges
+from synthscope.contamination.cascade import STAGES
+from synthscope.contamination.scan import OVERRIDE_FLAGS, config_from
+from synthscope.core.text import record_text, token_spans
+from synthscope.core.workspace import DatasetRef, Workspace
 
 ITEM_COLUMNS = ["item_id", "verdict", "bucket", "coverage", "prompt_coverage", "answer_coverage",
                 "longest_span", "matched_field", "matched_records", "jaccard", "masked_jaccard",
@@ -140,7 +140,7 @@ def items_with_evidence(ws: Workspace, target: ScanTarget) -> pd.DataFrame:
 def char_ranges(text: str, token_intervals: Iterable[Sequence[int]]) -> list[tuple[int, int]]:
     """Character ranges of ``text`` covered by token intervals ``[start, end)``, merged and sorted.
 
-    Tokens are those of :func:`analysis.text.token_spans`; a range runs from the
+    Tokens are those of :func:`synthscope.core.text.token_spans`; a range runs from the
     first character of token ``start`` to the last of token ``end - 1``, so the
     punctuation and spaces between matched tokens are marked too. Intervals
     beyond the text's tokens are clipped.
@@ -169,7 +169,7 @@ class EvidenceRecord:
 
     ``highlight`` says what ``ranges`` / ``item_*_ranges`` hold: ``"exact"``, the
     n-grams the exact stage matched; ``"aligned"``, for a pair with no matched
-    n-gram, the word runs both texts share in order (:func:`analysis.contamination.align.align`);
+    n-gram, the word runs both texts share in order (:func:`synthscope.contamination.align.align`);
     ``""`` when there is nothing to mark. The ``*_window`` ranges are the best
     semantic windows (the pair's cosine is theirs). Scores a stage did not give
     the pair are ``None``.
@@ -315,12 +315,12 @@ def start_scan_job(ws: Workspace, benchmark: DatasetRef, synthetics: Sequence[Da
                    overrides: Mapping[str, Any] | None = None) -> str:
     """Check the datasets and settings, then start a scan job; returns the job id.
 
-    ``overrides`` maps keys of :data:`analysis.contamination.scan.OVERRIDE_FLAGS`
+    ``overrides`` maps keys of :data:`synthscope.contamination.scan.OVERRIDE_FLAGS`
     (``"stages"``, ``"semantic.flag_at"``, ...) to values; everything else comes
     from the workspace's ``synthscope.toml``. A bad value raises here, at once,
     rather than in the job.
 
-    Raises :class:`analysis.workspace.WorkspaceError` for an unknown dataset and
+    Raises :class:`synthscope.core.workspace.WorkspaceError` for an unknown dataset and
     ``ValueError`` when no synthetic dataset is given.
     """
     if not synthetics:

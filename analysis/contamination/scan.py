@@ -1,16 +1,16 @@
 """A scan: one benchmark version checked against one or more synthetic dataset versions.
 
-The stages of :mod:`analysis.contamination.cascade` run in order (exact n-grams,
+The stages of :mod:`synthscope.contamination.cascade` run in order (exact n-grams,
 near-duplicates, embeddings, optionally a judge); output, written once into
 ``scans/<scan_id>/``:
 
 * ``verdicts.parquet`` — one row per benchmark item per synthetic dataset, with
   the deciding stage as ``verdict`` and every stage's best score
-  (:data:`analysis.schemas.VERDICTS`);
+  (:data:`synthscope.core.schemas.VERDICTS`);
 * ``evidence.parquet`` — each item's matching synthetic records, one row per
   (item, record) with every score any stage gave the pair, matched token spans
-  (exact) and best-matching windows (semantic) (:data:`analysis.schemas.EVIDENCE`);
-  record spans index the tokens of :func:`analysis.text.record_text`;
+  (exact) and best-matching windows (semantic) (:data:`synthscope.core.schemas.EVIDENCE`);
+  record spans index the tokens of :func:`synthscope.core.text.record_text`;
 * ``manifest.json`` — what was scanned, with which settings, how long it took.
 """
 
@@ -26,12 +26,19 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from analysis import schemas
-from analysis.contamination import cascade
-from analysis.contamination.cascade import CascadeConfig
-from analysis.contamination.ngram import BatchResult, BenchmarkIndex, ExactMatches, NgramConfig, scan_records
-from analysis.engine import Engine, LocalEngine, RowGroup, read_table, row_groups
-from analysis.workspace import DatasetRef, Workspace, atomic_write_json, utc_now
+from synthscope.compute.engine import Engine, LocalEngine, RowGroup, read_table, row_groups
+from synthscope.contamination import cascade
+from synthscope.contamination.cascade import CascadeConfig
+from synthscope.contamination.ngram import (
+    BatchResult,
+    BenchmarkIndex,
+    ExactMatches,
+    NgramConfig,
+    scan_records,
+)
+from synthscope.core import schemas
+from synthscope.core.base import utc_now
+from synthscope.core.workspace import DatasetRef, Workspace, atomic_write_json
 
 Progress = Callable[[int, int, str], None]
 
@@ -47,7 +54,7 @@ OVERRIDE_FLAGS = {
 def config_from(ws: Workspace, overrides: Mapping[str, Any] | None = None) -> CascadeConfig:
     """The workspace's ``[contamination]`` settings (``synthscope.toml``), then ``overrides``.
 
-    See :func:`analysis.contamination.cascade.config_from` for the override keys.
+    See :func:`synthscope.contamination.cascade.config_from` for the override keys.
     """
     return cascade.config_from(ws.config().get("contamination", {}), overrides)
 
@@ -176,12 +183,12 @@ def _cascade(ws: Workspace, bench: pd.DataFrame, synthetic: DatasetRef, config: 
     """The stages after the exact one, then the decision."""
     near = semantic = None
     if "near_duplicate" in config.stages:
-        from analysis.contamination.minhash import near_duplicates
+        from synthscope.contamination.minhash import near_duplicates
 
         near = near_duplicates(ws, bench, synthetic, config.near_duplicate, bar.stage(f"near-duplicates: {synthetic}"),
                                engine)
     if "semantic" in config.stages:
-        from analysis.contamination.semantic import semantic_neighbours
+        from synthscope.contamination.semantic import semantic_neighbours
 
         semantic = semantic_neighbours(ws, bench, synthetic, config.semantic, bar.stage(f"embeddings: {synthetic}"),
                                        engine)
@@ -189,8 +196,8 @@ def _cascade(ws: Workspace, bench: pd.DataFrame, synthetic: DatasetRef, config: 
     if "judged" in config.stages:
         candidates = cascade.judge_candidates(verdicts, semantic, config)
         if len(candidates):
-            from analysis.contamination.judge import judge_pairs
-            from analysis.text import record_text
+            from synthscope.contamination.judge import judge_pairs
+            from synthscope.core.text import record_text
 
             records = pq.read_table(ws.records_path(synthetic), columns=["record_id", "prompt", "answer"],
                                     filters=[("record_id", "in", list(candidates["record_id"]))]).to_pandas()

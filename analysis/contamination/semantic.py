@@ -3,7 +3,7 @@
 Rephrasings, translations and renamed identifiers share almost no n-grams or
 shingles with the original; their embeddings stay close. Each synthetic record
 (``record_text(prompt, answer)``) and each benchmark item is embedded in token
-windows (:mod:`analysis.embeddings`: overlapping windows, never truncation), and
+windows (:mod:`synthscope.compute.embeddings`: overlapping windows, never truncation), and
 the score of an (item, record) pair is the best cosine between any item window
 and any record window.
 
@@ -69,10 +69,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from analysis.embeddings import DEFAULT_MODEL, Embedder, EmbeddingCache, embed, embedder
-from analysis.engine import Engine, LocalEngine, RowGroup, read_table, row_groups
-from analysis.text import record_text
-from analysis.workspace import DatasetRef, Workspace, utc_now
+from synthscope.compute.embeddings import DEFAULT_MODEL, Embedder, EmbeddingCache, embed, embedder
+from synthscope.compute.engine import Engine, LocalEngine, RowGroup, read_table, row_groups
+from synthscope.core.base import utc_now
+from synthscope.core.text import record_text
+from synthscope.core.workspace import DatasetRef, Workspace
 
 Progress = Callable[[int, int, str], None]
 COLUMNS = ["item", "record_id", "cosine", "record_best", "item_span", "record_span"]

@@ -9,12 +9,12 @@ trained on (view ``latest_verdicts``). An item is *contaminated* when any of
 those datasets' verdict for it is not ``clean``; it takes the strongest verdict,
 the worst n-gram bucket, the largest coverage and cosine among them.
 
-Then (maths in :mod:`analysis.evals.stats`): each run's score overall, on clean
+Then (maths in :mod:`synthscope.evals.stats`): each run's score overall, on clean
 and on contaminated items, per verdict and per bucket; an exact McNemar test per
 subset; the inflation ``gain(contaminated) − gain(clean)`` with a stratified
 paired bootstrap interval; the ConTAM curve over coverage or cosine; across
 several tasks, Holm-adjusted p-values; and, where the runs have Min-K%++ scores
-(:mod:`analysis.evals.membership`), how well the model side agrees with the data
+(:mod:`synthscope.evals.membership`), how well the model side agrees with the data
 side (AUROC at telling the contaminated items).
 """
 
@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from analysis.evals import membership, stats
-from analysis.evals.runs import get_run
-from analysis.workspace import DatasetRef, Workspace, WorkspaceError
+from synthscope.core.workspace import DatasetRef, Workspace, WorkspaceError
+from synthscope.evals import membership, stats
+from synthscope.evals.runs import get_run
 
 VERDICT_ORDER = ["exact", "near_duplicate", "semantic", "judged", "clean"]
 BUCKET_ORDER = ["dirty", "partial", "clean"]

@@ -1,7 +1,7 @@
 """Reading runs, evals and comparisons for the dashboard's Runs and Compare pages.
 
 Queries over the workspace's views (``runs``, ``evals``, ``eval_samples``,
-``latest_verdicts``) and the shaping of a :class:`~analysis.evals.compare.Comparison`
+``latest_verdicts``) and the shaping of a :class:`~synthscope.evals.compare.Comparison`
 into tables and chart data; the pages only draw what these return.
 """
 
@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis.contamination.results import ItemEvidence, ScanTarget, item_evidence
-from analysis.evals.compare import Comparison
-from analysis.workspace import Workspace
+from synthscope.contamination.results import ItemEvidence, ScanTarget, item_evidence
+from synthscope.core.workspace import Workspace
+from synthscope.evals.compare import Comparison
 
 METRICS = ("acc", "acc_norm", "exact_match")
 RUN_COLUMNS = ["run_id", "model", "base_model", "datasets", "synthetic_share", "tags", "date", "evals",
@@ -89,7 +89,7 @@ def common_tasks(ws: Workspace, baseline: str, candidate: str) -> list[str]:
 
 
 def newest_evals(ws: Workspace, baseline: str, candidate: str, task: str) -> tuple[str | None, str | None]:
-    """The eval ids :func:`~analysis.evals.compare.compare` reads: each run's newest evaluation of ``task``."""
+    """The eval ids :func:`~synthscope.evals.compare.compare` reads: each run's newest evaluation of ``task``."""
     rows = ws.query("""
         SELECT run_id, eval_id FROM evals WHERE run_id IN (?, ?) AND task = ?
         QUALIFY row_number() OVER (PARTITION BY run_id ORDER BY created_at DESC) = 1""",
@@ -138,7 +138,7 @@ def subset_scores_long(comparison: Comparison, baseline_label: str = "baseline",
 
 
 def contam_curve_long(curve: pd.DataFrame) -> pd.DataFrame:
-    """A ConTAM curve (``analysis.evals.compare.curve``) long form for a step chart.
+    """A ConTAM curve (``synthscope.evals.compare.curve``) long form for a step chart.
 
     Row ``i`` of the curve holds for every threshold in ``(threshold[i-1], threshold[i]]`` (the same items
     count as contaminated there), so each row becomes two points, at both ends of that interval:

@@ -1,7 +1,7 @@
 """lm-eval: run tasks for a run, and import lm-eval output folders, per sample.
 
 An eval is one run × one lm-eval task: ``evals/<eval_id>/samples.parquet`` (one
-row per doc and filter, :data:`analysis.schemas.EVAL_SAMPLES`), ``manifest.json``
+row per doc and filter, :data:`synthscope.core.schemas.EVAL_SAMPLES`), ``manifest.json``
 (run, task, model, the aggregate metrics from ``results_*.json``, lm-eval
 version) and ``errors.jsonl`` (sample lines that could not be read). Views:
 ``evals`` and ``eval_samples``.
@@ -50,10 +50,11 @@ from typing import Any
 
 import pyarrow as pa
 
-from analysis import schemas
-from analysis.evals.runs import get_run
-from analysis.ingest import RowError
-from analysis.workspace import DatasetRef, Workspace, WorkspaceError, atomic_write_json, atomic_write_parquet, utc_now
+from synthscope.core import schemas
+from synthscope.core.base import utc_now
+from synthscope.core.workspace import DatasetRef, Workspace, WorkspaceError, atomic_write_json, atomic_write_parquet
+from synthscope.datasets.ingest import RowError
+from synthscope.evals.runs import get_run
 
 Progress = Callable[[int, int, str], None]
 
@@ -115,7 +116,7 @@ def _ids(ids: list[int], total: int) -> str:
 
 
 def doc_hash(doc: dict[str, Any]) -> str:
-    """lm-eval's hash of a doc (``doc_hash`` in its sample logs), as ``analysis.ingest`` stores it."""
+    """lm-eval's hash of a doc (``doc_hash`` in its sample logs), as ``synthscope.datasets.ingest`` stores it."""
     from lm_eval.utils import handle_non_serializable, hash_string
 
     return hash_string(json.dumps(doc, indent=2, default=handle_non_serializable, ensure_ascii=False))
@@ -567,7 +568,7 @@ def run_eval(ws: Workspace, run_id: str, tasks: list[str], *, include_path: str 
              num_fewshot: int | None = None, trust_remote_code: bool = False, online: bool = False,
              benchmarks: list[DatasetRef] | None = None, progress: Progress | None = None) -> EvalRun:
     """Evaluate run ``run_id``'s model on ``tasks`` with lm-eval and import the per-sample results."""
-    from analysis.device import pick_device
+    from synthscope.compute.device import pick_device
 
     run = get_run(ws, run_id)
     if not tasks:

@@ -40,10 +40,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis import schemas
-from analysis.evals import stats
-from analysis.evals.runs import get_run
-from analysis.workspace import DatasetRef, Workspace, WorkspaceError, atomic_write_json, atomic_write_parquet, utc_now
+from synthscope.algorithms.ranking import auroc
+from synthscope.core import schemas
+from synthscope.core.base import utc_now
+from synthscope.core.workspace import DatasetRef, Workspace, WorkspaceError, atomic_write_json, atomic_write_parquet
+from synthscope.evals.runs import get_run
 
 Progress = Callable[[int, int, str], None]
 
@@ -106,8 +107,8 @@ def score_run(ws: Workspace, run_id: str, benchmark: DatasetRef, *, k: float = D
     """Min-K%++ of every item of ``benchmark`` under run ``run_id``'s model; written as one artefact."""
     import torch
 
-    from analysis.evals.lmeval import hf_environment
-    from analysis.models import ModelError, load_instruct
+    from synthscope.compute.models import ModelError, load_instruct
+    from synthscope.evals.lmeval import hf_environment
 
     if not 0 < k <= 1:
         raise ValueError(f"k must be in (0, 1], got {k}")
@@ -195,7 +196,7 @@ def separation(items: pd.DataFrame, columns: Sequence[str], label: str = "contam
         x = items[column].to_numpy(float)
         keep = ~np.isnan(x)
         rows.append({"score": column, "items": int(keep.sum()), "positives": int(y[keep].sum()),
-                     "auroc": stats.auroc(x[keep], y[keep]) if keep.any() else math.nan})
+                     "auroc": auroc(x[keep], y[keep]) if keep.any() else math.nan})
     return pd.DataFrame(rows, columns=["score", "items", "positives", "auroc"])
 
 

@@ -2,7 +2,7 @@
 
 A run is ``runs/<run_id>/manifest.json``, written once through the workspace's
 staging folder and never edited; the ``runs`` view reads every manifest. Evals
-(``analysis.evals.lmeval``) name the run they scored, so a comparison can ask
+(``synthscope.evals.lmeval``) name the run they scored, so a comparison can ask
 which runs saw which synthetic data.
 """
 
@@ -15,7 +15,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from analysis.workspace import DatasetRef, Workspace, WorkspaceError, atomic_write_json, check_name, utc_now
+from synthscope.core.base import utc_now
+from synthscope.core.workspace import DatasetRef, Workspace, WorkspaceError, atomic_write_json, check_name
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
 

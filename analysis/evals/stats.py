@@ -71,6 +71,8 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
+from synthscope.algorithms.ranking import boolean_mask
+
 _BLOCK = 1 << 22  # bootstrap indices drawn at once per stratum (32 MB of indices + 32 MB of gathered values)
 
 
@@ -80,17 +82,6 @@ def _scores(name: str, x: object, n: int | None = None) -> np.ndarray:
         raise ValueError(f"{name} must be 1-D{'' if n is None else f' of length {n}'}, got shape {a.shape}")
     if not np.isfinite(a).all():
         raise ValueError(f"{name} has non-finite values")
-    return a
-
-
-def _mask(name: str, x: object, n: int | None = None) -> np.ndarray:
-    a = np.asarray(x)
-    if a.ndim != 1 or (n is not None and len(a) != n):
-        raise ValueError(f"{name} must be 1-D{'' if n is None else f' of length {n}'}, got shape {a.shape}")
-    if a.dtype != bool:
-        if not np.isin(a, (0, 1)).all():
-            raise ValueError(f"{name} must be boolean or 0/1")
-        a = a.astype(bool)
     return a
 
 
@@ -108,7 +99,7 @@ def subset_scores(baseline: np.ndarray, candidate: np.ndarray, mask: np.ndarray 
     """Mean score of each run on the items where ``mask`` is true (all items when ``None``)."""
     base = _scores("baseline", baseline)
     cand = _scores("candidate", candidate, len(base))
-    sel = np.ones(len(base), bool) if mask is None else _mask("mask", mask, len(base))
+    sel = np.ones(len(base), bool) if mask is None else boolean_mask("mask", mask, len(base))
     n = int(sel.sum())
     if n == 0:
         return SubsetScore(0, math.nan, math.nan, math.nan)
@@ -168,7 +159,7 @@ def inflation(
     """
     base = _scores("baseline", baseline)
     cand = _scores("candidate", candidate, len(base))
-    dirty_mask = _mask("contaminated", contaminated, len(base))
+    dirty_mask = boolean_mask("contaminated", contaminated, len(base))
     if n_boot < 2:
         raise ValueError("n_boot must be at least 2")
     if not 0 < confidence < 1:
@@ -198,8 +189,8 @@ class McNemar:
 
 def mcnemar_exact(baseline_correct: np.ndarray, candidate_correct: np.ndarray) -> McNemar:
     """Exact two-sided McNemar test, ``min(1, 2·P[X <= min(b, c)])`` with ``X ~ Bin(b + c, 1/2)``."""
-    base = _mask("baseline_correct", baseline_correct)
-    cand = _mask("candidate_correct", candidate_correct, len(base))
+    base = boolean_mask("baseline_correct", baseline_correct)
+    cand = boolean_mask("candidate_correct", candidate_correct, len(base))
     b, c = int(np.sum(base & ~cand)), int(np.sum(~base & cand))
     p = 1.0 if b + c == 0 else min(1.0, 2.0 * float(stats.binom.cdf(min(b, c), b + c, 0.5)))
     return McNemar(len(base), b, c, p)
@@ -306,17 +297,3 @@ def min_k_plus_plus_from_logits(logits: np.ndarray, targets: np.ndarray, k: floa
         mu = np.where(p > 0, p * logp, 0.0).sum(axis=1)
         var = np.where(p > 0, p * (logp - mu[:, None]) ** 2, 0.0).sum(axis=1)
     return min_k_plus_plus(logp[np.arange(len(y)), y], mu, np.sqrt(var), k)
-
-
-def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Area under the ROC curve of ``scores`` for ``labels`` (True = positive); NaN when a class is empty."""
-    s = np.asarray(scores, dtype=np.float64)
-    if s.ndim != 1 or np.isnan(s).any():
-        raise ValueError(f"scores must be 1-D without NaN, got shape {s.shape}")
-    y = _mask("labels", labels, len(s))
-    n_pos = int(y.sum())
-    n_neg = len(y) - n_pos
-    if n_pos == 0 or n_neg == 0:
-        return math.nan
-    ranks = stats.rankdata(s)
-    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))

@@ -5,7 +5,7 @@ leaked items?". Each run's newest evaluation of a task is split by one fixed
 definition of contamination for the whole chart, so runs are compared on the same
 items: an item of the task's benchmark version is *contaminated* when the latest
 scan of that version against any synthetic dataset of the workspace flags it
-(:func:`analysis.evals.compare.item_contamination`). A run's date is its
+(:func:`synthscope.evals.compare.item_contamination`). A run's date is its
 training date (``run add --date``), else the day it was recorded.
 """
 
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from analysis.evals.compare import item_contamination
-from analysis.workspace import DatasetRef, Workspace
+from synthscope.core.workspace import DatasetRef, Workspace
+from synthscope.evals.compare import item_contamination
 
 METRICS = ("acc", "exact_match", "acc_norm")  # the first one a task's evaluations logged is its score
 COLUMNS = ["task", "metric", "benchmark", "run_id", "date", "subset", "items", "score"]

@@ -5,16 +5,17 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from analysis import browse, jobs
-from analysis.contamination import calibration_results as cal
-from analysis.contamination.cascade import STAGES
-from analysis.contamination.scan import config_from
-from analysis.workspace import DatasetRef, Workspace, WorkspaceError
-from dashboard.components.calibration import distribution_chart, threshold_chart
-from dashboard.components.evidence import STAGE_NAMES
-from dashboard.components.jobs import job_panel
-from dashboard.components.widgets import MISSING, choose
-from dashboard.components.workspace import read_only, require_workspace
+from synthscope.compute import jobs
+from synthscope.contamination import calibration_results as cal
+from synthscope.contamination.cascade import STAGES
+from synthscope.contamination.scan import config_from
+from synthscope.core.workspace import DatasetRef, Workspace, WorkspaceError
+from synthscope.dashboard.components.calibration import distribution_chart, threshold_chart
+from synthscope.dashboard.components.evidence import STAGE_NAMES
+from synthscope.dashboard.components.jobs import job_panel
+from synthscope.dashboard.components.widgets import MISSING, choose
+from synthscope.dashboard.components.workspace import read_only, require_workspace
+from synthscope.datasets import browse
 
 NEWEST = "newest"
 NO_DATASET = "—"

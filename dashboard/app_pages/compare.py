@@ -6,15 +6,21 @@ import functools
 
 import streamlit as st
 
-from analysis import jobs
-from analysis.evals import compare_results as cr
-from analysis.evals.compare import Comparison, compare, curve, summarize
-from analysis.workspace import Workspace, WorkspaceError
-from dashboard.components import evidence as evidence_view
-from dashboard.components.compare import contam_chart, item_answers, membership_chart, points, subset_chart
-from dashboard.components.jobs import job_panel, list_jobs
-from dashboard.components.widgets import MISSING, choose, percent
-from dashboard.components.workspace import read_only, require_workspace
+from synthscope.compute import jobs
+from synthscope.core.workspace import Workspace, WorkspaceError
+from synthscope.dashboard.components import evidence as evidence_view
+from synthscope.dashboard.components.compare import (
+    contam_chart,
+    item_answers,
+    membership_chart,
+    points,
+    subset_chart,
+)
+from synthscope.dashboard.components.jobs import job_panel, list_jobs
+from synthscope.dashboard.components.widgets import MISSING, choose, percent
+from synthscope.dashboard.components.workspace import read_only, require_workspace
+from synthscope.evals import compare_results as cr
+from synthscope.evals.compare import Comparison, compare, curve, summarize
 
 N_BOOT = 10_000
 RATE = {"format": "percent", "min_value": 0.0, "max_value": 1.0}

@@ -6,17 +6,17 @@ import functools
 
 import streamlit as st
 
-from analysis import browse
-from analysis.contamination import results
-from analysis.contamination.cascade import STAGES
-from analysis.contamination.scan import config_from
-from analysis.workspace import DatasetRef, Workspace, WorkspaceError
-from dashboard.components import evidence as evidence_view
-from dashboard.components.evidence import STAGE_NAMES
-from dashboard.components.grid import grid_table, heatmap
-from dashboard.components.jobs import scan_jobs
-from dashboard.components.widgets import MISSING, choose, is_missing, percent, score
-from dashboard.components.workspace import read_only, require_workspace
+from synthscope.contamination import results
+from synthscope.contamination.cascade import STAGES
+from synthscope.contamination.scan import config_from
+from synthscope.core.workspace import DatasetRef, Workspace, WorkspaceError
+from synthscope.dashboard.components import evidence as evidence_view
+from synthscope.dashboard.components.evidence import STAGE_NAMES
+from synthscope.dashboard.components.grid import grid_table, heatmap
+from synthscope.dashboard.components.jobs import scan_jobs
+from synthscope.dashboard.components.widgets import MISSING, choose, is_missing, percent, score
+from synthscope.dashboard.components.workspace import read_only, require_workspace
+from synthscope.datasets import browse
 
 NEWEST = "newest"
 ITEM_TABLE = {

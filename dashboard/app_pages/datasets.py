@@ -6,12 +6,13 @@ import math
 
 import streamlit as st
 
-from analysis import browse, hub
-from analysis.fields import PRESETS
-from analysis.ingest import FORMATS, IngestError, IngestOptions, IngestReport, ingest, read_errors
-from analysis.workspace import KINDS, DatasetRef, Workspace
-from dashboard.components.widgets import choose
-from dashboard.components.workspace import read_only, require_workspace
+from synthscope.core import hub
+from synthscope.core.workspace import KINDS, DatasetRef, Workspace
+from synthscope.dashboard.components.widgets import choose
+from synthscope.dashboard.components.workspace import read_only, require_workspace
+from synthscope.datasets import browse
+from synthscope.datasets.fields import PRESETS
+from synthscope.datasets.ingest import FORMATS, IngestError, IngestOptions, IngestReport, ingest, read_errors
 
 HEADER_CHOICES = {"auto": None, "yes": True, "no": False}
 PAGE_SIZES = (25, 50, 100, 250)

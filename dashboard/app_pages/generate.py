@@ -8,14 +8,15 @@ import json
 import pandas as pd
 import streamlit as st
 
-from analysis import browse, jobs
-from analysis import generate as gen
-from analysis.device import pick_device
-from analysis.models import DEFAULT_INSTRUCT
-from analysis.workspace import DatasetRef, Workspace, WorkspaceError
-from dashboard.components.jobs import POLL_SECONDS, list_jobs
-from dashboard.components.widgets import MISSING, choose
-from dashboard.components.workspace import read_only, require_workspace
+from synthscope.compute import jobs
+from synthscope.compute.device import pick_device
+from synthscope.compute.models import DEFAULT_INSTRUCT
+from synthscope.core.workspace import DatasetRef, Workspace, WorkspaceError
+from synthscope.dashboard.components.jobs import POLL_SECONDS, list_jobs
+from synthscope.dashboard.components.widgets import MISSING, choose
+from synthscope.dashboard.components.workspace import read_only, require_workspace
+from synthscope.datasets import browse
+from synthscope.generation import generate as gen
 
 DEFAULT_TEMPLATE = ("Write one new task in the style of this one, on a different subject. Reply with the task only.\n"
                     "Task: {{ prompt }}")

@@ -5,12 +5,14 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from analysis import browse, jobs, report
-from analysis.contamination import results
-from analysis.workspace import KINDS
-from dashboard.components.grid import grid_table
-from dashboard.components.scorecard import card
-from dashboard.components.workspace import require_workspace
+from synthscope.compute import jobs
+from synthscope.contamination import results
+from synthscope.core.workspace import KINDS
+from synthscope.dashboard.components.grid import grid_table
+from synthscope.dashboard.components.scorecard import card
+from synthscope.dashboard.components.workspace import require_workspace
+from synthscope.datasets import browse
+from synthscope.scorecard import report
 
 ws = require_workspace()
 st.title("Overview")

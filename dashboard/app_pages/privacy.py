@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import streamlit as st
 
-from analysis import report
-from analysis.privacy import redact
-from dashboard.components.scorecard import METRICS, evidence, evidence_table, metrics_table, pick_scorecard, score_form
-from dashboard.components.widgets import MISSING
-from dashboard.components.workspace import require_workspace
+from synthscope.dashboard.components.scorecard import (
+    METRICS,
+    evidence,
+    evidence_table,
+    metrics_table,
+    pick_scorecard,
+    score_form,
+)
+from synthscope.dashboard.components.widgets import MISSING
+from synthscope.dashboard.components.workspace import require_workspace
+from synthscope.scorecard import report
+from synthscope.scorecard.privacy import redact
 
 RAW_COLUMNS = ("value", "normalized", "source_value")
 

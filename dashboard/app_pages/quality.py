@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from analysis import charts, report
-from dashboard.components.scorecard import (
+from synthscope.dashboard.components.scorecard import (
     METRICS,
     evidence,
     evidence_table,
@@ -13,7 +12,8 @@ from dashboard.components.scorecard import (
     pick_scorecard,
     score_form,
 )
-from dashboard.components.workspace import require_workspace
+from synthscope.dashboard.components.workspace import require_workspace
+from synthscope.scorecard import charts, report
 
 ws = require_workspace()
 st.title("Quality & Bias")

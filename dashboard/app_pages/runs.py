@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import streamlit as st
 
-from analysis import browse
-from analysis.evals import compare_results as cr
-from analysis.evals.membership import scored_runs
-from analysis.evals.runs import add_run
-from analysis.evals.trends import score_trends
-from analysis.workspace import Workspace, WorkspaceError
-from dashboard.components.trends import score_trend_chart
-from dashboard.components.widgets import MISSING, choose
-from dashboard.components.workspace import read_only, require_workspace
+from synthscope.core.workspace import Workspace, WorkspaceError
+from synthscope.dashboard.components.trends import score_trend_chart
+from synthscope.dashboard.components.widgets import MISSING, choose
+from synthscope.dashboard.components.workspace import read_only, require_workspace
+from synthscope.datasets import browse
+from synthscope.evals import compare_results as cr
+from synthscope.evals.membership import scored_runs
+from synthscope.evals.runs import add_run
+from synthscope.evals.trends import score_trends
 
 RUNS = {
     "run_id": st.column_config.TextColumn("run"),

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from analysis import charts, report
-from analysis.metrics import format_value
-from dashboard.components.scorecard import badge
-from dashboard.components.widgets import choose
-from dashboard.components.workspace import require_workspace
+from synthscope.dashboard.components.scorecard import badge
+from synthscope.dashboard.components.widgets import choose
+from synthscope.dashboard.components.workspace import require_workspace
+from synthscope.scorecard import charts, report
+from synthscope.scorecard.metrics import format_value
 
 ws = require_workspace()
 st.title("Trends")

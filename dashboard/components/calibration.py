@@ -1,7 +1,7 @@
 """Calibration charts: a stage's recall, precision and FPR against its threshold, and its score distributions.
 
 Both mark the recommended threshold (solid rule) and the one in use now (dashed).
-The data comes from :mod:`analysis.contamination.calibration_results`; these only draw.
+The data comes from :mod:`synthscope.contamination.calibration_results`; these only draw.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
-from dashboard.components.widgets import is_missing
+from synthscope.dashboard.components.widgets import is_missing
 
 METRIC_COLOURS = {"recall": "#2e7d32", "precision": "#1565c0", "fpr": "#c62828"}
 LABEL_COLOURS = {"positive": "#c62828", "negative": "#607d8b"}

@@ -1,6 +1,6 @@
 """Drawing a baseline-vs-candidate comparison: score per subset, the ConTAM curve, and one item's answers.
 
-The data comes from :mod:`analysis.evals.compare_results`; these only draw.
+The data comes from :mod:`synthscope.evals.compare_results`; these only draw.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from analysis.evals.compare_results import ItemDetail, RunAnswer, choices_table
-from dashboard.components.widgets import is_missing, percent, score
+from synthscope.dashboard.components.widgets import is_missing, percent, score
+from synthscope.evals.compare_results import ItemDetail, RunAnswer, choices_table
 
 RUN_COLOURS = ("#90a4ae", "#e65100")  # baseline grey, candidate orange
 CURVE_COLOURS = {"candidate": "#e65100", "baseline": "#90a4ae", "attributed to contamination": "#c62828"}

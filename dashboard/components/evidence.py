@@ -12,8 +12,8 @@ from collections.abc import Sequence
 
 import streamlit as st
 
-from analysis.contamination.results import EvidenceRecord, ItemEvidence
-from dashboard.components.widgets import percent, score
+from synthscope.contamination.results import EvidenceRecord, ItemEvidence
+from synthscope.dashboard.components.widgets import percent, score
 
 # Rendered with st.html, not st.markdown: no Markdown, LaTeX or emoji-shortcode pass may touch the text.
 _BLOCK = ('<pre class="synthscope-evidence" style="white-space: pre-wrap; word-break: break-word; '

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from analysis import jobs
-from analysis.workspace import Workspace
+from synthscope.compute import jobs
+from synthscope.core.workspace import Workspace
 
 POLL_SECONDS = 2.0
 
@@ -31,7 +31,7 @@ def list_jobs(ws: Workspace, kind: str | None = None) -> list[jobs.JobStatus]:
     changes the jobs folder's modification time, part of the cache key.
     """
     if ws.read_only:
-        return []  # a workspace on object storage publishes no jobs (analysis.remote)
+        return []  # a workspace on object storage publishes no jobs (synthscope.core.storage)
     changed = ws.jobs_dir.stat().st_mtime_ns if ws.jobs_dir.exists() else 0
     return [j for j in _list_jobs(str(ws.root), changed) if kind is None or j.kind == kind]
 

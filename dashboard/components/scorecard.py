@@ -7,11 +7,13 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from analysis import browse, jobs, report
-from analysis.metrics import format_value
-from analysis.workspace import DatasetRef, Workspace, WorkspaceError
-from dashboard.components.widgets import MISSING
-from dashboard.components.workspace import read_only
+from synthscope.compute import jobs
+from synthscope.core.workspace import DatasetRef, Workspace, WorkspaceError
+from synthscope.dashboard.components.widgets import MISSING
+from synthscope.dashboard.components.workspace import read_only
+from synthscope.datasets import browse
+from synthscope.scorecard import report
+from synthscope.scorecard.metrics import format_value
 
 GRADE_ICONS = {"pass": "🟢", "warn": "🟡", "fail": "🔴", "info": "⚪"}
 SECTION_PAGES = {"contamination": ("app_pages/contamination.py", "Contamination"),
@@ -131,7 +133,7 @@ def score_form(ws: Workspace) -> None:
                 argv += [flag, value]
         job_id = jobs.start(ws, "score", argv)
         st.toast(f"Scoring {dataset} (job {job_id})")
-    from dashboard.components.jobs import job_panel
+    from synthscope.dashboard.components.jobs import job_panel
 
     job_panel(ws, "score", "Score", lambda job: f"{job.result.get('status', '?').upper()} "
               f"(scorecard {job.result.get('report_id')})", limit=2)

@@ -1,7 +1,7 @@
 """The sign-in gate: runs in ``app.py`` before ``st.navigation``, so no page runs for a visitor not let in.
 
 Sign-in is on when the secrets hold ``[auth]``, or when ``synthscope serve`` found it on (then a secrets file
-that lost its ``[auth]`` shows an error, never the workspace). Who is let in: :func:`analysis.access.is_allowed`.
+that lost its ``[auth]`` shows an error, never the workspace). Who is let in: :func:`synthscope.team.access.is_allowed`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 import streamlit as st
 from streamlit import config
 
-from analysis import access
+from synthscope.team import access
 
 
 def _secrets() -> dict[str, Any] | None:

@@ -6,7 +6,7 @@ import os
 
 import streamlit as st
 
-from analysis.workspace import Workspace, WorkspaceError
+from synthscope.core.workspace import Workspace, WorkspaceError
 
 ENV = "SYNTHSCOPE_WORKSPACE"
 

@@ -28,7 +28,7 @@ def serve(workspace: Path, log_path: Path, *options: str, port: int | None = Non
     ``options`` go to ``synthscope serve`` (``--secrets FILE``); ``port`` when the caller needs it beforehand."""
     port = port or free_port()
     log = open(log_path, "wb")  # noqa: SIM115 - closed below
-    server = subprocess.Popen([sys.executable, "-m", "analysis.cli", "serve", str(workspace), "--port", str(port),
+    server = subprocess.Popen([sys.executable, "-m", "synthscope.cli", "serve", str(workspace), "--port", str(port),
                                *options],
                               cwd=REPO, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"

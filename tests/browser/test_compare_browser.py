@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from analysis.workspace import Workspace
+from synthscope.core.workspace import Workspace
 from tests.browser.conftest import BROWSER_ARGS, serve
 from tests.conftest import chromium_executable
 from tests.fixtures.compare_ws import BASELINE, BENCHMARK, CANDIDATE, LEAKED, compare_ws_template, copy_compare_ws

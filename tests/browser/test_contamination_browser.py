@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from analysis.workspace import Workspace
+from synthscope.core.workspace import Workspace
 from tests.browser.conftest import BROWSER_ARGS, serve
 from tests.conftest import chromium_executable
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, async_playwright
 
-from analysis import jobs
-from analysis.workspace import Workspace
 from bench.load_bench import PAGES, scan_argv
+from synthscope.compute import jobs
+from synthscope.core.workspace import Workspace
 from tests.browser.conftest import BROWSER_ARGS, serve
 from tests.conftest import chromium_executable
 

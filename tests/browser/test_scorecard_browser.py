@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from analysis import cli
+from synthscope import cli
 from tests.browser.conftest import BROWSER_ARGS, serve
 from tests.conftest import chromium_executable
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from analysis import cli
+from synthscope import cli
 from tests.browser.conftest import BROWSER_ARGS, free_port, serve
 from tests.conftest import chromium_executable
 from tests.fixtures.oidc import oidc_provider, write_secrets

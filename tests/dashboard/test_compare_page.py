@@ -20,7 +20,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from analysis.workspace import Workspace
+from synthscope.core.workspace import Workspace
 from tests.fixtures.compare_ws import (
     BASELINE,
     BENCHMARK,
@@ -266,7 +266,7 @@ def test_model_side_computes_min_k_for_both_runs_and_shows_how_well_it_separates
                                                                                  compare_ws: Path) -> None:
     import time
 
-    from analysis import jobs
+    from synthscope.compute import jobs
 
     at = open_app(compare_ws, COMPARE)
     assert any("No Min-K%++ scores" in i and BASELINE in i and CANDIDATE in i for i in texts(at.info))
@@ -310,10 +310,10 @@ def _generation_task(compare_ws: Path, tasks: Path, template: Path) -> tuple[str
     """
     import json as _json
 
-    from analysis import cli
-    from analysis.contamination.ngram import NgramConfig
-    from analysis.contamination.scan import run_scan
-    from analysis.workspace import DatasetRef
+    from synthscope import cli
+    from synthscope.contamination.ngram import NgramConfig
+    from synthscope.contamination.scan import run_scan
+    from synthscope.core.workspace import DatasetRef
 
     task, bench = "synthscope_ledger_gen", "ledger-gen"
     tasks.mkdir(parents=True)

@@ -9,8 +9,9 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from analysis import cli, jobs
-from analysis.workspace import DatasetRef, Workspace
+from synthscope import cli
+from synthscope.compute import jobs
+from synthscope.core.workspace import DatasetRef, Workspace
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 TASKS = ["Write a haiku about rain.", "Explain what a list is in Python.", "Give one tip for sleeping well."]

@@ -15,9 +15,9 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from analysis import jobs
-from analysis.text import tokenize
-from analysis.workspace import DatasetRef, Workspace, atomic_write_json
+from synthscope.compute import jobs
+from synthscope.core.text import tokenize
+from synthscope.core.workspace import DatasetRef, Workspace, atomic_write_json
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 DATASETS = "app_pages/datasets.py"

@@ -9,8 +9,8 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from analysis import report
-from analysis.workspace import DatasetRef, Workspace
+from synthscope.core.workspace import DatasetRef, Workspace
+from synthscope.scorecard import report
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 

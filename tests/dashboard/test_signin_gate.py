@@ -9,8 +9,9 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from analysis import access, cli
-from tests.analysis.test_access import secrets
+from synthscope import cli
+from synthscope.team import access
+from tests.team.test_access import secrets
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 

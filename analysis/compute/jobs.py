@@ -1,0 +1,166 @@
+"""Jobs: long work (a scan) run as a separate process that outlives the page that started it.
+
+A job is a folder ``jobs/<job_id>/`` holding ``job.json`` (what to run),
+``status.json`` (rewritten atomically as it progresses) and ``log.txt`` (its
+output). The dashboard starts a job with :func:`start` and reads
+:func:`status`; reloading the page or closing the browser does not touch the
+process. A job whose process died without finishing is reported as failed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from synthscope.core.base import utc_now
+from synthscope.core.workspace import Workspace, atomic_write_json
+
+RUNNING, SUCCEEDED, FAILED = "running", "succeeded", "failed"
+
+
+@dataclass
+class JobStatus:
+    job_id: str
+    kind: str
+    state: str = RUNNING
+    done: int = 0
+    total: int = 0
+    message: str = ""
+    started_at: str = field(default_factory=utc_now)
+    updated_at: str = field(default_factory=utc_now)
+    ended_at: str | None = None
+    pid: int | None = None
+    result: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def fraction(self) -> float:
+        return min(self.done / self.total, 1.0) if self.total else 0.0
+
+
+def start(ws: Workspace, kind: str, argv: list[str]) -> str:
+    """Start ``synthscope <argv> --job <id>`` in its own session; return the job id."""
+    ws.check_writable()
+    job_id = ws.new_id()
+    folder = ws.jobs_dir / job_id
+    folder.mkdir(parents=True)
+    atomic_write_json(folder / "job.json", {"job_id": job_id, "kind": kind, "argv": argv, "created_at": utc_now()})
+    _write(ws, JobStatus(job_id, kind, message="starting"))
+    log = open(folder / "log.txt", "ab")  # noqa: SIM115 - handed to the child process
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "synthscope.cli", *argv, "--workspace", str(ws.root), "--job", job_id],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+    finally:
+        log.close()
+    # A file of its own, so the parent never races the child's status writes.
+    (folder / "pid").write_text(str(proc.pid), encoding="ascii")
+    return job_id
+
+
+class Reporter:
+    """Used inside the job process to publish progress, at most every ``interval`` seconds."""
+
+    def __init__(self, ws: Workspace, job_id: str, interval: float = 0.5) -> None:
+        self.ws, self.interval = ws, interval
+        self.current = status(ws, job_id)
+        self.current.pid = os.getpid()
+        self._last = 0.0
+        _write(ws, self.current)
+
+    def progress(self, done: int, total: int, message: str) -> None:
+        self.current.done, self.current.total, self.current.message = done, total, message
+        now = time.monotonic()
+        if now - self._last >= self.interval or done >= total:
+            self._last = now
+            self.current.updated_at = utc_now()
+            _write(self.ws, self.current)
+
+    def note(self, result: dict[str, Any]) -> None:
+        """Publish part of the result while still running (e.g. where the rows go)."""
+        self.current.result.update(result)
+        _write(self.ws, self.current)
+
+    def cancelled(self) -> bool:
+        """Whether someone asked this job to stop (:func:`request_cancel`)."""
+        return (self.ws.jobs_dir / self.current.job_id / "cancel").exists()
+
+    def succeed(self, result: dict[str, Any]) -> None:
+        self.current.state, self.current.result, self.current.message = SUCCEEDED, result, "done"
+        self.current.ended_at = self.current.updated_at = utc_now()
+        _write(self.ws, self.current)
+
+    def fail(self, error: str) -> None:
+        self.current.state, self.current.error = FAILED, error
+        self.current.ended_at = self.current.updated_at = utc_now()
+        _write(self.ws, self.current)
+
+
+def status(ws: Workspace, job_id: str) -> JobStatus:
+    data = json.loads((ws.jobs_dir / job_id / "status.json").read_text(encoding="utf-8"))
+    job = JobStatus(**data)
+    pid_file = ws.jobs_dir / job_id / "pid"
+    if job.pid is None and pid_file.exists():
+        job.pid = int(pid_file.read_text(encoding="ascii"))
+    if job.state == RUNNING and job.pid is not None and not _alive(job.pid):
+        job.state, job.error = FAILED, "the job's process ended without reporting a result (see log.txt)"
+    return job
+
+
+def wait(ws: Workspace, job_id: str, timeout: float = 600, poll: float = 0.2) -> JobStatus:
+    """Block until the job is no longer running (for scripts and notebooks); its final status."""
+    deadline = time.monotonic() + timeout
+    while True:
+        current = status(ws, job_id)
+        if current.state != RUNNING:
+            return current
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"job {job_id} still running after {timeout:.0f}s; log:\n{log_tail(ws, job_id)}")
+        time.sleep(poll)
+
+
+def list_jobs(ws: Workspace, kind: str | None = None) -> list[JobStatus]:
+    """All jobs, newest first."""
+    out = []
+    for folder in sorted(ws.jobs_dir.glob("*/status.json"), reverse=True):
+        job = status(ws, folder.parent.name)
+        if kind is None or job.kind == kind:
+            out.append(job)
+    return out
+
+
+def request_cancel(ws: Workspace, job_id: str) -> None:
+    """Ask a running job to stop at its next checkpoint (a job that supports it checks :meth:`Reporter.cancelled`)."""
+    (ws.jobs_dir / job_id / "cancel").touch()
+
+
+def log_tail(ws: Workspace, job_id: str, lines: int = 20) -> str:
+    path = ws.jobs_dir / job_id / "log.txt"
+    if not path.exists():
+        return ""
+    return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+
+
+def _write(ws: Workspace, job: JobStatus) -> None:
+    atomic_write_json(ws.jobs_dir / job.job_id / "status.json", asdict(job))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (exited, not yet reaped by its parent) still answers kill(0).
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().split(") ", 1)[1][:1] != "Z"
+    except (OSError, IndexError):
+        return True

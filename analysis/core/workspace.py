@@ -1,0 +1,386 @@
+"""The workspace: a folder of Parquet artefacts and a DuckDB catalog of views over them.
+
+Layout::
+
+    synthscope.toml                    marks the folder as a workspace; settings
+    catalog.duckdb                     the views below, for any DuckDB client (rebuilt after each write)
+    datasets/<name>/<version>/         records.parquet, manifest.json, errors.jsonl
+    scans/<scan_id>/                   verdicts.parquet, evidence.parquet, manifest.json
+    jobs/<job_id>/                     job.json, status.json, log.txt
+    runs/<run_id>/                     manifest.json: a trained model and what it was trained on
+    evals/<eval_id>/                   samples.parquet, manifest.json, errors.jsonl: one run x one lm-eval task
+    lmeval/<output_id>/                lm-eval's own output folder of an `eval run` (results_*.json, samples_*.jsonl)
+    indexes/                           reusable derived data (signatures, embeddings, FAISS, judge cache)
+    tmp/                               staging area; never read by a view
+
+Every artefact is staged under ``tmp/`` and moved into place with one
+``rename``, so a reader sees it whole or not at all and a crashed writer leaves
+nothing behind but a staging folder. Nothing is edited in place. Readers never
+open ``catalog.duckdb`` for writing: :meth:`Workspace.connect` builds the same
+views in an in-memory DuckDB each time, so a dashboard reading and a job
+writing never contend for a DuckDB lock.
+
+A workspace published to object storage (``synthscope push``, see
+:mod:`synthscope.core.storage`) opens read-only from its ``s3://`` URL: its root is then
+a :class:`synthscope.core.storage.RemotePath` rather than a :class:`~pathlib.Path`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import shutil
+import tomllib
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import pyarrow as pa
+
+from synthscope.core import schemas, storage
+from synthscope.core.base import MARKER, WorkspaceError, sql_str
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from synthscope.core.storage import RemotePath
+
+KINDS = ("benchmark", "synthetic", "reference", "source")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+DEFAULT_CONFIG = """\
+# synthscope workspace settings. Command-line flags override these.
+
+[contamination]
+# Cheapest first; add "judged" to have a local instruct model look at undecided items.
+stages = ["exact", "near_duplicate", "semantic"]
+
+[contamination.ngram]
+ns = [13, 8]          # word n-gram sizes; a field uses the largest n that fits it
+clean_below = 0.20    # coverage below this: clean (Llama 2 buckets)
+dirty_from = 0.80     # coverage from this: dirty; between: partial
+top_k = 5             # evidence rows kept per benchmark item
+
+# Thresholds of the later stages default to values calibrated on known positives and
+# negatives; `synthscope calibrate` measures them on your data and prints what to set here.
+[contamination.near_duplicate]
+# flag_at = 0.5       # exact Jaccard of word 5-gram shingles
+
+[contamination.semantic]
+# model = "all-MiniLM-L6-v2"
+# flag_at = 0.67      # window cosine
+
+[contamination.judge]
+# model = "SmolLM2-135M-Instruct"
+# confirm_at = 0.5    # P(same problem)
+"""
+
+
+def check_name(value: str, what: str) -> str:
+    if not _NAME.match(value):
+        raise WorkspaceError(
+            f"invalid {what} {value!r}: use letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    return value
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so readers see the old or the new file, never a mix."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def atomic_write_parquet(path: Path, table: pa.Table) -> None:
+    """Write a Parquet file that readers see whole or not at all."""
+    import pyarrow.parquet as pq
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        pq.write_table(table, tmp, compression="zstd")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    """``name`` or ``name@version``; a missing version means the newest."""
+
+    name: str
+    version: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> DatasetRef:
+        name, _, version = text.partition("@")
+        return cls(name, version or None)
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.version}" if self.version else self.name
+
+
+class Workspace:
+    def __init__(self, root: Path | RemotePath) -> None:
+        # A RemotePath answers the reading half of Path's methods, so readers need not tell the two apart.
+        self.root: Path | RemotePath = root.resolve()
+        self._remote_database: duckdb.DuckDBPyConnection | None = None  # see connect()
+
+    @property
+    def read_only(self) -> bool:
+        """True for a workspace opened from object storage: it changes only by a new push."""
+        return not isinstance(self.root, Path)
+
+    def check_writable(self) -> None:
+        if self.read_only:
+            raise WorkspaceError(f"{self.root} is a read-only workspace on object storage: do this in the local "
+                                 f"workspace it was pushed from, then `synthscope push` it again")
+
+    # -- creation -----------------------------------------------------------------------
+    @classmethod
+    def init(cls, root: str | Path) -> Workspace:
+        """Create a workspace (or leave an existing one as it is)."""
+        root = Path(root)
+        if root.exists() and not root.is_dir():
+            raise WorkspaceError(f"{root} exists and is not a folder")
+        root.mkdir(parents=True, exist_ok=True)
+        if not (root / MARKER).exists():
+            if any(root.iterdir()):
+                raise WorkspaceError(
+                    f"{root} is a non-empty folder that is not a synthscope workspace; "
+                    "choose an empty or new folder"
+                )
+            atomic_write_text(root / MARKER, DEFAULT_CONFIG)
+        ws = cls(root)
+        for sub in ("datasets", "scans", "jobs", "indexes", "tmp"):
+            (ws.root / sub).mkdir(exist_ok=True)
+        ws.refresh_catalog()
+        return ws
+
+    @classmethod
+    def open(cls, root: str | Path) -> Workspace:
+        """The workspace at a local folder, or (read-only) the one last pushed to an ``s3://`` URL."""
+
+        if storage.is_remote(root):
+            return cls(storage.open_root(str(root)))
+        root = Path(root)
+        if not (root / MARKER).is_file():
+            raise WorkspaceError(
+                f"{root} is not a synthscope workspace (no {MARKER}); create one with `synthscope init {root}`"
+            )
+        return cls(root)
+
+    # -- settings -----------------------------------------------------------------------
+    def config(self) -> dict[str, Any]:
+        try:
+            return tomllib.loads((self.root / MARKER).read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise WorkspaceError(f"{self.root / MARKER}: {exc}") from exc
+
+    # -- paths --------------------------------------------------------------------------
+    @property
+    def datasets_dir(self) -> Path:
+        return self.root / "datasets"
+
+    @property
+    def scans_dir(self) -> Path:
+        return self.root / "scans"
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.root / "jobs"
+
+    @property
+    def indexes_dir(self) -> Path:
+        return self.root / "indexes"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.root / "runs"
+
+    @property
+    def evals_dir(self) -> Path:
+        return self.root / "evals"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.root / "reports"
+
+    @property
+    def membership_dir(self) -> Path:
+        return self.root / "membership"
+
+    @property
+    def lmeval_dir(self) -> Path:
+        return self.root / "lmeval"
+
+    def dataset_dir(self, ref: DatasetRef) -> Path:
+        if ref.version is None:
+            ref = self.resolve(ref)
+        return self.datasets_dir / ref.name / str(ref.version)
+
+    def records_path(self, ref: DatasetRef) -> Path:
+        return self.dataset_dir(ref) / "records.parquet"
+
+    # -- writing ------------------------------------------------------------------------
+    @staticmethod
+    def new_id() -> str:
+        """Sortable by creation time (to the millisecond), unique across processes."""
+        now = datetime.now(UTC)
+        return now.strftime("%Y%m%d-%H%M%S-") + f"{now.microsecond // 1000:03d}-" + uuid.uuid4().hex[:4]
+
+    @contextmanager
+    def staged(self, final: Path) -> Iterator[Path]:
+        """A fresh folder to write an artefact into; moved to ``final`` only on success."""
+        self.check_writable()
+        if final.exists():
+            raise WorkspaceError(f"{final.relative_to(self.root)} already exists; artefacts are never overwritten")
+        tmp = self.root / "tmp" / uuid.uuid4().hex
+        tmp.mkdir(parents=True)
+        try:
+            yield tmp
+            final.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.rename(tmp, final)
+            except OSError as exc:
+                raise WorkspaceError(
+                    f"could not move the new artefact into {final.relative_to(self.root)}: {exc}"
+                ) from exc
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        self.refresh_catalog()
+
+    # -- datasets -----------------------------------------------------------------------
+    def manifests(self) -> list[dict[str, Any]]:
+        """Every dataset version's manifest, oldest first."""
+        out = []
+        for path in sorted(self.datasets_dir.glob("*/*/manifest.json")):
+            out.append(json.loads(path.read_text(encoding="utf-8")))
+        return sorted(out, key=lambda m: (m["created_at"], m["name"], m["version"]))
+
+    def versions(self, name: str) -> list[str]:
+        return [m["version"] for m in self.manifests() if m["name"] == name]
+
+    def resolve(self, ref: DatasetRef) -> DatasetRef:
+        """Fill in the newest version and check the dataset exists."""
+        versions = self.versions(ref.name)
+        if not versions:
+            known = sorted({m["name"] for m in self.manifests()})
+            raise WorkspaceError(
+                f"no dataset named {ref.name!r} in {self.root}"
+                + (f"; datasets: {', '.join(known)}" if known else "; import one with `synthscope ingest`")
+            )
+        if ref.version is None:
+            return DatasetRef(ref.name, versions[-1])
+        if ref.version not in versions:
+            raise WorkspaceError(
+                f"dataset {ref.name!r} has no version {ref.version!r}; versions: {', '.join(versions)}")
+        return ref
+
+    def manifest(self, ref: DatasetRef) -> dict[str, Any]:
+        path = self.dataset_dir(self.resolve(ref)) / "manifest.json"
+        return json.loads(path.read_text(encoding="utf-8"))
+
+    def next_version(self, name: str) -> str:
+        numbers = [int(v[1:]) for v in self.versions(name) if re.fullmatch(r"v\d+", v)]
+        return f"v{max(numbers, default=0) + 1}"
+
+    # -- querying -----------------------------------------------------------------------
+    def connect(self) -> duckdb.DuckDBPyConnection:
+        """An in-memory DuckDB with every view of the workspace; cheap, lock-free.
+
+        A workspace on object storage is one fixed push, so its views are built
+        once, in a database whose cursors every call hands out: the Parquet
+        footers that binding a view reads cross the network once, not per query.
+        """
+        if not self.read_only:
+            return self._create_views(duckdb.connect(":memory:"))
+        if self._remote_database is None:
+            con = duckdb.connect(":memory:")
+            self.root.attach(con)
+            self._remote_database = self._create_views(con)
+        return self._remote_database.cursor()
+
+    def refresh_catalog(self) -> None:
+        """Rebuild ``catalog.duckdb`` (atomically) so external DuckDB clients see every artefact."""
+        tmp = self.root / "tmp" / f"catalog-{uuid.uuid4().hex}.duckdb"
+        tmp.parent.mkdir(exist_ok=True)
+        try:
+            self._create_views(duckdb.connect(str(tmp))).close()
+            os.replace(tmp, self.root / "catalog.duckdb")
+        finally:
+            tmp.unlink(missing_ok=True)
+            Path(f"{tmp}.wal").unlink(missing_ok=True)
+
+    def _create_views(self, con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+        """Every view in ``con``: an empty table of the right shape where a kind has no file yet."""
+        try:
+            for name, sql in self._view_sql().items():
+                if sql is None:
+                    empty: pa.Table = schemas.EMPTY[name]()
+                    con.register("_empty", empty)
+                    con.execute(f"CREATE TABLE {name} AS SELECT * FROM _empty")
+                    con.unregister("_empty")
+                else:
+                    con.execute(f"CREATE VIEW {name} AS {sql}")
+            for name, sql in schemas.DERIVED_VIEWS.items():
+                con.execute(f"CREATE VIEW {name} AS {sql}")
+        except BaseException:
+            con.close()
+            raise
+        return con
+
+    def _view_sql(self) -> dict[str, str | None]:
+        """Base views: SQL over the files present now, or None where there are none yet.
+
+        The views name their files one by one rather than by glob: a connection is
+        a snapshot of the workspace as it was when it opened, and an artefact that
+        lands while a query runs can never join it half-way (binding and reading a
+        glob are two separate listings of the folder).
+        """
+        out: dict[str, str | None] = {}
+        for name, (pattern, reader) in schemas.BASE_VIEWS.items():
+            files = sorted(self.root.glob(pattern))
+            if not files:
+                out[name] = None
+                continue
+            listed = "[" + ", ".join(sql_str(str(f)) for f in files) + "]"
+            if reader == "parquet":
+                out[name] = f"SELECT * FROM read_parquet({listed}, union_by_name = true)"
+            else:
+                columns = ", ".join(f"{sql_str(c)}: {sql_str(t)}" for c, t in schemas.JSON_COLUMNS[name].items())
+                out[name] = f"SELECT * FROM read_json({listed}, columns = {{{columns}}}, format = 'auto')"
+        return out
+
+    def read_parquet(self, path: Path | RemotePath) -> pd.DataFrame:
+        """One Parquet file of the workspace (``self.root / ...``), local or on object storage."""
+        import pandas as pd
+
+        return pd.read_parquet(path if isinstance(path, Path) else io.BytesIO(path.read_bytes()))
+
+    def query(self, sql: str, params: list[Any] | None = None) -> Any:
+        """Run one query on a fresh connection and return a pandas DataFrame."""
+        con = self.connect()
+        try:
+            return con.execute(sql, params or []).df()
+        finally:
+            con.close()
+

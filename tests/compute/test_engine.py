@@ -1,0 +1,90 @@
+"""The Ray engine gives the same verdicts and evidence as the local one, on a corpus of several row groups."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from synthscope.compute.engine import LocalEngine, RayEngine, engine_from
+from synthscope.contamination.scan import config_from, run_scan
+from synthscope.core.workspace import DatasetRef, Workspace
+from synthscope.datasets import ingest as ingest_module
+from synthscope.datasets.ingest import ingest
+
+WORDS = ("river stone market winter lantern copper garden signal harbor meadow orchard thunder velvet canyon "
+         "island mirror ladder candle forest engine silver marble planet rocket violin tunnel desert anchor").split()
+
+
+@pytest.fixture(scope="module")
+def ray_engine() -> Iterator[RayEngine]:
+    import ray
+
+    engine = RayEngine(num_cpus=2)
+    yield engine
+    ray.shutdown()
+
+
+def _sentence(rng: np.random.Generator, n: int) -> str:
+    return " ".join(rng.choice(WORDS, n))
+
+
+def _corpus(tmp_path: Path) -> Workspace:
+    """30 benchmark items; 60 synthetic records: exact copies, copies with a few words changed, unrelated text."""
+    rng = np.random.default_rng(7)
+    items = [{"prompt": f"Question {i}: {_sentence(rng, 30)}?", "answer": _sentence(rng, 6)} for i in range(30)]
+    records = []
+    for item in items[:10]:  # verbatim
+        records.append({"prompt": f"Rewrite this. {item['prompt']}", "answer": item["answer"]})
+    for item in items[10:20]:  # near copies: every sixth word replaced
+        words = item["prompt"].split()
+        words[::6] = ["zebra"] * len(words[::6])
+        records.append({"prompt": " ".join(words), "answer": item["answer"]})
+    records += [{"prompt": _sentence(rng, 25), "answer": _sentence(rng, 5)} for _ in range(40)]
+    rng.shuffle(records)
+    ws = Workspace.init(tmp_path / "ws")
+    for name, kind, rows in [("bench", "benchmark", items), ("syn", "synthetic", records)]:
+        path = tmp_path / f"{name}.jsonl"
+        path.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+        ingest(ws, path, name=name, kind=kind)
+    return ws
+
+
+def _scan(ws: Workspace, engine: object) -> tuple[pd.DataFrame, pd.DataFrame]:
+    summary = run_scan(ws, DatasetRef("bench"), [DatasetRef("syn")],
+                       config_from(ws, {"stages": ["exact", "near_duplicate", "semantic"]}), engine=engine)
+    folder = ws.scans_dir / summary.scan_id
+    assert json.loads((folder / "manifest.json").read_text())["engine"] == engine.name  # type: ignore[attr-defined]
+    verdicts = pd.read_parquet(folder / "verdicts.parquet").drop(columns="scan_id")
+    evidence = pd.read_parquet(folder / "evidence.parquet").drop(columns="scan_id")
+    return (verdicts.sort_values("item").reset_index(drop=True),
+            evidence.sort_values(["item", "record_id"]).reset_index(drop=True))
+
+
+def test_ray_and_local_engines_give_the_same_verdicts_and_evidence(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ray_engine: RayEngine) -> None:
+    monkeypatch.setattr(ingest_module, "ROW_GROUP_ROWS", 7)  # 9 row groups: 9 tasks per stage
+    local_ws = _corpus(tmp_path / "local")
+    ray_ws = _corpus(tmp_path / "ray")  # its own indexes: the Ray run signs and embeds everything itself
+    local_verdicts, local_evidence = _scan(local_ws, LocalEngine(2))
+    ray_verdicts, ray_evidence = _scan(ray_ws, ray_engine)
+
+    counts = local_verdicts["verdict"].value_counts()
+    assert counts.get("exact", 0) >= 10 and counts.get("near_duplicate", 0) >= 5, counts  # the test can fail
+    pd.testing.assert_frame_equal(local_verdicts, ray_verdicts)
+    pd.testing.assert_frame_equal(local_evidence, ray_evidence)
+    assert (ray_ws.indexes_dir / "faiss").is_dir() and (ray_ws.indexes_dir / "minhash").is_dir()
+
+
+def test_engine_from_names_the_engines() -> None:
+    assert engine_from("local", workers=3) == LocalEngine(3)
+    assert engine_from("ray", "auto") == RayEngine("auto", None)
+    assert engine_from("ray", workers=2) == RayEngine(None, 2)
+    with pytest.raises(ValueError, match="--engine ray"):
+        engine_from("local", "auto")
+    with pytest.raises(ValueError, match="unknown engine"):
+        engine_from("spark")

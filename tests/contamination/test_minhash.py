@@ -1,0 +1,295 @@
+"""Near-duplicate stage: shingles, signatures equal to datasketch's, exact Jaccard, LSH recall, masking, reuse."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from datasketch import MinHash
+
+from synthscope.algorithms import minhash as shingles
+from synthscope.compute.engine import LocalEngine
+from synthscope.contamination import minhash as mh
+from synthscope.contamination.minhash import NearDuplicateConfig, near_duplicates
+from synthscope.core.text import hash_tokens, ngram_hashes, tokenize
+from synthscope.core.workspace import DatasetRef, Workspace
+from synthscope.datasets import ingest as ingest_module
+from synthscope.datasets.ingest import ingest
+
+RNG_WORDS = [f"w{i}x" for i in range(5000)]  # distinct words: every shingle of a random text is distinct
+
+
+def words(rng: np.random.Generator, n: int) -> list[str]:
+    return [RNG_WORDS[i] for i in rng.choice(len(RNG_WORDS), n, replace=False)]
+
+
+def ref_shingles(text: str, k: int, masked: bool = False) -> set[tuple[str, ...]]:
+    """The definition, in plain Python: k-grams of the shared tokens (numbers masked, placeholder-only dropped)."""
+    tokens = tokenize(text)
+    if masked:
+        tokens = ["0" if t.isdecimal() else t for t in tokens]
+    grams = {tuple(tokens[i : i + k]) for i in range(len(tokens) - k + 1)}
+    return {g for g in grams if not (masked and all(t == "0" for t in g))}
+
+
+def ref_jaccard(a: set, b: set) -> float:
+    return len(a & b) / len(a | b) if a and b else 0.0
+
+
+def make_ws(tmp_path: Path, records: list[dict[str, str]], name: str = "syn") -> Workspace:
+    ws = Workspace.init(tmp_path / "ws") if not (tmp_path / "ws").exists() else Workspace.open(tmp_path / "ws")
+    path = tmp_path / f"{name}.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in records), encoding="utf-8")
+    ingest(ws, path, name=name, kind="synthetic")
+    return ws
+
+
+def bench(prompts: list[str], answers: list[str] | None = None) -> pd.DataFrame:
+    answers = answers or [""] * len(prompts)
+    return pd.DataFrame({"item": range(len(prompts)), "item_id": [f"b{i}" for i in range(len(prompts))],
+                         "prompt": prompts, "answer": answers})
+
+
+def record_ids(ws: Workspace, name: str = "syn") -> list[str]:
+    return pq.read_table(ws.records_path(ws.resolve(DatasetRef(name))), columns=["record_id"]).column(0).to_pylist()
+
+
+# -- shingles, signatures, Jaccard ------------------------------------------------------------
+
+
+TEXTS = [
+    "Tom has 3 apples and buys 5 more apples. How many apples does Tom have?",
+    "Café naïve — ÉCOLE ２０２４ résumé, the ｆｕｌｌｗｉｄｔｈ words 🙂 and box ─ drawing 42 x2 1st 3.5",
+    "def add(a, b):\n    return a + b  # adds 1 and 2",
+    "short one",
+    "",
+    "1 2 3 4 5 6 7 8 9 10 11 12",
+]
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_shingle_sets_are_the_word_kgrams_of_the_shared_tokens(masked: bool) -> None:
+    sets = shingles.shingle(TEXTS, 3, masked=masked)
+    for i, text in enumerate(TEXTS):
+        assert len(sets.of(i)) == len(ref_shingles(text, 3, masked)), text
+        assert np.all(np.diff(sets.of(i).astype(np.float64)) >= 0)  # sorted
+    # Unmasked shingles are exactly the exact stage's n-gram hashes.
+    tokens = hash_tokens([TEXTS[0]]).hashes
+    assert np.array_equal(shingles.shingle([TEXTS[0]], 3).of(0), np.unique(ngram_hashes(tokens, 3)))
+
+
+def test_masking_replaces_whole_number_tokens_only() -> None:
+    assert tokenize(shingles.mask_numbers("Tom has 3.5 apples, x2 and 1st; ２０２４!")) == \
+        ["tom", "has", "0", "0", "apples", "x2", "and", "1st", "0"]
+
+
+def test_exact_jaccard_equals_a_direct_set_computation() -> None:
+    rng = np.random.default_rng(3)
+    vocab = "a b c d e f 1 2 3".split()
+    texts = [" ".join(rng.choice(vocab, int(rng.integers(0, 14)))) for _ in range(40)]
+    for masked in (False, True):
+        sets = shingles.shingle(texts, 2, masked=masked)
+        for i in range(0, 40, 2):
+            expected = ref_jaccard(ref_shingles(texts[i], 2, masked), ref_shingles(texts[i + 1], 2, masked))
+            assert shingles.jaccard(sets.of(i), sets.of(i + 1)) == pytest.approx(expected, abs=1e-12)
+
+
+def test_signatures_equal_datasketch_update_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(mh, "_CHUNK", 7)  # texts straddle chunks: their minima must be merged
+    sets = shingles.shingle_windows(TEXTS + [" ".join(f"t{i}" for i in range(60))], 3)
+    sigs = shingles.signatures(sets, 64, seed=5)
+    for i in range(len(sets)):
+        m = MinHash(num_perm=64, seed=5, hashfunc=int)
+        m.update_batch(shingles.fold32(sets.of(i)).tolist())
+        assert np.array_equal(sigs[i], m.hashvalues), i  # empty texts keep datasketch's empty value too
+
+
+def test_config_checks_its_values_and_reports_its_bands() -> None:
+    config = NearDuplicateConfig()
+    assert config.bands == (37, 3)
+    assert config.candidate_probability(0.5) > 0.99 and config.candidate_probability(0.05) < 0.01
+    assert config.key == "k5-p128-s1-masked-f1"
+    for bad in ({"shingle": 0}, {"num_perm": 1}, {"lsh_threshold": 1.0}, {"flag_at": 0}, {"top_k": 0}):
+        with pytest.raises(ValueError):
+            NearDuplicateConfig(**bad)
+
+
+# -- the scan ---------------------------------------------------------------------------------
+
+
+def test_reported_jaccard_is_the_exact_one_and_flags_nothing_unrelated(tmp_path: Path) -> None:
+    rng = np.random.default_rng(11)
+    item = words(rng, 34)
+    # 24 shared leading words: 20 of 30 shingles each side shared -> J = 20 / 40 = 0.5 exactly.
+    copy = item[:24] + words(rng, 10)
+    unrelated = words(rng, 40)
+    ws = make_ws(tmp_path, [{"prompt": " ".join(copy)}, {"prompt": " ".join(unrelated)}])
+    out = near_duplicates(ws, bench([" ".join(item)]), DatasetRef("syn"))
+    assert len(out) == 1
+    row = out.iloc[0]
+    assert row.record_id == record_ids(ws)[0]
+    assert row.jaccard == 0.5  # exact, not a 128-permutation estimate
+    assert (row.field, row.record_field, bool(row.number_substituted)) == ("prompt", "prompt", False)
+
+
+def test_lsh_candidates_near_the_flag_threshold_are_all_found(tmp_path: Path) -> None:
+    """Pairs at exactly J = flag_at = 0.5: LSH banded for 0.3 finds all; banded for 0.5 misses some.
+
+    Confirmation by exact Jaccard removes false candidates but cannot restore a
+    missed one; the default ``lsh_threshold`` sits below ``flag_at`` for that.
+    """
+    rng = np.random.default_rng(5)
+    items, copies = [], []
+    for _ in range(40):
+        item = words(rng, 34)
+        items.append(" ".join(item))
+        copies.append({"prompt": " ".join(item[:24] + words(rng, 10))})
+    ws = make_ws(tmp_path, copies)
+    ids = record_ids(ws)
+    found = near_duplicates(ws, bench(items), DatasetRef("syn"))
+    own = found[found["record_id"] == [ids[i] for i in found["item"]]]
+    assert (own["jaccard"] == 0.5).all()
+    assert len(own) >= 38  # P(candidate | J = 0.5) = 0.993 each: 38 or more of 40 with probability 0.997
+
+    at_midpoint = NearDuplicateConfig(lsh_threshold=0.5)  # b = 25, r = 5: P(candidate | J = 0.5) = 0.548
+    assert at_midpoint.candidate_probability(0.5) == pytest.approx(0.548, abs=0.001)
+    found = near_duplicates(ws, bench(items), DatasetRef("syn"), at_midpoint)
+    own = found[found["record_id"] == [ids[i] for i in found["item"]]]
+    assert 10 < len(own) < 34  # about 22 of 40 found: a recall hole right at flag_at
+
+
+def test_number_substituted_variant_is_flagged(tmp_path: Path) -> None:
+    item = ("Tom has 3 apples and buys 5 more at the market. Then he gives 2 apples to his sister Anna. "
+            "How many apples does Tom have now?")
+    variant = ("Tom has 7 apples and buys 2 more at the market. Then he gives 4 apples to his sister Anna. "
+               "How many apples does Tom have now?")
+    other = "A train leaves the station at 9 and travels 60 miles per hour for 3 hours. How far does it go?"
+    ws = make_ws(tmp_path, [{"prompt": variant, "answer": "Tom has 5 apples."}, {"prompt": other}])
+    out = near_duplicates(ws, bench([item], ["Tom has 3 + 5 - 2 = 6 apples now."]), DatasetRef("syn"))
+    row = out.iloc[0]
+    assert row.record_id == record_ids(ws)[0]
+    expected = ref_jaccard(ref_shingles(item, 5), ref_shingles(variant, 5))
+    assert row.jaccard == pytest.approx(expected) and row.jaccard < 0.5
+    assert row.masked_jaccard == 1.0 and bool(row.number_substituted)
+    assert len(out) == 1  # the unrelated word problem is not a candidate
+
+    off = near_duplicates(ws, bench([item]), DatasetRef("syn"), NearDuplicateConfig(mask_numbers=False))
+    assert off.empty or not off["number_substituted"].any()
+
+
+def test_answer_only_leak_is_found_on_the_answer_fields(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    answer = words(rng, 40)
+    edited = list(answer)
+    edited[20] = "changed"  # one word changed: the 5 shingles through it differ
+    long_prompt = " ".join(words(rng, 200))
+    ws = make_ws(tmp_path, [{"prompt": long_prompt, "answer": " ".join(edited)}])
+    out = near_duplicates(ws, bench(["What is the question here, asked in other words entirely?"],
+                                    [" ".join(answer)]), DatasetRef("syn"))
+    row = out.iloc[0]
+    assert (row.field, row.record_field) == ("answer", "answer")
+    assert row.jaccard == pytest.approx(31 / 41)  # 36 shingles each side, 31 shared
+
+
+def test_short_fields_are_skipped_and_listed(tmp_path: Path) -> None:
+    ws = make_ws(tmp_path, [{"prompt": "one two three four five six", "answer": "B"}])
+    out = near_duplicates(ws, bench(["one two three four five six", "too short"], ["B", ""]), DatasetRef("syn"))
+    assert out["item"].tolist() == [0]
+    assert out.attrs["too_short"] == [{"item": 1, "item_id": "b1", "field": "prompt"},
+                                      {"item": 0, "item_id": "b0", "field": "answer"}]
+
+
+def test_top_k_per_item_ranked_by_jaccard_then_record_id(tmp_path: Path) -> None:
+    rng = np.random.default_rng(8)
+    item = words(rng, 30)
+    records = [{"prompt": " ".join(item)}, {"prompt": " ".join(item)}]  # two exact copies: a tie
+    for keep in (28, 26, 24, 22, 20):
+        records.append({"prompt": " ".join(item[:keep] + words(rng, 30 - keep))})
+    ws = make_ws(tmp_path, records)
+    out = near_duplicates(ws, bench([" ".join(item)]), DatasetRef("syn"), NearDuplicateConfig(top_k=4))
+    ids = record_ids(ws)
+    assert out["record_id"].tolist() == sorted(ids[:2]) + ids[2:4]
+    assert out["jaccard"].tolist() == [1.0, 1.0, 24 / 28, 22 / 30]
+    assert list(out.columns) == mh.OUTPUT_COLUMNS
+
+
+def test_signatures_are_stored_as_arrays_and_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(4)
+    item = words(rng, 30)
+    monkeypatch.setattr(ingest_module, "ROW_GROUP_ROWS", 2)  # several row groups
+    records = [{"prompt": " ".join(words(rng, 20)), "answer": f"value {i} of 10"} for i in range(6)]
+    records.insert(3, {"prompt": " ".join(item), "answer": "the answer is 12"})
+    ws = make_ws(tmp_path, records)
+    ref = ws.resolve(DatasetRef("syn"))
+    first = near_duplicates(ws, bench([" ".join(item)]), DatasetRef("syn"))
+
+    path = mh.signature_path(ws, ref, NearDuplicateConfig())
+    assert path == ws.indexes_dir / "minhash" / "syn" / ref.version / "k5-p128-s1-masked-f1.parquet"
+    table = pq.read_table(path)
+    assert table.schema.field("signature").type == pa.list_(pa.uint32(), 128)
+    assert table.num_rows == 7  # every prompt; no answer has 5 words, no prompt a number
+    assert set(table.column("row_group").to_pylist()) == {0, 1, 2, 3}
+    assert not list(path.parent.glob("*.tmp")) and not list(path.parent.glob(".*"))
+
+    def must_not_sign(*args, **kwargs):
+        raise AssertionError("signatures were recomputed")
+
+    monkeypatch.setattr(mh, "_sign_row_group", must_not_sign)
+    again = near_duplicates(ws, bench([" ".join(item)]), DatasetRef("syn"))
+    pd.testing.assert_frame_equal(first, again)
+    assert again.iloc[0].jaccard == 1.0 and again.iloc[0].record_id == record_ids(ws)[3]
+    with pytest.raises(AssertionError, match="recomputed"):  # another key signs again
+        near_duplicates(ws, bench([" ".join(item)]), DatasetRef("syn"), NearDuplicateConfig(num_perm=64),
+                        engine=LocalEngine(1))
+
+
+def test_signatures_match_across_worker_counts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ingest_module, "ROW_GROUP_ROWS", 3)
+    rng = np.random.default_rng(6)
+    ws = make_ws(tmp_path, [{"prompt": " ".join(words(rng, 12)), "answer": "1 2 3 4 5 6 x"} for _ in range(9)])
+    ref = ws.resolve(DatasetRef("syn"))
+    other = pq.read_table(mh.sign_dataset(ws, ref, NearDuplicateConfig(shingle=4), engine=LocalEngine(2)))
+    keys = ["row_group", "row", "side", "masked"]
+    direct = pd.concat([mh._sign_row_group(t, NearDuplicateConfig(shingle=4)).to_pandas()
+                        for t in mh.row_groups(ws.records_path(ref))])
+    a = other.to_pandas().sort_values(keys).reset_index(drop=True)
+    b = direct.sort_values(keys).reset_index(drop=True)
+    assert a[keys + ["record_id", "numbers"]].equals(b[keys + ["record_id", "numbers"]])
+    assert all(np.array_equal(x, y) for x, y in zip(a["signature"], b["signature"]))
+    assert a["masked"].any()  # answers of numbers and one word: a masked signature
+
+
+# -- real data ----------------------------------------------------------------------------------
+
+
+@pytest.mark.realdata
+def test_near_duplicates_on_rephrased_humaneval_is_the_low_baseline(tmp_path: Path) -> None:
+    from tests.conftest import REAL_DATA
+
+    if not REAL_DATA.is_dir():
+        pytest.skip(f"real data not present at {REAL_DATA} (it is in CI; a user's machine does not have it)")
+    ws = Workspace.init(tmp_path / "ws")
+    ingest(ws, REAL_DATA / "humaneval_test.jsonl", name="humaneval", kind="benchmark")
+    ingest(ws, REAL_DATA / "humaneval_test.jsonl", name="copy", kind="synthetic")
+    ingest(ws, REAL_DATA / "humaneval_rephrase_python.jsonl", name="rephrased", kind="synthetic")
+    table = pq.read_table(ws.records_path(ws.resolve(DatasetRef("humaneval"))))
+    items = bench([p or "" for p in table.column("prompt").to_pylist()],
+                  [a or "" for a in table.column("answer").to_pylist()])
+
+    copies = near_duplicates(ws, items, DatasetRef("copy"))
+    best = copies.groupby("item")["jaccard"].max()
+    assert len(best) == 164 and (best == 1.0).all()
+
+    rephrased = near_duplicates(ws, items, DatasetRef("rephrased"))
+    ids = record_ids(ws, "rephrased")
+    own = rephrased[rephrased["record_id"] == [ids[i] for i in rephrased["item"]]]
+    # Baseline (measured): no rephrased problem keeps even 0.3 of its 5-word shingles (max 0.19,
+    # median 0.005 over all 164 pairs), so LSH proposes none and the stage finds 0 of 164.
+    # Rephrasings are the semantic stage's job.
+    assert (own["jaccard"] >= 0.5).sum() == 0
+    assert not rephrased["number_substituted"].any()

@@ -1,0 +1,112 @@
+"""Real public data from ../shared/data/real (present in CI; skipped with a reason elsewhere).
+
+HumanEval against itself must be 164 of 164 dirty. Against its LLM rephrasing,
+and MMLU against its rephrasings, these counts are the n-gram baseline that the
+semantic stage has to beat: rephrasings share almost no 13-grams with the original.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from synthscope.contamination.calibrate import aligned_pairs, run_calibration
+from synthscope.contamination.ngram import NgramConfig
+from synthscope.contamination.scan import config_from, run_scan
+from synthscope.core.workspace import DatasetRef, Workspace
+from synthscope.datasets.ingest import IngestOptions, ingest
+
+pytestmark = pytest.mark.realdata
+MMLU = ("abstract_algebra", "high_school_us_history", "sociology")
+
+
+@pytest.fixture(scope="module")
+def real_ws(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    from tests.conftest import REAL_DATA
+
+    if not REAL_DATA.is_dir():
+        pytest.skip(f"real data not present at {REAL_DATA} (it is in CI; a user's machine does not have it)")
+    ws = Workspace.init(tmp_path_factory.mktemp("real") / "ws")
+    ingest(ws, REAL_DATA / "humaneval_test.jsonl", name="humaneval", kind="benchmark")
+    ingest(ws, REAL_DATA / "humaneval_test.jsonl", name="humaneval-copy", kind="synthetic")
+    ingest(ws, REAL_DATA / "humaneval_rephrase_python.jsonl", name="humaneval-rephrased", kind="synthetic")
+    ingest(ws, REAL_DATA / "code_alpaca_2k.json", name="code-alpaca", kind="synthetic")
+    for subject in MMLU:
+        ingest(ws, REAL_DATA / f"mmlu_{subject}_test.csv", name=f"mmlu-{subject}", kind="benchmark",
+               options=IngestOptions(preset="mmlu"))
+        ingest(ws, REAL_DATA / f"mmlu_{subject}_rephrase_english.jsonl", name=f"mmlu-{subject}-rephrased",
+               kind="synthetic")
+    return ws
+
+
+def test_real_files_load_completely(real_ws: Workspace) -> None:
+    rows = {m["name"]: (m["rows"], m["errors"]) for m in real_ws.manifests()}
+    assert rows["humaneval"] == (164, 0) and rows["code-alpaca"] == (2017, 0)
+    assert [rows[f"mmlu-{s}"] for s in MMLU] == [(100, 0), (204, 0), (201, 0)]
+
+
+def test_humaneval_against_itself_is_all_dirty_and_rephrasings_mostly_escape(real_ws: Workspace) -> None:
+    summary = run_scan(real_ws, DatasetRef("humaneval"),
+                       [DatasetRef("humaneval-copy"), DatasetRef("humaneval-rephrased"), DatasetRef("code-alpaca")],
+                       NgramConfig())
+    by_name = {s.synthetic.split("@")[0]: s for s in summary.per_synthetic}
+    assert (by_name["humaneval-copy"].dirty, by_name["humaneval-copy"].items) == (164, 164)
+    # The n-gram baseline on the rephrased set: 1 of 164 (a partial match).
+    assert by_name["humaneval-rephrased"].contaminated == 1
+    # CodeAlpaca-2k: one partial overlap, far below the 21/164 rephrasings reported for the 20k set.
+    assert by_name["code-alpaca"].contaminated == 1 and by_name["code-alpaca"].dirty == 0
+    # Each item's own copy is in its evidence, matched from the first token to the last.
+    # (HumanEval/56 and /61 differ only in bracket characters, which tokenisation folds
+    # away, so each also matches the other's copy just as well.)
+    own = real_ws.query(
+        "SELECT v.item_id, e.coverage, e.longest_span, v.prompt_tokens FROM latest_verdicts v "
+        "JOIN evidence e USING (scan_id, item_id, synthetic, synthetic_version) "
+        "WHERE v.synthetic = 'humaneval-copy' AND e.record_id = v.item_id")
+    assert len(own) == 164
+    assert (own["coverage"] == 1.0).all() and (own["longest_span"] == own["prompt_tokens"]).all()
+
+
+@pytest.mark.parametrize("subject", MMLU)
+def test_mmlu_rephrasings_are_invisible_to_ngrams(real_ws: Workspace, subject: str) -> None:
+    summary = run_scan(real_ws, DatasetRef(f"mmlu-{subject}"), [DatasetRef(f"mmlu-{subject}-rephrased")],
+                       NgramConfig())
+    assert summary.per_synthetic[0].contaminated == 0
+
+
+def _function(text: str) -> str:
+    return re.findall(r"^def (\w+)\(", text, re.M)[-1]
+
+
+def test_the_cascade_on_code_alpaca_finds_the_problems_it_restates(real_ws: Workspace) -> None:
+    """CodeAlpaca-2k against HumanEval with the default cascade (see BENCHMARKS.md for the full list).
+
+    n-grams see one partial overlap; the semantic stage finds the short classic problems
+    CodeAlpaca restates in its own words (nth Fibonacci, primality, palindromes, median...).
+    """
+    summary = run_scan(real_ws, DatasetRef("humaneval"), [DatasetRef("code-alpaca")], config_from(real_ws))
+    stats = summary.per_synthetic[0]
+    assert stats.by_stage["exact"] == 1 and stats.by_stage["near_duplicate"] == 0
+    flagged = real_ws.query(
+        "SELECT v.verdict, v.cosine, r.prompt FROM verdicts v JOIN records r ON r.dataset = v.benchmark "
+        "AND r.version = v.benchmark_version AND r.record_id = v.item_id "
+        "WHERE v.scan_id = ? AND v.verdict = 'semantic'", [summary.scan_id])
+    strong = {_function(p) for p, c in zip(flagged["prompt"], flagged["cosine"]) if c >= 0.78}
+    assert {"fib", "is_prime", "is_palindrome", "median", "remove_vowels", "triangle_area", "add",
+            "remove_duplicates"} <= strong
+    # Measured 78 semantic flags at the default 0.67 (the judge that would sort restated
+    # problems from same-topic ones is off); 18 of them at cosine >= 0.78.
+    assert 60 <= stats.by_stage["semantic"] <= 95
+
+
+def test_calibration_on_the_real_rephrasings(real_ws: Workspace) -> None:
+    """`synthscope calibrate --positives`: row i of the rephrasing is a known positive of item i."""
+    config = config_from(real_ws, {"stages": ["exact", "near_duplicate", "semantic"]})
+    pairs = aligned_pairs(real_ws, DatasetRef("humaneval"), DatasetRef("humaneval-rephrased"), negatives_per_item=20)
+    assert "17 empty rows left out" in pairs.description  # an empty rephrasing is no evidence
+    calibration_id = run_calibration(real_ws, pairs, config, target_fpr=0.01)
+    recs = real_ws.query("SELECT * FROM calibration_recommendations WHERE calibration_id = ?",
+                         [calibration_id]).set_index("stage")
+    assert recs.loc["semantic", "recall"] >= 0.90 and recs.loc["semantic", "fpr"] <= 0.01
+    assert recs.loc["exact", "current_recall"] <= 0.05 and recs.loc["near_duplicate", "current_recall"] <= 0.05
+    assert recs.loc["semantic", "current_recall"] >= 0.90  # at the default flag_at
