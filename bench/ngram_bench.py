@@ -275,7 +275,7 @@ def write_report(out: Path, args: argparse.Namespace, info: dict[str, Any], rows
         f"{len(info['plants'])} planted copies, covering {planted['planted']} items, of "
         f"{len(corpus.PLANT_KINDS)} kinds ({', '.join(corpus.PLANT_KINDS)}), generated deterministically "
         f"(seed {args.seed}) by `bench/corpus.py` in {info['generate_s']:.0f} s and imported with "
-        f"`synthscope.datasets.ingest.ingest` from JSON Lines in {info['ingest_s']:.0f} s. Every configuration reads the "
+        f"`synthscope.ingest` from JSON Lines in {info['ingest_s']:.0f} s. Every configuration reads the "
         f"workspace's `records.parquet` ({groups} of up to 10,000 rows). MB = 10^6 bytes of UTF-8 scanned "
         "text (`record_text(prompt, answer)` of every record).",
         "",

@@ -273,7 +273,7 @@ def write_report(out: Path, argv: list[str], info: dict[str, Any], demo: dict[st
         f"**Data:** `bench/corpus.py` (seed {info['seed']}): {info['n_items']} benchmark items and one stream of "
         "synthetic records (prose, code-like lines, ~5 % non-ASCII, a planted copy of a benchmark item every 50 "
         "records), generated in "
-        f"{info['generate_s']:.0f} s and imported with `synthscope.datasets.ingest.ingest` in {info['ingest_s']:.0f} s; each "
+        f"{info['generate_s']:.0f} s and imported with `synthscope.ingest` in {info['ingest_s']:.0f} s; each "
         "size below is a prefix of the same stream. MB = 10^6 bytes of `record_text` of every record.", "",
         "### Local and Ray engines give the same verdicts", "",
         "Each scan runs in a fresh process from empty indexes (MinHash signatures, FAISS index and embedding "

@@ -53,8 +53,9 @@ def band_buckets(band: np.ndarray) -> list[np.ndarray]:
     return [order[s:e] for s, e in zip(starts, ends) if e - s > 1]
 
 
-def candidate_pairs(sigs: np.ndarray, bands: int, rows: int, max_bucket: int = MAX_BUCKET) -> set[tuple[int, int]]:
+def candidate_pairs(sigs: np.ndarray, bands: int, rows: int, max_bucket: int | None = None) -> set[tuple[int, int]]:
     """Pairs of signature rows equal on at least one band (large buckets: star and chain, see the module docstring)."""
+    max_bucket = MAX_BUCKET if max_bucket is None else max_bucket
     out: set[tuple[int, int]] = set()
     for band in range(bands):
         for members in band_buckets(sigs[:, band * rows:(band + 1) * rows]):

@@ -458,48 +458,29 @@ def cmd_score(args: argparse.Namespace) -> int:
 def cmd_gate(args: argparse.Namespace) -> int:
     """Exit 0 when the version passes (or only warns), 1 when it fails, 2 when it cannot be gated."""
     from synthscope.scorecard import policy as policymod
-    from synthscope.scorecard import report
+    from synthscope.scorecard.gate import gate
 
     try:
         ws = _workspace(args)
         ref = ws.resolve(DatasetRef.parse(args.dataset))
         inputs = _inputs(ws, args)
-        manifest = None if args.rebuild else report.latest(ws, ref)
-        wanted = {k: v for k, v in inputs.as_dict().items() if v}
-        if manifest is not None and any(manifest.get(k) != v for k, v in wanted.items()):
-            manifest = None  # measured against other data: measure again
-        if manifest is None:
-            print(f"no scorecard of {ref} with these inputs yet; building one", file=sys.stderr)
-            card = report.build(ws, ref, inputs, progress=_print_progress)
-            manifest = report.latest(ws, ref)
-            assert manifest is not None and manifest["report_id"] == card.report_id
-        stored = report.metrics(ws, manifest["report_id"])
-        pol = policymod.load(args.policy, known_keys=set(stored["key"]))
+        outcome = gate(ws, ref, inputs, policy=args.policy, rebuild=args.rebuild, progress=_print_progress,
+                       on_build=lambda r: print(f"no scorecard of {r} with these inputs yet; building one",
+                                                file=sys.stderr))
     except (WorkspaceError, IngestError, CliError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    graded = report.grade(stored.drop(columns=["grade", "rule"]), pol)
-    status = policymod.worst(list(graded["grade"]))
-    _print_grades(graded)
-    result = {
-        "dataset": ref.name, "version": ref.version, "status": status, "report_id": manifest["report_id"],
-        "report_created_at": manifest["created_at"], "policy": pol.source, "policy_digest": pol.digest,
-        "inputs": {k: manifest.get(k) for k in ("reference", "source", "holdout")},
-        "sections": {s: policymod.worst(list(graded.loc[graded["section"] == s, "grade"])) for s in report.SECTIONS},
-        "failed": sorted(graded.loc[graded["grade"] == policymod.FAIL, "key"]),
-        "warned": sorted(graded.loc[graded["grade"] == policymod.WARN, "key"]),
-        "metrics": [{"key": g.key, "section": g.section, "value": None if g.value != g.value else g.value,
-                     "grade": g.grade, "rule": g.rule or None, "detail": g.detail} for g in graded.itertuples()],
-    }
+    _print_grades(outcome.graded)
     if args.json:
         from synthscope.core.workspace import atomic_write_json
 
-        atomic_write_json(Path(args.json), result)
+        atomic_write_json(Path(args.json), outcome.result)
         print(f"report: {args.json}")
-    verdict = {policymod.FAIL: "FAIL", policymod.WARN: "PASS with warnings"}.get(status, "PASS")
-    print(f"gate {ref}: {verdict} under {pol.source}" + (f" (failed: {', '.join(result['failed'])})"
-                                                         if result["failed"] else ""))
-    return 1 if status == policymod.FAIL else 0
+    verdict = {policymod.FAIL: "FAIL", policymod.WARN: "PASS with warnings"}.get(outcome.status, "PASS")
+    failed = outcome.result["failed"]
+    print(f"gate {ref}: {verdict} under {outcome.policy.source}"
+          + (f" (failed: {', '.join(failed)})" if failed else ""))
+    return 1 if outcome.failed else 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -68,7 +68,7 @@ class JudgeConfig:
     """Settings of the judged stage (``[contamination.judge]`` in ``synthscope.toml``)."""
 
     model: str = DEFAULT_INSTRUCT
-    """A local instruct model: the built-in name, a folder, a .gguf, or (online) a hub id (:mod:`synthscope.compute.models`)."""
+    """A local instruct model: the built-in name, a folder, a .gguf, or (online) a hub id (see compute.models)."""
     device: str = "auto"
     """``auto`` (CUDA if present), ``cpu`` or ``cuda[:n]``."""
     confirm_at: float = 0.5

@@ -100,7 +100,7 @@ def test_exact_jaccard_equals_a_direct_set_computation() -> None:
 
 
 def test_signatures_equal_datasketch_update_batch(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(mh, "_CHUNK", 7)  # texts straddle chunks: their minima must be merged
+    monkeypatch.setattr(shingles, "_CHUNK", 7)  # texts straddle chunks: their minima must be merged
     sets = shingles.shingle_windows(TEXTS + [" ".join(f"t{i}" for i in range(60))], 3)
     sigs = shingles.signatures(sets, 64, seed=5)
     for i in range(len(sets)):

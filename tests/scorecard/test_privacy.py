@@ -1,4 +1,4 @@
-"""Privacy checks (synthscope.scorecard.privacy): planted PII found and clean rows left alone, distances against brute force."""
+"""Privacy checks (scorecard.privacy): planted PII found and clean rows left alone, distances against brute force."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from sklearn.metrics import roc_auc_score
 
 from synthscope.core.text import tokenize
 from synthscope.scorecard import privacy
+from synthscope.scorecard.privacy import distances
 
 # (entity, text, the planted value): every kind, phones in several formats
 PLANTED = [
@@ -182,7 +183,7 @@ def _random_texts(rng: random.Random, n: int, vocab: list[str], lo: int, hi: int
 
 @pytest.mark.parametrize("budget", [7, 1 << 22])
 def test_char_dcr_equals_brute_force_jaccard(budget: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(privacy, "PAIR_BUDGET", budget)
+    monkeypatch.setattr(distances, "PAIR_BUDGET", budget)
     rng = random.Random(4)
     rows = _random_texts(rng, 25, ["parcel", "refund", "Late", "box", "the", "a"], 1, 8) + ["", "abc"]
     queries = _random_texts(rng, 20, ["parcel", "REFUND", "late", "box", "zz", "the"], 1, 8)
@@ -217,7 +218,7 @@ def _brute_span(query: str, rows: list[str]) -> int:
 
 @pytest.mark.parametrize("seed, budget", [(1, 1 << 22), (3, 1 << 22), (3, 5), (8, 1 << 22)])
 def test_longest_span_equals_brute_force(seed: int, budget: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(privacy, "PAIR_BUDGET", budget)
+    monkeypatch.setattr(distances, "PAIR_BUDGET", budget)
     rng = random.Random(seed)
     vocab = ["a", "b", "c", "d"]
     rows = _random_texts(rng, 12, vocab, 0, 30)

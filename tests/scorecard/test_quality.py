@@ -9,6 +9,7 @@ import pytest
 from scipy.spatial.distance import jensenshannon
 
 from synthscope.algorithms import clusters as grouping
+from synthscope.algorithms import lsh
 from synthscope.core.text import tokenize
 from synthscope.scorecard import quality
 
@@ -97,7 +98,7 @@ def test_distinct_texts_have_no_duplicates() -> None:
 def test_a_crowded_lsh_bucket_still_joins_its_near_duplicates(monkeypatch: pytest.MonkeyPatch) -> None:
     base = long_text(5, 40)
     texts = [" ".join(base[:-1] + [f"end{i}"]) for i in range(12)]  # pairwise Jaccard 35/37
-    monkeypatch.setattr(quality, "MAX_BUCKET", 3)  # every shared band is "crowded": star and chain only
+    monkeypatch.setattr(lsh, "MAX_BUCKET", 3)  # every shared band is "crowded": star and chain only
     clusters = grouping.duplicate_clusters(len(texts), [(a, b) for a, b, _ in quality.near_duplicate_pairs(texts)])
     assert clusters == [list(range(12))]
 

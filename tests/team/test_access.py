@@ -1,4 +1,4 @@
-"""Who may open a shared dashboard (synthscope.team.access), and what ``synthscope serve`` does with and without sign-in."""
+"""Who may open a shared dashboard (team.access), and what ``synthscope serve`` does with and without sign-in."""
 
 from __future__ import annotations
 
