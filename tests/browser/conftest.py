@@ -22,15 +22,17 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(workspace: Path, log_path: Path, *options: str, port: int | None = None) -> Iterator[str]:
+def serve(workspace: Path, log_path: Path, *options: str, port: int | None = None, python: str = sys.executable,
+          cwd: Path = REPO) -> Iterator[str]:
     """``synthscope serve`` on ``workspace`` at a free loopback port; yields its URL once healthy, then stops it.
 
-    ``options`` go to ``synthscope serve`` (``--secrets FILE``); ``port`` when the caller needs it beforehand."""
+    ``options`` go to ``synthscope serve`` (``--secrets FILE``); ``port`` when the caller needs it beforehand;
+    ``python`` and ``cwd`` to serve from another installation (the wheel test)."""
     port = port or free_port()
     log = open(log_path, "wb")  # noqa: SIM115 - closed below
-    server = subprocess.Popen([sys.executable, "-m", "synthscope.cli", "serve", str(workspace), "--port", str(port),
+    server = subprocess.Popen([python, "-m", "synthscope.cli", "serve", str(workspace), "--port", str(port),
                                *options],
-                              cwd=REPO, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                              cwd=cwd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
