@@ -9,7 +9,6 @@ stays invisible: everything ``synthscope`` imports comes from the wheel.
 from __future__ import annotations
 
 import re
-import site
 import subprocess
 import sys
 import zipfile
@@ -53,7 +52,8 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     python = root / "venv" / "bin" / "python"
     _run([str(python), "-m", "pip", "install", "--no-deps", "--no-index", "--quiet", str(wheel)], root)
     venv_site = Path(_run([str(python), "-c", "import site; print(site.getsitepackages()[0])"], root).strip())
-    (venv_site / "_test_dependencies.pth").write_text(site.getsitepackages()[0] + "\n", encoding="utf-8")
+    dependencies = [p for p in sys.path if p.endswith("site-packages")]  # this environment's, in its order
+    (venv_site / "_test_dependencies.pth").write_text("\n".join(dependencies) + "\n", encoding="utf-8")
     return python
 
 
