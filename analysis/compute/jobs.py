@@ -1,7 +1,7 @@
-"""Jobs: long work (a scan) run as a separate process that outlives the page that started it.
+"""Jobs: long work (a scan, an eval, a generation) run as a process that outlives the page that started it.
 
-A job is a folder ``jobs/<job_id>/`` holding ``job.json`` (what to run),
-``status.json`` (rewritten atomically as it progresses) and ``log.txt`` (its
+A job is a folder ``jobs/<job_id>/`` holding ``job.json`` (what to run: a kind and its
+parameters, see :mod:`synthscope.tasks`), ``status.json`` (rewritten atomically as it progresses) and ``log.txt`` (its
 output). The dashboard starts a job with :func:`start` and reads
 :func:`status`; reloading the page or closing the browser does not touch the
 process. A job whose process died without finishing is reported as failed.
@@ -43,18 +43,26 @@ class JobStatus:
         return min(self.done / self.total, 1.0) if self.total else 0.0
 
 
-def start(ws: Workspace, kind: str, argv: list[str]) -> str:
-    """Start ``synthscope <argv> --job <id>`` in its own session; return the job id."""
+RUNNER = "synthscope.tasks"  # ``python -m RUNNER WORKSPACE JOB_ID`` runs a recorded job (see synthscope.tasks)
+NICENESS = 10  # a job's runner yields the CPU to the dashboard (bench/load_bench.py); its workers inherit it
+
+
+def start(ws: Workspace, kind: str, params: dict[str, Any]) -> str:
+    """Record a job (``kind`` and its ``params``, as data) and start its runner in its own session; the job id.
+
+    Callers pass a typed spec through :func:`synthscope.tasks.start`; the runner turns the
+    recorded ``params`` back into that spec and calls the engine.
+    """
     ws.check_writable()
     job_id = ws.new_id()
     folder = ws.jobs_dir / job_id
     folder.mkdir(parents=True)
-    atomic_write_json(folder / "job.json", {"job_id": job_id, "kind": kind, "argv": argv, "created_at": utc_now()})
+    atomic_write_json(folder / "job.json", {"job_id": job_id, "kind": kind, "params": params, "created_at": utc_now()})
     _write(ws, JobStatus(job_id, kind, message="starting"))
     log = open(folder / "log.txt", "ab")  # noqa: SIM115 - handed to the child process
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "synthscope.cli", *argv, "--workspace", str(ws.root), "--job", job_id],
+            [sys.executable, "-m", RUNNER, str(ws.root), job_id],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         )
     finally:
@@ -62,6 +70,11 @@ def start(ws: Workspace, kind: str, argv: list[str]) -> str:
     # A file of its own, so the parent never races the child's status writes.
     (folder / "pid").write_text(str(proc.pid), encoding="ascii")
     return job_id
+
+
+def spec(ws: Workspace, job_id: str) -> dict[str, Any]:
+    """What a job was started to do: ``job.json`` (``kind`` and ``params``; older jobs recorded an ``argv``)."""
+    return json.loads((ws.jobs_dir / job_id / "job.json").read_text(encoding="utf-8"))
 
 
 class Reporter:

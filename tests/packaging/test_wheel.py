@@ -64,6 +64,12 @@ def test_the_wheel_is_what_imports(installed: Path, tmp_path: Path) -> None:
     out = _run([str(installed), "-c", "import importlib.util as u; print(u.find_spec('analysis'), "
                 "u.find_spec('dashboard'))"], tmp_path)
     assert out.strip() == "None None"  # no generic top-level names
+    # every module of the checkout is in the wheel and imports from it (a package missing from pyproject fails here)
+    modules = sorted(".".join(("synthscope", *p.relative_to(REPO / "analysis").with_suffix("").parts))
+                     for p in (REPO / "analysis").rglob("*.py") if p.name not in {"__init__.py", "__main__.py"})
+    out = _run([str(installed), "-c", "import importlib, sys\nfor m in sys.argv[1:]: importlib.import_module(m)\n"
+                "print('imported', len(sys.argv) - 1)", *modules], tmp_path)
+    assert out.strip() == f"imported {len(modules)}"
 
 
 def test_demo_serve_and_the_readme_example_from_an_empty_folder(installed: Path, tmp_path: Path) -> None:
