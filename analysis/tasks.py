@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -249,6 +250,66 @@ TASKS: dict[str, type] = {t.kind: t for t in (ScanTask, CalibrateTask, EvalTask,
 def start(ws: Workspace, task: Task) -> str:
     """Record ``task`` in a new job folder and run it in its own process; returns the job id."""
     return jobs.start(ws, task.kind, dataclasses.asdict(task))  # type: ignore[call-overload]
+
+
+def start_scan(ws: Workspace, benchmark: DatasetRef, synthetics: Sequence[DatasetRef],
+               overrides: Mapping[str, Any] | None = None) -> str:
+    """Check the datasets and settings, then start a scan job; returns the job id.
+
+    ``overrides`` maps keys of :data:`synthscope.contamination.scan.OVERRIDE_FLAGS`
+    (``"stages"``, ``"semantic.flag_at"``, ...) to values; everything else comes
+    from the workspace's ``synthscope.toml``. A bad value raises here, at once,
+    rather than in the job: :class:`synthscope.core.workspace.WorkspaceError` for an
+    unknown dataset, ``ValueError`` for a bad setting or no synthetic dataset.
+    """
+    from synthscope.contamination.scan import OVERRIDE_FLAGS, config_from
+
+    if not synthetics:
+        raise ValueError("choose at least one synthetic dataset to scan")
+    benchmark = ws.resolve(benchmark)
+    resolved = [ws.resolve(s) for s in synthetics]
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    unknown = set(overrides) - set(OVERRIDE_FLAGS)
+    if unknown:
+        raise ValueError(f"unknown scan settings: {', '.join(sorted(unknown))}")
+    config_from(ws, overrides)  # raises ValueError on a bad value
+    return start(ws, ScanTask([str(benchmark)], [str(s) for s in resolved], overrides))
+
+
+def start_calibration(ws: Workspace, benchmark: DatasetRef, positives: DatasetRef | None = None,
+                      truth: str | Path | None = None, target_fpr: float = 0.01, negatives_per_item: int = 5,
+                      stages: Sequence[str] | None = None) -> str:
+    """Check the inputs, then start a calibration job; returns the job id.
+
+    Known positives come either from ``positives`` (row ``i`` is known
+    contamination of benchmark row ``i``) or from a planted-truth file
+    ``truth``, exactly one of them. Raises ``ValueError`` for a bad setting or
+    truth file and :class:`synthscope.core.workspace.WorkspaceError` for an unknown dataset.
+    """
+    from synthscope.contamination.calibrate import read_truth
+    from synthscope.contamination.cascade import STAGES
+
+    if (positives is None) == (truth is None or not str(truth).strip()):
+        raise ValueError("give known positives as a dataset or as a planted-truth file, exactly one of them")
+    if not 0 < target_fpr < 1:
+        raise ValueError(f"the target false-positive rate must lie between 0 and 1; got {target_fpr}")
+    if negatives_per_item < 1:
+        raise ValueError(f"negatives per item must be at least 1; got {negatives_per_item}")
+    chosen = list(stages or [])
+    unknown = set(chosen) - set(STAGES)
+    if unknown:
+        raise ValueError(f"unknown stages: {', '.join(sorted(unknown))}")
+    if chosen and "exact" not in chosen:
+        raise ValueError("the stages must include 'exact'")
+    benchmark = ws.resolve(benchmark)
+    truth_path = None
+    if positives is None:
+        path = Path(str(truth).strip()).expanduser().resolve()
+        read_truth(path)  # raises ValueError on a missing or malformed file, here rather than in the job
+        truth_path = str(path)
+    overrides = {"stages": [s for s in STAGES if s in chosen]} if chosen else {}
+    return start(ws, CalibrateTask(str(benchmark), str(ws.resolve(positives)) if positives is not None else None,
+                                   truth_path, int(negatives_per_item), float(target_fpr), overrides))
 
 
 def spec_of(ws: Workspace, job_id: str) -> Task:

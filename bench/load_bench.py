@@ -7,7 +7,7 @@ with :func:`synthscope.demo.build.build_demo` when ``--workspace`` is not given)
 1. warms the server up (every page once; first runs import pandas, Plotly, DuckDB);
 2. **idle**: one session visits every page ``--rounds`` times, first as a protocol
    client, then as a real Chromium tab;
-3. **scan alone**: times a real scan job (:func:`synthscope.compute.jobs.start`, as the
+3. **scan alone**: times a real scan job (:func:`synthscope.tasks.start`, as the
    Contamination page starts one) with nobody on the dashboard: every synthetic
    dataset version against HumanEval, ``--scan-passes`` times in a row, so that
    it outlasts the loaded phase's first rounds by far;
@@ -54,6 +54,8 @@ from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
 from synthscope.compute import jobs
 from synthscope.core.workspace import Workspace
+from synthscope.tasks import ScanTask
+from synthscope.tasks import start as start_job
 
 # url path -> the st.title the page draws
 PAGES = {"": "Overview", "datasets": "Datasets", "contamination": "Contamination", "calibration": "Calibration",
@@ -199,21 +201,18 @@ async def chromium_visits(url: str, pages: Sequence[str], keep_going: asyncio.Ev
             await browser.close()
 
 
-def scan_argv(ws: Workspace, passes: int) -> list[str]:
-    """``synthscope scan`` of every synthetic dataset version against the benchmark, ``passes`` times in a row."""
-    argv = ["scan"]
-    for m in ws.manifests():
-        if m["kind"] == "synthetic":
-            argv += ["--synthetic", f"{m['name']}@{m['version']}"]
-    return argv + ["--benchmark", BENCHMARK] * passes
+def scan_task(ws: Workspace, passes: int) -> ScanTask:
+    """A scan of every synthetic dataset version against the benchmark, ``passes`` times in a row."""
+    synthetics = [f"{m['name']}@{m['version']}" for m in ws.manifests() if m["kind"] == "synthetic"]
+    return ScanTask([BENCHMARK] * passes, synthetics)
 
 
-async def run_scan(ws: Workspace, argv: list[str], sessions: int = 0, url: str = "") -> tuple[float, list[Visit]]:
+async def run_scan(ws: Workspace, task: ScanTask, sessions: int = 0, url: str = "") -> tuple[float, list[Visit]]:
     """Run the scan job; with ``sessions``, that many sessions visit pages until it ends. Its wall time, the visits."""
     running = asyncio.Event()
     running.set()
     started = time.perf_counter()
-    job_id = jobs.start(ws, "scan", argv)
+    job_id = start_job(ws, task)
     pages = list(PAGES)
     clients = [(chromium_visits if i == 0 else protocol_visits)(url, pages[i % len(pages):] + pages[:i % len(pages)],
                                                                  running) for i in range(sessions)]
@@ -315,9 +314,9 @@ async def measure(ws: Workspace, url: str, args: argparse.Namespace) -> Result:
         idle += await protocol_visits(url, list(PAGES))
     for _ in range(args.rounds):
         idle += await chromium_visits(url, list(PAGES))
-    argv = scan_argv(ws, args.scan_passes)
-    scan_alone, _ = await run_scan(ws, argv)
-    scan_loaded, loaded = await run_scan(ws, argv, args.sessions, url)
+    task = scan_task(ws, args.scan_passes)
+    scan_alone, _ = await run_scan(ws, task)
+    scan_loaded, loaded = await run_scan(ws, task, args.sessions, url)
     return Result(idle, loaded, scan_alone, scan_loaded, argv.count("--synthetic"))
 
 

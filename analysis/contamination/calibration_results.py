@@ -4,23 +4,21 @@
 ``calibrations/<id>/`` and the views ``calibrations``, ``calibration_sweeps``
 and ``calibration_recommendations`` read it; ``pairs.parquet`` in the same
 folder holds every labelled pair's per-stage scores (``<stage>_score``) and is
-read here with DuckDB's ``read_parquet``. :func:`start_calibration_job` checks
+read here with DuckDB's ``read_parquet``. :func:`synthscope.tasks.start_calibration` checks
 its inputs and starts a calibration as a job.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from synthscope.compute import jobs
-from synthscope.contamination.calibrate import SETTING, STAGE_SCORES, read_truth
+from synthscope.contamination.calibrate import SETTING, STAGE_SCORES
 from synthscope.contamination.cascade import STAGES
-from synthscope.core.workspace import DatasetRef, Workspace
+from synthscope.core.workspace import Workspace
 
 # An FPR estimate needs this many negatives per false positive it allows to be more than coarse.
 NEGATIVES_PER_FALSE_POSITIVE = 10
@@ -143,39 +141,3 @@ def score_distributions(ws: Workspace, calibration_id: str, bins: int = 20) -> p
 def stage_score_name(stage: str) -> str:
     """The score a stage's threshold applies to (``coverage``, ``jaccard``, ``cosine``, ``judge_score``)."""
     return STAGE_SCORES.get(stage, stage)
-
-
-def start_calibration_job(ws: Workspace, benchmark: DatasetRef, positives: DatasetRef | None = None,
-                          truth: str | Path | None = None, target_fpr: float = 0.01, negatives_per_item: int = 5,
-                          stages: Sequence[str] | None = None) -> str:
-    """Check the inputs, then start ``synthscope calibrate`` as a job; returns the job id.
-
-    Known positives come either from ``positives`` (row ``i`` is known
-    contamination of benchmark row ``i``) or from a planted-truth file
-    ``truth``, exactly one of them. Raises ``ValueError`` for a bad setting or
-    truth file and :class:`synthscope.core.workspace.WorkspaceError` for an unknown dataset.
-    """
-    if (positives is None) == (truth is None or not str(truth).strip()):
-        raise ValueError("give known positives as a dataset or as a planted-truth file, exactly one of them")
-    if not 0 < target_fpr < 1:
-        raise ValueError(f"the target false-positive rate must lie between 0 and 1; got {target_fpr}")
-    if negatives_per_item < 1:
-        raise ValueError(f"negatives per item must be at least 1; got {negatives_per_item}")
-    chosen = list(stages or [])
-    unknown = set(chosen) - set(STAGES)
-    if unknown:
-        raise ValueError(f"unknown stages: {', '.join(sorted(unknown))}")
-    if chosen and "exact" not in chosen:
-        raise ValueError("the stages must include 'exact'")
-    benchmark = ws.resolve(benchmark)
-    argv = ["calibrate", "--benchmark", str(benchmark)]
-    if positives is not None:
-        argv += ["--positives", str(ws.resolve(positives))]
-    else:
-        path = Path(str(truth).strip()).expanduser().resolve()
-        read_truth(path)  # raises ValueError on a missing or malformed file, here rather than in the job
-        argv += ["--truth", str(path)]
-    argv += ["--target-fpr", repr(float(target_fpr)), "--negatives-per-item", str(int(negatives_per_item))]
-    if chosen:
-        argv += ["--stages", *[s for s in STAGES if s in chosen]]
-    return jobs.start(ws, "calibrate", argv)

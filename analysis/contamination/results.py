@@ -11,18 +11,16 @@ semantic windows of both sides come along as character ranges too.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
-from synthscope.compute import jobs
 from synthscope.contamination.align import align_bounded, split_ranges
 from synthscope.contamination.cascade import STAGES
-from synthscope.contamination.scan import OVERRIDE_FLAGS, config_from
 from synthscope.core.text import record_text, token_spans
-from synthscope.core.workspace import DatasetRef, Workspace
+from synthscope.core.workspace import Workspace
 
 ITEM_COLUMNS = ["item_id", "verdict", "bucket", "coverage", "prompt_coverage", "answer_coverage",
                 "longest_span", "matched_field", "matched_records", "jaccard", "masked_jaccard",
@@ -309,33 +307,3 @@ def item_evidence(ws: Workspace, target: ScanTarget, item_id: str) -> ItemEviden
 
 
 # -- starting a scan -------------------------------------------------------------------
-
-
-def start_scan_job(ws: Workspace, benchmark: DatasetRef, synthetics: Sequence[DatasetRef],
-                   overrides: Mapping[str, Any] | None = None) -> str:
-    """Check the datasets and settings, then start a scan job; returns the job id.
-
-    ``overrides`` maps keys of :data:`synthscope.contamination.scan.OVERRIDE_FLAGS`
-    (``"stages"``, ``"semantic.flag_at"``, ...) to values; everything else comes
-    from the workspace's ``synthscope.toml``. A bad value raises here, at once,
-    rather than in the job.
-
-    Raises :class:`synthscope.core.workspace.WorkspaceError` for an unknown dataset and
-    ``ValueError`` when no synthetic dataset is given.
-    """
-    if not synthetics:
-        raise ValueError("choose at least one synthetic dataset to scan")
-    benchmark = ws.resolve(benchmark)
-    synthetics = [ws.resolve(s) for s in synthetics]
-    argv = ["scan"]
-    for s in synthetics:
-        argv += ["--synthetic", str(s)]
-    argv += ["--benchmark", str(benchmark)]
-    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
-    unknown = set(overrides) - set(OVERRIDE_FLAGS)
-    if unknown:
-        raise ValueError(f"unknown scan settings: {', '.join(sorted(unknown))}")
-    config_from(ws, overrides)  # raises ValueError on a bad value
-    for key, value in overrides.items():
-        argv += [OVERRIDE_FLAGS[key], *(str(v) for v in (value if isinstance(value, (list, tuple)) else [value]))]
-    return jobs.start(ws, "scan", argv)

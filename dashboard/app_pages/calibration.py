@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from synthscope import tasks
 from synthscope.compute import jobs
 from synthscope.contamination import calibration_results as cal
 from synthscope.contamination.cascade import STAGES
@@ -144,7 +145,7 @@ def new_calibration_form(ws: Workspace) -> None:
     if not submitted:
         return
     try:
-        job_id = cal.start_calibration_job(
+        job_id = tasks.start_calibration(
             ws, DatasetRef.parse(benchmark),
             positives=None if positives == NO_DATASET else DatasetRef.parse(positives),
             truth=truth.strip() or None, target_fpr=float(target_fpr), negatives_per_item=int(negatives),

@@ -6,7 +6,6 @@ import functools
 
 import streamlit as st
 
-from synthscope.compute import jobs
 from synthscope.core.workspace import Workspace, WorkspaceError
 from synthscope.dashboard.components import evidence as evidence_view
 from synthscope.dashboard.components.compare import (
@@ -21,6 +20,8 @@ from synthscope.dashboard.components.widgets import MISSING, choose, percent
 from synthscope.dashboard.components.workspace import read_only, require_workspace
 from synthscope.evals import compare_results as cr
 from synthscope.evals.compare import Comparison, compare, curve, summarize
+from synthscope.tasks import MinkTask
+from synthscope.tasks import start as start_job
 
 N_BOOT = 10_000
 RATE = {"format": "percent", "min_value": 0.0, "max_value": 1.0}
@@ -159,7 +160,7 @@ def charts(c: Comparison) -> None:
 
 def start_mink(ws: Workspace, runs: list[str], benchmark: str) -> None:
     for run in runs:
-        jobs.start(ws, "mink", ["eval", "mink", "--run", run, "--benchmark", benchmark])
+        start_job(ws, MinkTask(run, [benchmark]))
 
 
 def model_side(ws: Workspace, c: Comparison) -> None:

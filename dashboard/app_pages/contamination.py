@@ -6,6 +6,7 @@ import functools
 
 import streamlit as st
 
+from synthscope import tasks
 from synthscope.contamination import results
 from synthscope.contamination.cascade import STAGES
 from synthscope.contamination.scan import config_from
@@ -182,8 +183,8 @@ def new_scan_form(ws: Workspace) -> None:
     try:
         if not ns:
             raise ValueError("choose at least one n-gram size")
-        job_id = results.start_scan_job(ws, DatasetRef.parse(benchmark),
-                                        [DatasetRef.parse(s) for s in synthetics], overrides)
+        job_id = tasks.start_scan(ws, DatasetRef.parse(benchmark), [DatasetRef.parse(s) for s in synthetics],
+                                  overrides)
     except (ValueError, WorkspaceError) as exc:
         st.error(f"The scan was not started: {exc}")
         return

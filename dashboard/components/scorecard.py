@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from synthscope.compute import jobs
+from synthscope import tasks
 from synthscope.core.workspace import DatasetRef, Workspace, WorkspaceError
 from synthscope.dashboard.components.widgets import MISSING
 from synthscope.dashboard.components.workspace import read_only
@@ -127,11 +127,8 @@ def score_form(ws: Workspace) -> None:
                                help="private rows of the same population the generator did not see")
         submitted = st.form_submit_button("Score it", type="primary")
     if submitted:
-        argv = ["score", dataset]
-        for flag, value in (("--reference", reference), ("--source", source), ("--holdout", holdout)):
-            if value != none:
-                argv += [flag, value]
-        job_id = jobs.start(ws, "score", argv)
+        inputs = {k: v for k, v in (("reference", reference), ("source", source), ("holdout", holdout)) if v != none}
+        job_id = tasks.start(ws, tasks.ScoreTask(dataset, **inputs))
         st.toast(f"Scoring {dataset} (job {job_id})")
     from synthscope.dashboard.components.jobs import job_panel
 

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, async_playwright
 
-from bench.load_bench import PAGES, scan_argv
+from bench.load_bench import PAGES, scan_task
 from synthscope.compute import jobs
 from synthscope.core.workspace import Workspace
+from synthscope.tasks import start as start_job
 from tests.browser.conftest import BROWSER_ARGS, serve
 from tests.conftest import chromium_executable
 
@@ -52,7 +53,7 @@ async def _sessions(url: str, pages: list[list[str]], job_id: str) -> list[tuple
 
 def test_concurrent_sessions_draw_every_page_while_a_scan_runs(dashboard: str, demo_ws: Path) -> None:
     ws = Workspace.open(demo_ws)
-    job_id = jobs.start(ws, "scan", scan_argv(ws, passes=3))  # every synthetic version, 3 times: it outlasts the visits
+    job_id = start_job(ws, scan_task(ws, passes=3))  # every synthetic version, 3 times: it outlasts the visits
     names = list(PAGES)
     sessions = asyncio.run(_sessions(dashboard, [names[i::SESSIONS] for i in range(SESSIONS)], job_id))
     assert [problems for problems, _ in sessions] == [[]] * SESSIONS  # every page drew its title, none raised

@@ -6,13 +6,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+from synthscope import tasks
 from synthscope.compute import jobs
 from synthscope.core.workspace import DatasetRef, Workspace
 
 
 def test_scan_job_runs_to_completion_and_records_its_result(demo_ws: Path) -> None:
     ws = Workspace.open(demo_ws)
-    job_id = jobs.start(ws, "scan", ["scan", "--synthetic", "code-instruct@v1", "--benchmark", "humaneval"])
+    job_id = tasks.start(ws, tasks.ScanTask(["humaneval"], ["code-instruct@v1"]))
     status = jobs.wait(ws, job_id, timeout=120)
     assert status.state == jobs.SUCCEEDED, jobs.log_tail(ws, job_id)
     rows = ws.manifest(DatasetRef("code-instruct", "v1"))["rows"]
@@ -26,7 +27,7 @@ def test_scan_job_runs_to_completion_and_records_its_result(demo_ws: Path) -> No
 
 def test_failing_job_reports_the_error(demo_ws: Path) -> None:
     ws = Workspace.open(demo_ws)
-    job_id = jobs.start(ws, "scan", ["scan", "--synthetic", "no-such-set", "--benchmark", "humaneval"])
+    job_id = tasks.start(ws, tasks.ScanTask(["humaneval"], ["no-such-set"]))
     status = jobs.wait(ws, job_id, timeout=120)
     assert status.state == jobs.FAILED
     assert "no dataset named 'no-such-set'" in (status.error or "")

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from synthscope import tasks
 from synthscope.compute import jobs
 from synthscope.contamination import calibration_results as cal
 from synthscope.contamination.cascade import STAGES
@@ -120,34 +121,34 @@ def test_start_calibration_job_checks_its_inputs(demo_ws: Path, tmp_path: Path) 
     truth = ws.root / "demo" / "planted_truth.parquet"
     bench = DatasetRef("humaneval")
     with pytest.raises(ValueError, match="exactly one"):
-        cal.start_calibration_job(ws, bench)
+        tasks.start_calibration(ws, bench)
     with pytest.raises(ValueError, match="exactly one"):
-        cal.start_calibration_job(ws, bench, positives=DatasetRef("code-instruct"), truth=truth)
+        tasks.start_calibration(ws, bench, positives=DatasetRef("code-instruct"), truth=truth)
     with pytest.raises(ValueError, match="between 0 and 1"):
-        cal.start_calibration_job(ws, bench, truth=truth, target_fpr=0)
+        tasks.start_calibration(ws, bench, truth=truth, target_fpr=0)
     with pytest.raises(ValueError, match="at least 1"):
-        cal.start_calibration_job(ws, bench, truth=truth, negatives_per_item=0)
+        tasks.start_calibration(ws, bench, truth=truth, negatives_per_item=0)
     with pytest.raises(ValueError, match="must include 'exact'"):
-        cal.start_calibration_job(ws, bench, truth=truth, stages=["semantic"])
+        tasks.start_calibration(ws, bench, truth=truth, stages=["semantic"])
     with pytest.raises(ValueError, match="no such file"):
-        cal.start_calibration_job(ws, bench, truth=tmp_path / "missing.parquet")
+        tasks.start_calibration(ws, bench, truth=tmp_path / "missing.parquet")
     bad = tmp_path / "bad.csv"
     bad.write_text("task_id,record_id\nHumanEval/1,x\n", encoding="utf-8")
     with pytest.raises(ValueError, match="lacks the column"):
-        cal.start_calibration_job(ws, bench, truth=bad)
+        tasks.start_calibration(ws, bench, truth=bad)
     with pytest.raises(WorkspaceError, match="no dataset named 'nope'"):
-        cal.start_calibration_job(ws, DatasetRef("nope"), truth=truth)
+        tasks.start_calibration(ws, DatasetRef("nope"), truth=truth)
     assert jobs.list_jobs(ws) == []
 
 
 def test_a_calibration_job_adds_a_calibration(demo_ws: Path) -> None:
     ws = Workspace.open(demo_ws)
     before = set(cal.calibrations(ws)["calibration_id"])
-    job_id = cal.start_calibration_job(ws, DatasetRef("humaneval"), truth=ws.root / "demo" / "planted_truth.parquet",
+    job_id = tasks.start_calibration(ws, DatasetRef("humaneval"), truth=ws.root / "demo" / "planted_truth.parquet",
                                        target_fpr=0.05, negatives_per_item=2, stages=["near_duplicate", "exact"])
-    argv = json.loads((ws.jobs_dir / job_id / "job.json").read_text())["argv"]
-    assert argv[:3] == ["calibrate", "--benchmark", "humaneval@v1"]
-    assert argv[argv.index("--stages") + 1:] == ["exact", "near_duplicate"]  # cascade order
+    recorded = json.loads((ws.jobs_dir / job_id / "job.json").read_text())
+    assert recorded["kind"] == "calibrate" and recorded["params"]["benchmark"] == "humaneval@v1"
+    assert recorded["params"]["overrides"] == {"stages": ["exact", "near_duplicate"]}  # cascade order
     status = jobs.wait(ws, job_id, timeout=180)
     assert status.state == jobs.SUCCEEDED, jobs.log_tail(ws, job_id)
     new_id = status.result["calibration_id"]

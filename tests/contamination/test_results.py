@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from synthscope import tasks
 from synthscope.compute import jobs
 from synthscope.contamination import results
 from synthscope.contamination.results import ScanTarget, char_ranges
@@ -270,13 +271,13 @@ def test_evidence_of_a_record_that_is_gone_has_no_text(demo_ws: Path) -> None:
 def test_start_scan_job_checks_its_inputs(demo_ws: Path) -> None:
     ws = Workspace.open(demo_ws)
     with pytest.raises(ValueError, match="at least one synthetic"):
-        results.start_scan_job(ws, DatasetRef("humaneval"), [], {})
+        tasks.start_scan(ws, DatasetRef("humaneval"), [], {})
     with pytest.raises(WorkspaceError, match="no dataset named 'nope'"):
-        results.start_scan_job(ws, DatasetRef("humaneval"), [DatasetRef("nope")])
+        tasks.start_scan(ws, DatasetRef("humaneval"), [DatasetRef("nope")])
     with pytest.raises(ValueError, match="unknown scan settings: ngram.size"):
-        results.start_scan_job(ws, DatasetRef("humaneval"), [DatasetRef("chat-distill")], {"ngram.size": 3})
+        tasks.start_scan(ws, DatasetRef("humaneval"), [DatasetRef("chat-distill")], {"ngram.size": 3})
     with pytest.raises(ValueError, match="stages must include 'exact'"):
-        results.start_scan_job(ws, DatasetRef("humaneval"), [DatasetRef("chat-distill")], {"stages": ["semantic"]})
+        tasks.start_scan(ws, DatasetRef("humaneval"), [DatasetRef("chat-distill")], {"stages": ["semantic"]})
     assert jobs.list_jobs(ws) == []
 
 
@@ -285,7 +286,7 @@ def test_start_scan_job_runs_with_the_given_settings(demo_ws: Path) -> None:
     overrides = {"stages": ["exact", "near_duplicate"], "ngram.ns": [10], "ngram.clean_below": 0.3,
                  "ngram.dirty_from": 0.9, "ngram.top_k": 2, "near_duplicate.flag_at": 0.6,
                  "semantic.flag_at": None}  # None: left to the workspace
-    job_id = results.start_scan_job(ws, DatasetRef("humaneval"), [DatasetRef("chat-distill")], overrides)
+    job_id = tasks.start_scan(ws, DatasetRef("humaneval"), [DatasetRef("chat-distill")], overrides)
     deadline = time.monotonic() + 120
     while (status := jobs.status(ws, job_id)).state == jobs.RUNNING and time.monotonic() < deadline:
         time.sleep(0.2)

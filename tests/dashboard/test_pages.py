@@ -15,6 +15,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from synthscope import tasks
 from synthscope.compute import jobs
 from synthscope.core.text import tokenize
 from synthscope.core.workspace import DatasetRef, Workspace, atomic_write_json
@@ -372,8 +373,10 @@ def test_a_scan_started_from_the_page_runs_and_its_results_show(open_app, demo_w
     at = button(at, "Start scan").click().run()
     (started,) = [s for s in texts(at.success) if s.startswith("Started scan job")]
     job_id = started.split()[3].rstrip(";")
-    assert json.loads((ws.jobs_dir / job_id / "job.json").read_text())["argv"][:5] == [
-        "scan", "--synthetic", "code-instruct@v1", "--benchmark", "humaneval@v1"]
+    recorded = json.loads((ws.jobs_dir / job_id / "job.json").read_text())
+    assert recorded["kind"] == "scan"
+    params = recorded["params"]
+    assert (params["synthetics"], params["benchmarks"]) == (["code-instruct@v1"], ["humaneval@v1"])
 
     status = jobs.wait(ws, job_id, timeout=120)
     assert status.state == jobs.SUCCEEDED, jobs.log_tail(ws, job_id)
@@ -411,9 +414,9 @@ def test_scan_form_shows_the_settings_of_the_chosen_stages(open_app, demo_ws: Pa
     at = button(at, "Start scan").click().run()
     (started,) = [s for s in texts(at.success) if s.startswith("Started scan job")]
     job_id = started.split()[3].rstrip(";")
-    argv = json.loads((ws.jobs_dir / job_id / "job.json").read_text())["argv"]
-    assert argv[argv.index("--stages") + 1] == "exact" and argv[argv.index("--stages") + 2].startswith("--")
-    assert "--semantic-flag-at" not in argv and "--near-flag-at" not in argv
+    overrides = json.loads((ws.jobs_dir / job_id / "job.json").read_text())["params"]["overrides"]
+    assert overrides["stages"] == ["exact"]
+    assert "semantic.flag_at" not in overrides and "near_duplicate.flag_at" not in overrides
     status = jobs.wait(ws, job_id, timeout=120)
     assert status.state == jobs.SUCCEEDED, jobs.log_tail(ws, job_id)
     (scan_id,) = status.result["scan_ids"]
@@ -422,7 +425,7 @@ def test_scan_form_shows_the_settings_of_the_chosen_stages(open_app, demo_ws: Pa
 
 def test_a_failed_scan_job_shows_its_error_and_log(open_app, demo_ws: Path) -> None:
     ws = Workspace.open(demo_ws)
-    job_id = jobs.start(ws, "scan", ["scan", "--synthetic", "no-such-set", "--benchmark", "humaneval"])
+    job_id = tasks.start(ws, tasks.ScanTask(["humaneval"], ["no-such-set"]))
     assert jobs.wait(ws, job_id, timeout=120).state == jobs.FAILED
     at = open_app(demo_ws, CONTAMINATION)
     assert any(job_id in e and "no dataset named 'no-such-set'" in e for e in texts(at.error))
@@ -525,9 +528,9 @@ def test_a_calibration_started_from_the_page_runs_and_shows(open_app, demo_ws: P
     at = button(at, "Start calibration").click().run()
     (started,) = [s for s in texts(at.success) if s.startswith("Started calibration job")]
     job_id = started.split()[3].rstrip(";")
-    argv = json.loads((ws.jobs_dir / job_id / "job.json").read_text())["argv"]
-    assert argv[:3] == ["calibrate", "--benchmark", "humaneval@v1"]
-    assert argv[argv.index("--target-fpr") + 1] == "0.05" and argv[argv.index("--negatives-per-item") + 1] == "3"
+    params = json.loads((ws.jobs_dir / job_id / "job.json").read_text())["params"]
+    assert params["benchmark"] == "humaneval@v1"
+    assert params["target_fpr"] == 0.05 and params["negatives_per_item"] == 3
 
     status = jobs.wait(ws, job_id, timeout=180)
     assert status.state == jobs.SUCCEEDED, jobs.log_tail(ws, job_id)

@@ -13,7 +13,7 @@ import streamlit as st
 from moto.server import ThreadedMotoServer
 from streamlit.testing.v1 import AppTest
 
-from synthscope.compute import jobs
+from synthscope import tasks
 from synthscope.contamination.ngram import NgramConfig
 from synthscope.contamination.scan import run_scan
 from synthscope.core.workspace import DatasetRef, Workspace, WorkspaceError
@@ -150,7 +150,7 @@ def test_shared_workspace_refuses_writes_with_a_clear_error(local_ws: Workspace,
         ingest(shared, write_jsonl(tmp_path / "x.jsonl", [{"instruction": "a b c", "output": "d"}]),
                name="x", kind="synthetic")
     with pytest.raises(WorkspaceError, match="read-only"):
-        jobs.start(shared, "scan", ["scan", "--benchmark", "bench", "--synthetic", "syn"])
+        tasks.start(shared, tasks.ScanTask(["bench"], ["syn"]))
     assert set(local_files(local_ws)) | {"index.json"} == {
         o["Key"].removeprefix("shared/") for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]}
 
