@@ -317,7 +317,7 @@ async def measure(ws: Workspace, url: str, args: argparse.Namespace) -> Result:
     task = scan_task(ws, args.scan_passes)
     scan_alone, _ = await run_scan(ws, task)
     scan_loaded, loaded = await run_scan(ws, task, args.sessions, url)
-    return Result(idle, loaded, scan_alone, scan_loaded, argv.count("--synthetic"))
+    return Result(idle, loaded, scan_alone, scan_loaded, len(task.synthetics))
 
 
 def main(argv: list[str] | None = None) -> int:
