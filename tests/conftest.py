@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
+import streamlit as st
+
+if TYPE_CHECKING:
+    from streamlit.testing.v1 import AppTest
 
 from synthscope.core import hub
 from synthscope.demo.build import build_demo
 
 REAL_DATA = Path(os.environ.get("SYNTHSCOPE_REAL_DATA")
                  or Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "real")
+
+APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
 
 hub.configure(None)  # the test suite never reaches a model or dataset hub
 
@@ -44,6 +52,44 @@ def demo_ws(demo_workspace_template: Path, tmp_path: Path) -> Path:
     shutil.copytree(demo_workspace_template, target)
     Workspace.open(target).refresh_catalog()
     return target
+
+
+@pytest.fixture
+def open_app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., AppTest]:
+    """``open_app(ws, page=None, *, dataset=None, secrets=None, user=None)``: the dashboard in AppTest.
+
+    ``ws`` is the workspace (a folder or an ``s3://`` URL; None: none configured). The app
+    runs once, then switches to ``page`` (``"app_pages/compare.py"``); with ``secrets`` or
+    ``user`` (the sign-in tests) it opens ``page`` directly, as a link would. Caches are
+    cleared first: nothing cached for one test's workspace may leak into the next.
+    """
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an import must not point HF_HOME at a test folder
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+    def open_app(ws: str | Path | None, page: str | None = None, *, dataset: str | None = None,
+                 secrets: dict[str, Any] | None = None, user: dict[str, Any] | None = None) -> AppTest:
+        if ws is None:
+            monkeypatch.delenv("SYNTHSCOPE_WORKSPACE", raising=False)
+        else:
+            monkeypatch.setenv("SYNTHSCOPE_WORKSPACE", str(ws))
+        at = AppTest.from_file(APP, default_timeout=90)
+        if dataset:
+            at.query_params["dataset"] = dataset
+        signing_in = secrets is not None or user is not None
+        if signing_in:
+            at.secrets, at.user = secrets or {}, user or {}
+            if page:
+                at.switch_page(page)
+        at.run()
+        if page and not signing_in:
+            at.switch_page(page).run()
+        assert not at.exception, [e.value for e in at.exception]
+        return at
+
+    return open_app
 
 
 @pytest.fixture

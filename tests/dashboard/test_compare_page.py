@@ -17,7 +17,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from synthscope.core.workspace import Workspace
@@ -33,7 +32,6 @@ from tests.fixtures.compare_ws import (
 )
 from tests.fixtures.tiny_lm import make_gen_task
 
-APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 RUNS = "app_pages/runs.py"
 COMPARE = "app_pages/compare.py"
 
@@ -43,22 +41,6 @@ def compare_ws(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> Path
     """A private copy of the compare workspace."""
     return copy_compare_ws(compare_ws_template(tmp_path_factory), tmp_path / "ws")
 
-
-@pytest.fixture
-def open_app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    """``open_app(ws, page)``: the app on workspace ``ws``, switched to ``page``."""
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    st.cache_data.clear()  # a comparison cached for one test's workspace must not leak into the next
-    st.cache_resource.clear()
-
-    def open_app(ws: Path, page: str) -> AppTest:
-        monkeypatch.setenv("SYNTHSCOPE_WORKSPACE", str(ws))
-        at = AppTest.from_file(APP, default_timeout=60).run()
-        at.switch_page(page).run()
-        assert not at.exception, [e.value for e in at.exception]
-        return at
-
-    return open_app
 
 
 def metric(at: AppTest, label: str) -> str:

@@ -6,14 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from synthscope import cli
 from synthscope.compute import jobs
 from synthscope.core.workspace import DatasetRef, Workspace
 
-APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 TASKS = ["Write a haiku about rain.", "Explain what a list is in Python.", "Give one tip for sleeping well."]
 
 
@@ -29,14 +27,8 @@ def gen_ws(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def page(gen_ws: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> AppTest:
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.setenv("SYNTHSCOPE_WORKSPACE", str(gen_ws))
-    st.cache_data.clear()
-    at = AppTest.from_file(APP, default_timeout=90).run()
-    at.switch_page("app_pages/generate.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+def page(gen_ws: Path, open_app) -> AppTest:
+    return open_app(gen_ws, "app_pages/generate.py")
 
 
 def test_preview_renders_five_seeds_at_most_and_a_bad_template_is_explained(page: AppTest) -> None:

@@ -12,7 +12,6 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from synthscope import tasks
@@ -20,31 +19,10 @@ from synthscope.compute import jobs
 from synthscope.core.text import tokenize
 from synthscope.core.workspace import DatasetRef, Workspace, atomic_write_json
 
-APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 DATASETS = "app_pages/datasets.py"
 CONTAMINATION = "app_pages/contamination.py"
 CALIBRATION = "app_pages/calibration.py"
 
-
-@pytest.fixture
-def open_app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    """``open_app(ws, page=None)``: the app on workspace ``ws``, run once (on ``page`` if given)."""
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an import must not point HF_HOME at a test folder
-    st.cache_data.clear()  # nothing cached for one test's workspace may leak into the next
-    st.cache_resource.clear()
-
-    def open_app(ws: Path | None, page: str | None = None) -> AppTest:
-        if ws is None:
-            monkeypatch.delenv("SYNTHSCOPE_WORKSPACE", raising=False)
-        else:
-            monkeypatch.setenv("SYNTHSCOPE_WORKSPACE", str(ws))
-        at = AppTest.from_file(APP, default_timeout=60).run()
-        if page:
-            at.switch_page(page).run()
-        assert not at.exception, [e.value for e in at.exception]
-        return at
-
-    return open_app
 
 
 def button(at: AppTest, label: str):

@@ -5,34 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from synthscope.core.workspace import DatasetRef, Workspace
 from synthscope.scorecard import report
-
-APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
-
-
-@pytest.fixture
-def open_app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    st.cache_data.clear()
-    st.cache_resource.clear()
-
-    def open_app(ws: Path, page: str | None = None, dataset: str | None = None) -> AppTest:
-        monkeypatch.setenv("SYNTHSCOPE_WORKSPACE", str(ws))
-        at = AppTest.from_file(APP, default_timeout=90)
-        if dataset:
-            at.query_params["dataset"] = dataset
-        at.run()
-        if page:
-            at.switch_page(page).run()
-        assert not at.exception, [e.value for e in at.exception]
-        return at
-
-    return open_app
 
 
 def tables(at: AppTest) -> list[pd.DataFrame]:

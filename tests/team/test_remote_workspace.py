@@ -9,9 +9,7 @@ from pathlib import Path
 import boto3
 import pandas as pd
 import pytest
-import streamlit as st
 from moto.server import ThreadedMotoServer
-from streamlit.testing.v1 import AppTest
 
 from synthscope import tasks
 from synthscope.contamination.ngram import NgramConfig
@@ -21,7 +19,6 @@ from synthscope.datasets.ingest import IngestError, ingest
 from synthscope.team.push import LOCAL_ONLY, local_files, push
 
 BUCKET = "team"
-APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 VIEWS = ("datasets", "records", "scans", "verdicts", "evidence", "contamination_grid")
 TOPICS = ["square numbers", "prime factors", "vowel counts", "leap years", "palindromes", "binary digits",
           "matrix traces", "word lengths"]
@@ -171,23 +168,6 @@ def test_push_publishes_no_local_state_or_credentials(local_ws: Workspace, s3: o
     for obj in s3.list_objects_v2(Bucket=BUCKET)["Contents"]:
         assert b"team-secret" not in s3.get_object(Bucket=BUCKET, Key=obj["Key"])["Body"].read()
 
-
-@pytest.fixture
-def open_app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    """``open_app(root, page=None)``: the dashboard on ``root`` (a folder or an s3:// URL), run once."""
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    st.cache_data.clear()
-    st.cache_resource.clear()
-
-    def open_app(root: str, page: str | None = None) -> AppTest:
-        monkeypatch.setenv("SYNTHSCOPE_WORKSPACE", root)
-        at = AppTest.from_file(APP, default_timeout=60).run()
-        if page:
-            at.switch_page(page).run()
-        assert not at.exception, [e.value for e in at.exception]
-        return at
-
-    return open_app
 
 
 def test_dashboard_shows_the_shared_workspace_like_the_local_one(local_ws: Workspace, s3: object, open_app) -> None:
