@@ -139,6 +139,12 @@ class DatasetRef:
 
 
 class Workspace:
+    """A folder of datasets, scans, evals and scorecards, queried through DuckDB views (see the module docstring).
+
+    ``Workspace.init(path)`` makes one, ``Workspace.open(path_or_s3_url)`` opens one,
+    ``ws.query(sql)`` runs SQL over its views (``latest_verdicts``, ``records``, ...).
+    """
+
     def __init__(self, root: Path | RemotePath) -> None:
         # A RemotePath answers the reading half of Path's methods, so readers need not tell the two apart.
         self.root: Path | RemotePath = root.resolve()

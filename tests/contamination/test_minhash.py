@@ -10,35 +10,20 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from datasketch import MinHash
 
-from synthscope.algorithms import minhash as shingles
 from synthscope.compute.engine import LocalEngine
 from synthscope.contamination import minhash as mh
 from synthscope.contamination.minhash import NearDuplicateConfig, near_duplicates
-from synthscope.core.text import hash_tokens, ngram_hashes, tokenize
 from synthscope.core.workspace import DatasetRef, Workspace
 from synthscope.datasets import ingest as ingest_module
 from synthscope.datasets.ingest import ingest
+from tests.fixtures.reference_shingles import ref_jaccard, ref_shingles
 
 RNG_WORDS = [f"w{i}x" for i in range(5000)]  # distinct words: every shingle of a random text is distinct
 
 
 def words(rng: np.random.Generator, n: int) -> list[str]:
     return [RNG_WORDS[i] for i in rng.choice(len(RNG_WORDS), n, replace=False)]
-
-
-def ref_shingles(text: str, k: int, masked: bool = False) -> set[tuple[str, ...]]:
-    """The definition, in plain Python: k-grams of the shared tokens (numbers masked, placeholder-only dropped)."""
-    tokens = tokenize(text)
-    if masked:
-        tokens = ["0" if t.isdecimal() else t for t in tokens]
-    grams = {tuple(tokens[i : i + k]) for i in range(len(tokens) - k + 1)}
-    return {g for g in grams if not (masked and all(t == "0" for t in g))}
-
-
-def ref_jaccard(a: set, b: set) -> float:
-    return len(a & b) / len(a | b) if a and b else 0.0
 
 
 def make_ws(tmp_path: Path, records: list[dict[str, str]], name: str = "syn") -> Workspace:
@@ -60,53 +45,6 @@ def record_ids(ws: Workspace, name: str = "syn") -> list[str]:
 
 
 # -- shingles, signatures, Jaccard ------------------------------------------------------------
-
-
-TEXTS = [
-    "Tom has 3 apples and buys 5 more apples. How many apples does Tom have?",
-    "Café naïve — ÉCOLE ２０２４ résumé, the ｆｕｌｌｗｉｄｔｈ words 🙂 and box ─ drawing 42 x2 1st 3.5",
-    "def add(a, b):\n    return a + b  # adds 1 and 2",
-    "short one",
-    "",
-    "1 2 3 4 5 6 7 8 9 10 11 12",
-]
-
-
-@pytest.mark.parametrize("masked", [False, True])
-def test_shingle_sets_are_the_word_kgrams_of_the_shared_tokens(masked: bool) -> None:
-    sets = shingles.shingle(TEXTS, 3, masked=masked)
-    for i, text in enumerate(TEXTS):
-        assert len(sets.of(i)) == len(ref_shingles(text, 3, masked)), text
-        assert np.all(np.diff(sets.of(i).astype(np.float64)) >= 0)  # sorted
-    # Unmasked shingles are exactly the exact stage's n-gram hashes.
-    tokens = hash_tokens([TEXTS[0]]).hashes
-    assert np.array_equal(shingles.shingle([TEXTS[0]], 3).of(0), np.unique(ngram_hashes(tokens, 3)))
-
-
-def test_masking_replaces_whole_number_tokens_only() -> None:
-    assert tokenize(shingles.mask_numbers("Tom has 3.5 apples, x2 and 1st; ２０２４!")) == \
-        ["tom", "has", "0", "0", "apples", "x2", "and", "1st", "0"]
-
-
-def test_exact_jaccard_equals_a_direct_set_computation() -> None:
-    rng = np.random.default_rng(3)
-    vocab = "a b c d e f 1 2 3".split()
-    texts = [" ".join(rng.choice(vocab, int(rng.integers(0, 14)))) for _ in range(40)]
-    for masked in (False, True):
-        sets = shingles.shingle(texts, 2, masked=masked)
-        for i in range(0, 40, 2):
-            expected = ref_jaccard(ref_shingles(texts[i], 2, masked), ref_shingles(texts[i + 1], 2, masked))
-            assert shingles.jaccard(sets.of(i), sets.of(i + 1)) == pytest.approx(expected, abs=1e-12)
-
-
-def test_signatures_equal_datasketch_update_batch(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(shingles, "_CHUNK", 7)  # texts straddle chunks: their minima must be merged
-    sets = shingles.shingle_windows(TEXTS + [" ".join(f"t{i}" for i in range(60))], 3)
-    sigs = shingles.signatures(sets, 64, seed=5)
-    for i in range(len(sets)):
-        m = MinHash(num_perm=64, seed=5, hashfunc=int)
-        m.update_batch(shingles.fold32(sets.of(i)).tolist())
-        assert np.array_equal(sigs[i], m.hashvalues), i  # empty texts keep datasketch's empty value too
 
 
 def test_config_checks_its_values_and_reports_its_bands() -> None:

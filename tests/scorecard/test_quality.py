@@ -103,12 +103,6 @@ def test_a_crowded_lsh_bucket_still_joins_its_near_duplicates(monkeypatch: pytes
     assert clusters == [list(range(12))]
 
 
-def test_union_find_clusters_and_removable_rows() -> None:
-    clusters = grouping.duplicate_clusters(7, [(5, 1), (1, 3), (4, 6), (3, 5)])
-    assert clusters == [[1, 3, 5], [4, 6]]
-    assert quality.removable(clusters) == 3
-
-
 # -- diversity ------------------------------------------------------------------------------
 
 
