@@ -31,10 +31,9 @@ def test_importing_synthscope_is_offline_and_online_is_one_switch() -> None:
 def test_the_api_scans_a_workspace_by_path_and_names(tmp_path) -> None:
     import json
 
-    (tmp_path / "bench.jsonl").write_text(json.dumps({"id": "b1", "question": "Write a function that adds two "
-                                                      "numbers and returns their sum please", "answer": "a + b"}) + "\n")
-    (tmp_path / "syn.jsonl").write_text(json.dumps({"id": "s1", "instruction": "Write a function that adds two "
-                                                    "numbers and returns their sum please", "output": "x"}) + "\n")
+    task = "Write a function that adds two numbers and returns their sum please"
+    (tmp_path / "bench.jsonl").write_text(json.dumps({"id": "b1", "question": task, "answer": "a + b"}) + "\n")
+    (tmp_path / "syn.jsonl").write_text(json.dumps({"id": "s1", "instruction": task, "output": "x"}) + "\n")
     ws = synthscope.Workspace.init(tmp_path / "ws")
     synthscope.ingest(tmp_path / "ws", tmp_path / "bench.jsonl", name="bench", kind="benchmark")
     synthscope.ingest(ws, tmp_path / "syn.jsonl", name="syn", kind="synthetic")
