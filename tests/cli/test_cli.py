@@ -81,7 +81,7 @@ def test_scan_thresholds_from_flags_and_workspace_config(demo_ws: Path, capsys: 
 def test_serve_binds_to_loopback_by_default(demo_ws: Path, monkeypatch: pytest.MonkeyPatch,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     calls = []
-    monkeypatch.setattr(cli.os, "execve", lambda exe, argv, env: calls.append((argv, env)))
+    monkeypatch.setattr("os.execve", lambda exe, argv, env: calls.append((argv, env)))
     assert cli.main(["serve", str(demo_ws)]) == 0
     argv, env = calls[0]
     assert argv[argv.index("--server.address") + 1] == "127.0.0.1"

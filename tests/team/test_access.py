@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+import synthscope.dashboard
 from synthscope import cli
 from synthscope.team import access
 
@@ -112,7 +113,7 @@ def tiny_ws(tmp_path: Path) -> Path:
 def execs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[tuple[list[str], dict[str, str]]]:
     """What ``serve`` would exec, instead of exec'ing it; run from a folder without secrets."""
     calls: list[tuple[list[str], dict[str, str]]] = []
-    monkeypatch.setattr(cli.os, "execve", lambda exe, argv, env: calls.append((argv, env)))
+    monkeypatch.setattr("os.execve", lambda exe, argv, env: calls.append((argv, env)))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv(access.AUTH_ENV, access.AUTH_REQUIRED)  # serve decides, whatever it inherits
@@ -131,7 +132,7 @@ def test_serve_without_sign_in_binds_to_loopback_and_says_so(tiny_ws: Path, exec
     out = capsys.readouterr().out
     assert "no sign-in configured" in out and "binds to 127.0.0.1 only" in out and "anyone on this machine" in out
     assert access.AUTH_ENV not in env
-    dashboard = Path(cli.__file__).resolve().parents[1] / "dashboard"
+    dashboard = Path(synthscope.dashboard.__file__).resolve().parent
     assert option(argv, "--secrets.files") == [str(tmp_path / "home/.streamlit/secrets.toml"),
                                                str(tmp_path / ".streamlit/secrets.toml"),
                                                str(dashboard / ".streamlit/secrets.toml")]

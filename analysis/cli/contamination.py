@@ -1,0 +1,113 @@
+"""Contamination: ``scan`` and ``calibrate``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from synthscope import tasks
+from synthscope.cli.common import CliError, open_workspace, table
+from synthscope.cli.progress import ProgressBar
+from synthscope.core.workspace import Workspace
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    from synthscope.contamination.scan import OVERRIDE_FLAGS
+
+    ws = open_workspace(args)
+    overrides = {key: getattr(args, flag.lstrip("-").replace("-", "_")) for key, flag in OVERRIDE_FLAGS.items()}
+    task = tasks.ScanTask(args.benchmark, args.synthetic, {k: v for k, v in overrides.items() if v is not None},
+                          args.engine, args.address, args.workers)
+    with ProgressBar("rows") as bar:
+        summaries = task.run(ws, bar)
+    for summary in summaries:
+        _print_scan(ws, summary)
+    return 0
+
+
+def _print_scan(ws: Workspace, summary: Any) -> None:
+    print(f"\nscan {summary.scan_id}: benchmark {summary.benchmark}")
+    stages = list(summary.per_synthetic[0].by_stage) if summary.per_synthetic else []
+    rows = [(s.synthetic, s.records, s.items, s.contaminated, s.contaminated / s.items if s.items else 0.0,
+             *(s.by_stage[k] for k in stages), s.seconds) for s in summary.per_synthetic]
+    print(table(rows, ["synthetic", "records", "items", "contaminated", "share", *stages, "seconds"]))
+    top = ws.query(
+        "SELECT synthetic || '@' || synthetic_version AS synthetic, item_id, verdict, bucket, coverage,"
+        " jaccard, cosine, matched_field FROM verdicts WHERE scan_id = ? AND verdict <> 'clean'"
+        " ORDER BY list_position(['exact', 'near_duplicate', 'semantic', 'judged'], verdict),"
+        " coverage DESC, jaccard DESC NULLS LAST, cosine DESC NULLS LAST LIMIT 15", [summary.scan_id])
+    if len(top):
+        print("\nmost contaminated items:")
+        print(table(top.itertuples(index=False), list(top.columns)))
+    print(f"\nevidence: synthscope sql \"SELECT * FROM evidence WHERE scan_id = '{summary.scan_id}'\"")
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    ws = open_workspace(args)
+    if (args.positives is None) == (args.truth is None):
+        raise CliError("give known positives as --positives NAME (row i rephrases benchmark row i) "
+                       "or --truth FILE (dataset, version, record_id, task_id, must_flag), not both")
+    overrides = {k: v for k, v in {"stages": args.stages, "semantic.model": args.model,
+                                   "semantic.device": args.device}.items() if v is not None}
+    task = tasks.CalibrateTask(args.benchmark, args.positives, str(Path(args.truth).resolve()) if args.truth else None,
+                               args.negatives_per_item, args.target_fpr, overrides)
+    _print_calibration(ws, task.run(ws, tasks.Console()))
+    return 0
+
+
+def _print_calibration(ws: Workspace, calibration_id: str) -> None:
+    from synthscope.contamination.calibrate import SETTING
+
+    (meta,) = ws.query("SELECT description, positives, negatives, target_fpr FROM calibrations "
+                       "WHERE calibration_id = ?", [calibration_id]).itertuples(index=False)
+    print(f"\ncalibration {calibration_id}: {meta.description}")
+    print(f"{meta.positives} known positives, {meta.negatives} known negatives; target FPR {meta.target_fpr:g}\n")
+    recs = ws.query("SELECT stage, score, threshold, recall, fpr, precision, f1, current_threshold, current_recall,"
+                    " current_fpr FROM calibration_recommendations WHERE calibration_id = ?", [calibration_id])
+    print(table(recs.itertuples(index=False), ["stage", "score", "recommended", "recall", "fpr", "precision", "f1",
+                                                "current", "recall@current", "fpr@current"]))
+    lines = [f"{SETTING[r.stage]} = {r.threshold:.3f}" for r in recs.itertuples() if r.threshold == r.threshold]
+    if lines:
+        print("\nto use the recommended thresholds, set in synthscope.toml:\n  " + "\n  ".join(lines))
+    print(f"\nsweep: synthscope sql \"SELECT * FROM calibration_sweeps WHERE calibration_id = '{calibration_id}'\"")
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Add the contamination commands to the parser."""
+    p = sub.add_parser("scan", parents=[common], help="check synthetic data for benchmark contamination")
+    p.add_argument("--synthetic", action="append", required=True, metavar="NAME[@VERSION]")
+    p.add_argument("--benchmark", action="append", required=True, metavar="NAME[@VERSION]")
+    p.add_argument("--n", type=int, nargs="+", help="n-gram sizes (default from synthscope.toml: 13 8)")
+    p.add_argument("--clean-below", type=float, help="coverage below this is clean (default 0.2)")
+    p.add_argument("--dirty-from", type=float, help="coverage from this is dirty (default 0.8)")
+    p.add_argument("--top-k", type=int, help="evidence records kept per item (default 5)")
+    p.add_argument("--stages", nargs="+", choices=["exact", "near_duplicate", "semantic", "judged"],
+                   help="stages to run, cheapest first (default from synthscope.toml: exact near_duplicate semantic)")
+    p.add_argument("--near-flag-at", type=float, help="Jaccard from which a near-duplicate is flagged")
+    p.add_argument("--semantic-flag-at", type=float, help="cosine from which a semantic match is flagged")
+    p.add_argument("--model", help="embedding model: name, local path, or hub id (hub needs --online)")
+    p.add_argument("--device", help="auto (default), cpu or cuda")
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="where the n-gram, MinHash and embedding stages run: this machine (default) or Ray")
+    p.add_argument("--address", help="a running Ray cluster (e.g. auto, ray://HOST:10001); "
+                   "without it --engine ray starts one on this machine")
+    p.add_argument("--workers", type=int, help="processes (local) or CPUs of a Ray cluster started here "
+                   "(default: every core)")
+    p.set_defaults(func=cmd_scan)
+
+    p = sub.add_parser("calibrate", parents=[common],
+                       help="measure each stage on known positives and negatives; recommend thresholds")
+    p.add_argument("--benchmark", required=True, metavar="NAME[@VERSION]")
+    p.add_argument("--positives", metavar="NAME[@VERSION]",
+                   help="a dataset whose row i is known contamination of benchmark row i (e.g. its rephrasing)")
+    p.add_argument("--truth", metavar="FILE", help="planted truth (Parquet, JSONL or CSV): dataset, version, "
+                   "record_id, task_id, must_flag[, kind]; e.g. demo/planted_truth.parquet")
+    p.add_argument("--negatives-per-item", type=int, default=5,
+                   help="shuffled pairs per item used as known negatives (default 5)")
+    p.add_argument("--target-fpr", type=float, default=0.01, help="false-positive rate to recommend for (0.01)")
+    p.add_argument("--stages", nargs="+", choices=["exact", "near_duplicate", "semantic", "judged"],
+                   help="stages to measure (default: the workspace's)")
+    p.add_argument("--model", help="embedding model: name, local path, or hub id (hub needs --online)")
+    p.add_argument("--device", help="auto (default), cpu or cuda")
+    p.set_defaults(func=cmd_calibrate)

@@ -1,0 +1,100 @@
+"""Workspaces and datasets: ``init``, ``ingest``, ``datasets``, ``sql``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from synthscope.cli.common import open_workspace, table
+from synthscope.core import hub
+from synthscope.core.workspace import KINDS, Workspace
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    ws = Workspace.init(args.path)
+    print(f"workspace ready at {ws.root}")
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from synthscope.datasets.ingest import IngestOptions, ingest  # noqa: I001 - kept beside its use
+
+    ws = open_workspace(args)
+    hub.configure(ws.root, args.online or None)
+    opts = IngestOptions(
+        format=args.format, preset=args.preset,
+        prompt_fields=tuple(args.prompt_field or ()), answer_fields=tuple(args.answer_field or ()),
+        id_field=args.id_field, header=args.header, split=args.split, encoding=args.encoding,
+        max_record_bytes=int(args.max_record_mb * 1_000_000), include_path=args.include_path,
+        strict=args.strict,
+    )
+    report = ingest(ws, args.source, name=args.name, kind=args.kind, version=args.version, options=opts)
+    print(f"imported {report.rows} rows into {report.ref} ({report.kind}; {report.mapping})")
+    if report.duplicate_ids:
+        print(f"note: {report.duplicate_ids} rows repeat an earlier id; they were given suffixed ids (~2, ~3, ...)")
+    if report.error_count:
+        print(f"{report.error_count} rows were not imported:", file=sys.stderr)
+        for error in report.errors[:20]:
+            print(f"  {error}", file=sys.stderr)
+        if report.error_count > 20:
+            print(f"  ... and {report.error_count - 20} more in "
+                  f"{ws.dataset_dir(report.ref).relative_to(ws.root)}/errors.jsonl", file=sys.stderr)
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    ws = open_workspace(args)
+    rows = [(m["name"], m["version"], m["kind"], m["rows"], m["errors"], m["created_at"], m["source"])
+            for m in ws.manifests()]
+    print(table(rows, ["name", "version", "kind", "rows", "errors", "created", "source"]) if rows
+          else "no datasets yet; import one with `synthscope ingest`")
+    return 0
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    ws = open_workspace(args)
+    df = ws.query(args.query)
+    print(table(df.head(args.limit).itertuples(index=False), list(df.columns)))
+    if len(df) > args.limit:
+        print(f"... {len(df) - args.limit} more rows (raise --limit)")
+    return 0
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Add the datasets commands to the parser."""
+    p = sub.add_parser("init", help="create a workspace")
+    p.add_argument("path")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("ingest", parents=[common], help="import a dataset version")
+    p.add_argument("source", help="file, save_to_disk folder, or lm-eval task name (with --format lm-eval)")
+    p.add_argument("--name", required=True)
+    p.add_argument("--kind", required=True, choices=KINDS)
+    p.add_argument("--version", help="default: the next vN")
+    p.add_argument("--format", choices=["jsonl", "json", "csv", "parquet", "hf", "lm-eval"],
+                   help="default: from the file name")
+    p.add_argument("--preset", choices=["humaneval", "mmlu", "gsm8k", "alpaca", "chat"],
+                   help="field mapping preset (default: detected from the columns)")
+    p.add_argument("--prompt-field", action="append", help="column(s) making the prompt; repeat to join several")
+    p.add_argument("--answer-field", action="append", help="column(s) making the answer")
+    p.add_argument("--id-field", help="column holding a stable record id")
+    header = p.add_mutually_exclusive_group()
+    header.add_argument("--header", dest="header", action="store_true", default=None,
+                        help="CSV: the first line names the columns (default, except for --preset mmlu)")
+    header.add_argument("--no-header", dest="header", action="store_false")
+    p.add_argument("--split", help="split of a save_to_disk DatasetDict (default: test, else the first)")
+    p.add_argument("--encoding", default="utf-8")
+    p.add_argument("--max-record-mb", type=float, default=1.0, help="larger records are reported, not loaded")
+    p.add_argument("--include-path", help="lm-eval: folder of extra task YAMLs")
+    p.add_argument("--online", action="store_true", help="allow downloads from the Hugging Face Hub")
+    p.add_argument("--strict", action="store_true", help="import nothing if any row is bad")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("datasets", parents=[common], help="list dataset versions")
+    p.set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser("sql", parents=[common], help="query the workspace's DuckDB views")
+    p.add_argument("query")
+    p.add_argument("--limit", type=int, default=50)
+    p.set_defaults(func=cmd_sql)
