@@ -328,6 +328,7 @@ def run_job(ws: Workspace, job_id: str) -> int:
     reporter = jobs.Reporter(ws, job_id)
     try:
         task = spec_of(ws, job_id)
+        print(f"synthscope {task.kind} job {job_id}: {dataclasses.asdict(task)}", flush=True)  # type: ignore[call-overload]
         reporter.succeed(task.summary(task.run(ws, reporter)))
     except Exception as exc:
         reporter.fail(f"{type(exc).__name__}: {exc}")
