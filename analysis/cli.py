@@ -24,6 +24,8 @@
 
 The workspace is ``--workspace``, else ``$SYNTHSCOPE_WORKSPACE``, else ``./workspace``.
 An ``s3://`` workspace (one that ``push`` published) opens read-only; see analysis.remote.
+A problem the user can fix (a bad name, a missing dataset, a template that cannot
+render) prints one line, ``error: ...``, and exits 2.
 """
 
 from __future__ import annotations
@@ -36,8 +38,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import duckdb
+
 from analysis import hub
+from analysis.embeddings import ModelUnavailable
 from analysis.ingest import IngestError
+from analysis.models import ModelError
 from analysis.workspace import KINDS, DatasetRef, Workspace, WorkspaceError
 
 # Jobs started from the dashboard run at this niceness, so twenty sessions stay responsive while a scan runs
@@ -47,6 +53,14 @@ JOB_NICENESS = 10
 
 class CliError(Exception):
     pass
+
+
+# What a user can fix: printed as one line, exit status 2. Anything else is a bug and keeps its traceback.
+USER_ERRORS = (WorkspaceError, IngestError, CliError, ModelError, ModelUnavailable, ValueError)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
 
 
 def _workspace(args: argparse.Namespace) -> Workspace:
@@ -473,8 +487,8 @@ def cmd_gate(args: argparse.Namespace) -> int:
             assert manifest is not None and manifest["report_id"] == card.report_id
         stored = report.metrics(ws, manifest["report_id"])
         pol = policymod.load(args.policy, known_keys=set(stored["key"]))
-    except (WorkspaceError, IngestError, CliError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except USER_ERRORS as exc:
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 2
     graded = report.grade(stored.drop(columns=["grade", "rule"]), pol)
     status = policymod.worst(list(graded["grade"]))
@@ -600,7 +614,10 @@ def cmd_policy(args: argparse.Namespace) -> int:
 
 def cmd_sql(args: argparse.Namespace) -> int:
     ws = _workspace(args)
-    df = ws.query(args.query)
+    try:
+        df = ws.query(args.query)
+    except duckdb.Error as exc:
+        raise CliError(f"the query failed: {str(exc).splitlines()[0]}") from exc
     print(_table(df.head(args.limit).itertuples(index=False), list(df.columns)))
     if len(df) > args.limit:
         print(f"... {len(df) - args.limit} more rows (raise --limit)")
@@ -925,9 +942,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.nice(JOB_NICENESS)  # a background job yields the CPU to the dashboard that started it
     try:
         return int(args.func(args))
-    except (WorkspaceError, IngestError, CliError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    except USER_ERRORS as exc:
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -321,6 +321,9 @@ def generate(ws: Workspace, pool: DatasetRef, template: str, output: str, *, mod
     """Generate rows from the seeds of ``pool`` and make them version ``output@next`` (see the module docstring)."""
     from analysis.models import DEFAULT_INSTRUCT, resolve
 
+    # A resumed run's id is checked before anything is read or written.
+    folder = ws.artefact_dir("generations", ws.new_id() if run_id is None else run_id)
+    run_id = folder.name
     params = params or Params()
     params.check()
     if backend not in BACKENDS:
@@ -339,8 +342,6 @@ def generate(ws: Workspace, pool: DatasetRef, template: str, output: str, *, mod
         raise GenerationError(f"every seed of {pool} is a benchmark item per the latest scans; pass "
                               "--keep-flagged-seeds to use them anyway")
     source = resolve(model)
-    folder = ws.root / "generations" / (run_id or ws.new_id())
-    run_id = folder.name
     folder.mkdir(parents=True, exist_ok=True)
     weights = source.folder / source.gguf_file if source.gguf_file else source.folder
     run = {"run_id": run_id, "created_at": utc_now(), "model": model, "backend": backend,

@@ -17,7 +17,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from analysis.workspace import Workspace, atomic_write_json, utc_now
+from analysis.workspace import Workspace, atomic_write_json, is_name, utc_now
 
 RUNNING, SUCCEEDED, FAILED = "running", "succeeded", "failed"
 
@@ -46,7 +46,7 @@ def start(ws: Workspace, kind: str, argv: list[str]) -> str:
     """Start ``synthscope <argv> --job <id>`` in its own session; return the job id."""
     ws.check_writable()
     job_id = ws.new_id()
-    folder = ws.jobs_dir / job_id
+    folder = ws.artefact_dir("jobs", job_id)
     folder.mkdir(parents=True)
     atomic_write_json(folder / "job.json", {"job_id": job_id, "kind": kind, "argv": argv, "created_at": utc_now()})
     _write(ws, JobStatus(job_id, kind, message="starting"))
@@ -88,7 +88,7 @@ class Reporter:
 
     def cancelled(self) -> bool:
         """Whether someone asked this job to stop (:func:`request_cancel`)."""
-        return (self.ws.jobs_dir / self.current.job_id / "cancel").exists()
+        return (self.ws.artefact_dir("jobs", self.current.job_id) / "cancel").exists()
 
     def succeed(self, result: dict[str, Any]) -> None:
         self.current.state, self.current.result, self.current.message = SUCCEEDED, result, "done"
@@ -102,9 +102,10 @@ class Reporter:
 
 
 def status(ws: Workspace, job_id: str) -> JobStatus:
-    data = json.loads((ws.jobs_dir / job_id / "status.json").read_text(encoding="utf-8"))
+    folder = ws.artefact_dir("jobs", job_id)
+    data = json.loads((folder / "status.json").read_text(encoding="utf-8"))
     job = JobStatus(**data)
-    pid_file = ws.jobs_dir / job_id / "pid"
+    pid_file = folder / "pid"
     if job.pid is None and pid_file.exists():
         job.pid = int(pid_file.read_text(encoding="ascii"))
     if job.state == RUNNING and job.pid is not None and not _alive(job.pid):
@@ -128,6 +129,8 @@ def list_jobs(ws: Workspace, kind: str | None = None) -> list[JobStatus]:
     """All jobs, newest first."""
     out = []
     for folder in sorted(ws.jobs_dir.glob("*/status.json"), reverse=True):
+        if not is_name(folder.parent.name):
+            continue  # not a folder a job made
         job = status(ws, folder.parent.name)
         if kind is None or job.kind == kind:
             out.append(job)
@@ -136,18 +139,18 @@ def list_jobs(ws: Workspace, kind: str | None = None) -> list[JobStatus]:
 
 def request_cancel(ws: Workspace, job_id: str) -> None:
     """Ask a running job to stop at its next checkpoint (a job that supports it checks :meth:`Reporter.cancelled`)."""
-    (ws.jobs_dir / job_id / "cancel").touch()
+    (ws.artefact_dir("jobs", job_id) / "cancel").touch()
 
 
 def log_tail(ws: Workspace, job_id: str, lines: int = 20) -> str:
-    path = ws.jobs_dir / job_id / "log.txt"
+    path = ws.artefact_dir("jobs", job_id) / "log.txt"
     if not path.exists():
         return ""
     return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
 
 
 def _write(ws: Workspace, job: JobStatus) -> None:
-    atomic_write_json(ws.jobs_dir / job.job_id / "status.json", asdict(job))
+    atomic_write_json(ws.artefact_dir("jobs", job.job_id) / "status.json", asdict(job))
 
 
 def _alive(pid: int) -> bool:

@@ -53,7 +53,11 @@ if TYPE_CHECKING:
 
 MARKER = "synthscope.toml"
 KINDS = ("benchmark", "synthetic", "reference", "source")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+# The folders whose children are artefacts named by an id, and what the id is called in messages.
+AREAS = {"jobs": "job id", "scans": "scan id", "runs": "run id", "evals": "eval id", "reports": "report id",
+         "membership": "score id", "lmeval": "lm-eval output id", "calibrations": "calibration id",
+         "generations": "generation run id"}
 
 DEFAULT_CONFIG = """\
 # synthscope workspace settings. Command-line flags override these.
@@ -91,11 +95,22 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def is_name(value: object) -> bool:
+    """Whether ``value`` is safe as one component of a workspace path: no separator, no ``..``, no newline."""
+    return isinstance(value, str) and _NAME.fullmatch(value) is not None
+
+
 def check_name(value: str, what: str) -> str:
-    if not _NAME.match(value):
-        raise WorkspaceError(
-            f"invalid {what} {value!r}: use letters, digits, '.', '_' or '-', starting with a letter or digit"
-        )
+    """``value`` when it can name a folder or file of the workspace (a dataset name, version or any id).
+
+    Every name or id that becomes part of a path passes through here, so none can
+    climb out of the workspace (``..``, ``/``, an absolute path) or make an odd
+    folder (a trailing newline, a leading dot or dash).
+    """
+    if not is_name(value):
+        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+        raise WorkspaceError(f"invalid {what} {shown}: use at most 100 letters, digits, '.', '_' or '-', "
+                             "starting with a letter or digit")
     return value
 
 
@@ -244,7 +259,18 @@ class Workspace:
     def dataset_dir(self, ref: DatasetRef) -> Path:
         if ref.version is None:
             ref = self.resolve(ref)
-        return self.datasets_dir / ref.name / str(ref.version)
+        return self._inside(self.datasets_dir / check_name(ref.name, "dataset name")
+                            / check_name(str(ref.version), "version"))
+
+    def artefact_dir(self, area: str, artefact_id: str) -> Path:
+        """``<area>/<artefact_id>/`` (e.g. ``jobs/<job_id>``), refusing an id that is not a plain name."""
+        return self._inside(self.root / area / check_name(artefact_id, AREAS[area]))
+
+    def _inside(self, path: Path) -> Path:
+        """``path``, after checking that it stays under the workspace root once ``..`` are resolved."""
+        if isinstance(path, Path) and not Path(os.path.normpath(path)).is_relative_to(self.root):
+            raise WorkspaceError(f"{path} is outside the workspace {self.root}")
+        return path
 
     def records_path(self, ref: DatasetRef) -> Path:
         return self.dataset_dir(ref) / "records.parquet"
@@ -260,6 +286,7 @@ class Workspace:
     def staged(self, final: Path) -> Iterator[Path]:
         """A fresh folder to write an artefact into; moved to ``final`` only on success."""
         self.check_writable()
+        self._inside(final)
         if final.exists():
             raise WorkspaceError(f"{final.relative_to(self.root)} already exists; artefacts are never overwritten")
         tmp = self.root / "tmp" / uuid.uuid4().hex

@@ -12,7 +12,7 @@ from analysis import browse, jobs
 from analysis import generate as gen
 from analysis.device import pick_device
 from analysis.models import DEFAULT_INSTRUCT
-from analysis.workspace import DatasetRef, Workspace, WorkspaceError
+from analysis.workspace import DatasetRef, Workspace, WorkspaceError, is_name
 from dashboard.components.jobs import POLL_SECONDS, list_jobs
 from dashboard.components.widgets import MISSING, choose
 from dashboard.components.workspace import read_only, require_workspace
@@ -48,7 +48,7 @@ def show_preview(ws: Workspace, pool: str, template: str) -> bool:
 
 
 def rows_of(ws: Workspace, run_id: str) -> pd.DataFrame:
-    path = ws.root / "generations" / run_id / "rows.jsonl"
+    path = ws.artefact_dir("generations", run_id) / "rows.jsonl"
     if not path.is_file():
         return pd.DataFrame()
     lines = path.read_text(encoding="utf-8").splitlines()[-ROWS_SHOWN:]
@@ -90,7 +90,7 @@ def progress_panel(ws: Workspace) -> None:
             st.error(f"Job {job.job_id} failed: {job.error}")
             st.code(jobs.log_tail(ws, job.job_id) or "(the log is empty)", language=None)
         run_id = job.result.get("run_id")
-        if run_id:
+        if is_name(run_id):
             rows = rows_of(ws, run_id)
             if not rows.empty:
                 st.caption(f"The newest rows of run {run_id}, as they arrive")

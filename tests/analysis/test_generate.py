@@ -140,7 +140,7 @@ def test_cli_preview_and_a_bad_template(ws: Workspace, tmp_path: Path, capsys: p
     assert "--- seed s0\nRewrite: Write a haiku about rain." in capsys.readouterr().out
     template.write_text("Rewrite: {{ nope }}")
     assert cli.main(["generate", "-w", str(ws.root), "--seeds", "seeds", "--template", str(template), "--output",
-                     "gen", "--background"]) == 1
+                     "gen", "--background"]) == 2
     assert "'nope', which the seed rows do not have" in capsys.readouterr().err
     assert not ws.jobs_dir.exists() or not any(ws.jobs_dir.iterdir())
 
@@ -153,3 +153,21 @@ def test_the_vllm_backend_says_what_it_needs_when_it_is_missing(ws: Workspace) -
         gen.generate(ws, DatasetRef("seeds"), TEMPLATE, "gen", backend="vllm", device="cpu")
     with pytest.raises(gen.GenerationError, match="backend must be one of"):
         gen.generate(ws, DatasetRef("seeds"), TEMPLATE, "gen", backend="llama")
+
+
+@pytest.mark.parametrize("resume", ["../../victim", "ABSOLUTE", "x\n"])
+def test_resume_with_a_run_id_that_is_not_a_plain_name_touches_nothing(ws: Workspace, tmp_path: Path, resume: str,
+                                                                       capsys: pytest.CaptureFixture) -> None:
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    lines = "".join(json.dumps({"seed_record_id": f"s{i}", "sample": 0}) + "\n" for i in range(3))
+    (victim / "rows.jsonl").write_text(lines)
+    template = tmp_path / "t.j2"
+    template.write_text(TEMPLATE)
+    resume = str(victim) if resume == "ABSOLUTE" else resume
+    code = cli.main(["generate", "-w", str(ws.root), "--seeds", "seeds", "--template", str(template), "--output",
+                     "gen", "--resume", resume, "--device", "cpu", "--limit", "1", "--max-new-tokens", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: invalid generation run id") and err.count("\n") == 1
+    assert (victim / "rows.jsonl").read_text() == lines and sorted(p.name for p in victim.iterdir()) == ["rows.jsonl"]
+    assert not (ws.root / "generations").exists()

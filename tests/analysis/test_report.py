@@ -59,7 +59,7 @@ def test_scorecards_are_stored_once_per_build_and_read_back(small_ws: Path) -> N
 
 
 def test_scoring_a_benchmark_is_refused(small_ws: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    assert cli.main(["score", "real", "-w", str(small_ws), "--no-embeddings"]) == 1
+    assert cli.main(["score", "real", "-w", str(small_ws), "--no-embeddings"]) == 2
     assert "scorecards are for synthetic data" in capsys.readouterr().err
 
 

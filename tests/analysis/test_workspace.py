@@ -11,9 +11,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from analysis import cli, jobs, report
 from analysis.contamination import scan as scan_module
 from analysis.contamination.scan import run_scan
-from analysis.workspace import DatasetRef, Workspace, WorkspaceError, atomic_write_text
+from analysis.evals import lmeval, runs
+from analysis.workspace import AREAS, DatasetRef, Workspace, WorkspaceError, atomic_write_text, check_name
 
 CLI = [sys.executable, "-m", "analysis.cli"]
 
@@ -140,3 +142,68 @@ def test_dashboard_style_reads_never_block_while_scans_write(demo_ws: Path) -> N
     assert errors == []
     assert reads >= 5
     assert len(ws.query("SELECT * FROM scans")) == scans_before + 4
+
+
+# Names and ids that must never become part of a path: they climb out, are absolute, or make odd folders.
+BAD_NAMES = ["../victim", "..", "/tmp/victim", "a/b", "a\\b", ".hidden", "-flag", "v9\n", "v9\r", "a\x00b", "",
+             " v1", "x" * 101, "C:victim"]
+
+
+@pytest.mark.parametrize("value", BAD_NAMES)
+def test_check_name_refuses_anything_but_one_plain_path_component(value: str) -> None:
+    with pytest.raises(WorkspaceError, match="invalid run id") as caught:
+        check_name(value, "run id")
+    assert "\n" not in str(caught.value)  # one line, whatever the value holds
+
+
+@pytest.mark.parametrize("value", ["v1", "v9", "gsm8k", "my-set_2.1", "20250101-120000-123-ab12", "x" * 100])
+def test_check_name_accepts_plain_names(value: str) -> None:
+    assert check_name(value, "name") == value
+
+
+@pytest.mark.parametrize("value", BAD_NAMES)
+def test_no_id_or_name_becomes_a_path_outside_its_folder(tmp_path: Path, value: str) -> None:
+    ws = Workspace.init(tmp_path / "ws")
+    calls = [*(lambda area=area: ws.artefact_dir(area, value) for area in AREAS),
+             lambda: ws.dataset_dir(DatasetRef(value, "v1")), lambda: ws.dataset_dir(DatasetRef("set", value)),
+             lambda: jobs.status(ws, value), lambda: jobs.request_cancel(ws, value), lambda: jobs.log_tail(ws, value),
+             lambda: jobs.Reporter(ws, value), lambda: report.metrics(ws, value),
+             lambda: report.evidence(ws, "r1", value, "pii_hits"), lambda: report.evidence(ws, "r1", "privacy", value),
+             lambda: lmeval.read_errors(ws, value), lambda: runs.get_run(ws, value),
+             lambda: runs.add_run(ws, "org/model", run_id=value)]
+    for call in calls:
+        with pytest.raises(WorkspaceError):
+            call()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ws"]
+    assert not list((ws.root / "jobs").iterdir()) and not (ws.root / "runs").exists()
+
+
+def test_staging_refuses_a_destination_outside_the_workspace(tmp_path: Path) -> None:
+    ws = Workspace.init(tmp_path / "ws")
+    with pytest.raises(WorkspaceError, match="outside the workspace"), ws.staged(ws.scans_dir / ".." / ".." / "x"):
+        pass
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_version_ending_in_a_newline_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ws = tmp_path / "ws"
+    assert cli.main(["init", str(ws)]) == 0
+    source = tmp_path / "s.jsonl"
+    source.write_text('{"prompt": "p", "answer": "a"}\n')
+    assert cli.main(["ingest", str(source), "-w", str(ws), "--name", "s", "--kind", "synthetic",
+                     "--version", "v9\n"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: invalid version") and err.count("\n") == 1
+    assert not (ws / "datasets" / "s").exists()
+
+
+def test_a_job_id_from_the_command_line_cannot_leave_the_workspace(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    ws = tmp_path / "ws"
+    assert cli.main(["init", str(ws)]) == 0
+    outside = tmp_path / "victim"
+    outside.mkdir()
+    (outside / "status.json").write_text('{"job_id": "victim", "kind": "scan"}')
+    code = cli.main(["scan", "-w", str(ws), "--synthetic", "s", "--benchmark", "b", "--job", "../../victim"])
+    assert code == 2 and capsys.readouterr().err.startswith("error: invalid job id")
+    assert (outside / "status.json").read_text() == '{"job_id": "victim", "kind": "scan"}'
