@@ -12,6 +12,7 @@ from analysis import browse, jobs
 from analysis import generate as gen
 from analysis.device import pick_device
 from analysis.models import DEFAULT_INSTRUCT
+from analysis.sandbox import TemplateError
 from analysis.workspace import DatasetRef, Workspace, WorkspaceError, is_name
 from dashboard.components.jobs import POLL_SECONDS, list_jobs
 from dashboard.components.widgets import MISSING, choose
@@ -32,13 +33,13 @@ def template_file(ws: Workspace, template: str) -> str:
 
 
 def show_preview(ws: Workspace, pool: str, template: str) -> bool:
-    """The rendered prompts of five seeds, or why the template cannot run; whether it can."""
+    """The rendered prompts of five seeds (only those are read), or why the template cannot run; whether it can."""
     try:
         shown = gen.preview(ws, DatasetRef.parse(pool), template)
-    except WorkspaceError as exc:
+    except (WorkspaceError, TemplateError) as exc:
         st.error(f"The template cannot run: {exc}")
         return False
-    flagged = int(gen.seed_rows(ws, DatasetRef.parse(pool))["flagged"].sum())
+    flagged = len(gen.flagged_seeds(ws, DatasetRef.parse(pool)))
     st.caption(f"Preview over the first {len(shown)} seeds" + (f" · {flagged} seeds are benchmark items per the "
                                                                  "latest scans and are left out" if flagged else ""))
     for record_id, prompt in shown:
