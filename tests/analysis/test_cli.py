@@ -66,6 +66,29 @@ def test_user_errors_exit_2_with_one_line(tmp_path: Path, capsys: pytest.Capture
     assert code == 2 and "is empty" in err
 
 
+@pytest.mark.parametrize("query, message", [
+    ("SELEC 1", 'error: the query failed: Parser Error: syntax error at or near "SELEC"\n'),
+    ("SELECT * FROM nosuch", "error: the query failed: Catalog Error: Table with name nosuch does not exist!\n"),
+])
+def test_a_bad_query_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], query: str, message: str) -> None:
+    run(capsys, "init", str(tmp_path / "ws"))
+    code, out, err = run(capsys, "sql", "-w", str(tmp_path / "ws"), query)
+    assert code == 2 and err == message and out == ""
+
+
+def test_a_model_that_cannot_be_found_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ws = str(tmp_path / "ws")
+    run(capsys, "init", ws)
+    seeds = tmp_path / "seeds.jsonl"
+    seeds.write_text(json.dumps({"instruction": "Say hello.", "output": "Hello."}) + "\n")
+    run(capsys, "ingest", str(seeds), "-w", ws, "--name", "seeds", "--kind", "synthetic")
+    template = tmp_path / "t.j2"
+    template.write_text("{{ prompt }}")
+    code, _, err = run(capsys, "generate", "-w", ws, "--seeds", "seeds", "--template", str(template), "--output", "g",
+                       "--model", str(tmp_path / "no-such-model.gguf~"))
+    assert code == 2 and err.startswith("error: no model ") and err.count("\n") == 1
+
+
 def test_scan_thresholds_from_flags_and_workspace_config(demo_ws: Path, capsys: pytest.CaptureFixture[str]) -> None:
     toml = demo_ws / "synthscope.toml"
     toml.write_text(toml.read_text().replace("clean_below = 0.20", "clean_below = 0.99"))
