@@ -18,6 +18,7 @@
     synthscope policy
     synthscope generate --seeds NAME@VERSION --template FILE --output NAME [--model M] [--n 1] [--limit N]
     synthscope sql "SELECT ... FROM latest_verdicts"
+    synthscope gc
     synthscope demo PATH
     synthscope push [PATH] s3://BUCKET/PREFIX
     synthscope serve [PATH | s3://BUCKET/PREFIX] [--host 127.0.0.1] [--port 8501] [--secrets FILE] [--no-auth]
@@ -624,6 +625,19 @@ def cmd_sql(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gc(args: argparse.Namespace) -> int:
+    from analysis.workspace import collect_garbage
+
+    ws = Workspace.open(args.workspace, tidy=False)  # so that what it removes is reported
+    ws.check_writable()
+    garbage = collect_garbage(ws)
+    for path in garbage.removed:
+        print(f"removed {path}")
+    print(f"removed {len(garbage.removed)} leftovers of ended processes ({garbage.freed_bytes / 1e6:.1f} MB)"
+          + (f"; kept {len(garbage.kept)} that a running process may still be writing" if garbage.kept else ""))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from analysis.demo import build_demo
 
@@ -911,6 +925,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("query")
     p.add_argument("--limit", type=int, default=50)
     p.set_defaults(func=cmd_sql)
+
+    p = sub.add_parser("gc", parents=[common],
+                       help="remove staging folders and temporary files left by killed processes (never a running "
+                            "one's)")
+    p.set_defaults(func=cmd_gc)
 
     p = sub.add_parser("demo", help="build the demo workspace (no network needed)")
     p.add_argument("path")
