@@ -48,7 +48,7 @@ from typing import Any
 import pandas as pd
 
 from analysis.sandbox import Renderer, TemplateError
-from analysis.workspace import DatasetRef, Workspace, WorkspaceError, atomic_write_json, utc_now
+from analysis.workspace import DatasetRef, Workspace, WorkspaceError, atomic_write_json, check_name, utc_now
 
 Progress = Callable[[int, int, str], None]
 PARSERS = ("text", "json", "delimiter")
@@ -330,8 +330,9 @@ def generate(ws: Workspace, pool: DatasetRef, template: str, output: str, *, mod
     """Generate rows from the seeds of ``pool`` and make them version ``output@next`` (see the module docstring)."""
     from analysis.models import DEFAULT_INSTRUCT, resolve
 
-    # A resumed run's id is checked before anything is read or written.
+    # The names that become paths are checked before anything is read or written.
     folder = ws.artefact_dir("generations", ws.new_id() if run_id is None else run_id)
+    check_name(output, "dataset name")
     run_id = folder.name
     params = params or Params()
     params.check()

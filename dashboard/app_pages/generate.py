@@ -145,7 +145,10 @@ with st.form("gen_form"):
     stop = c2.text_input("Stop at", key="gen_stop", placeholder="optional string")
     check = c3.checkbox("Scan and score when done", value=True, key="gen_check")
     start = st.form_submit_button("Generate", type="primary", disabled=not runnable)
-if start:
+if start and not is_name(output.strip()):
+    st.error("Not started: the output dataset name must be at most 100 letters, digits, '.', '_' or '-', starting "
+             "with a letter or digit.")
+elif start:
     argv = ["generate", "--seeds", pool, "--template", template_file(ws, template), "--output", output.strip(),
             "--model", model.strip(), "--limit", str(int(limit)), "--n", str(int(n)), "--max-new-tokens",
             str(int(max_new)), "--temperature", str(temperature), "--top-p", str(top_p), "--top-k", str(int(top_k)),

@@ -12,7 +12,7 @@ from analysis import generate as gen
 from analysis.contamination.ngram import NgramConfig
 from analysis.contamination.scan import run_scan
 from analysis.sandbox import TemplateError
-from analysis.workspace import DatasetRef, Workspace
+from analysis.workspace import DatasetRef, Workspace, WorkspaceError
 
 TEMPLATE = "Write one new short task like this one.\nTask: {{ instruction }}"
 TASKS = ["Write a haiku about rain.", "Explain what a list is in Python.", "Give one tip for sleeping well.",
@@ -226,3 +226,9 @@ def test_the_generation_run_renders_under_the_same_bounds(ws: Workspace, monkeyp
     done = gen.generate(ws, DatasetRef("seeds"), TEMPLATE, "gen", params=gen.Params(batch_size=2), device="cpu",
                         keep_flagged_seeds=True)
     assert done.rows == len(TASKS) + 1 and done.dataset == DatasetRef("gen", "v1")
+
+
+def test_an_output_name_that_is_not_a_plain_name_is_refused_before_anything(ws: Workspace) -> None:
+    with pytest.raises(WorkspaceError, match="invalid dataset name '../escape'"):
+        gen.generate(ws, DatasetRef("seeds"), TEMPLATE, "../escape", device="cpu")
+    assert not (ws.root / "generations").exists()

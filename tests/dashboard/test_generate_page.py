@@ -103,3 +103,12 @@ def test_the_preview_reads_only_the_seeds_it_shows(gen_ws: Path, tmp_path: Path,
     assert not page.exception, [e.value for e in page.exception]
     assert [c.value for c in page.code if c.value.startswith("Write one")][-1].endswith("Task: task 4")
     assert read and max(read) <= 5
+
+
+@pytest.mark.parametrize("output", ["../escape", "/tmp/escape", "a/b", ".hidden"])
+def test_an_output_name_that_is_not_a_plain_name_starts_no_job(page: AppTest, gen_ws: Path, output: str) -> None:
+    page.text_input(key="gen_output").input(output)
+    page.get("form_submit_button")[0].click().run()
+    assert not page.exception, [e.value for e in page.exception]
+    assert any(e.value.startswith("Not started: the output dataset name") for e in page.error)
+    assert jobs.list_jobs(Workspace.open(gen_ws)) == []
