@@ -8,7 +8,6 @@ the ``row`` column, which Parquet row-group statistics answer without a scan.
 from __future__ import annotations
 
 import shutil
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.workspace import DatasetRef, Workspace
+from analysis.workspace import DatasetRef, Workspace, owned_name
 
 ROW_COLUMNS = ["row", "record_id", "source_line", "prompt", "answer"]
 
@@ -88,7 +87,7 @@ def staged_upload(ws: Workspace, filename: str, data: bytes) -> Iterator[Path]:
     name = Path(filename.replace("\\", "/")).name
     if name in ("", ".", ".."):
         name = "upload"
-    folder = ws.root / "tmp" / f"upload-{uuid.uuid4().hex[:12]}"
+    folder = ws.root / "tmp" / owned_name("upload")
     folder.mkdir(parents=True)
     try:
         path = folder / name

@@ -18,12 +18,15 @@
     synthscope policy
     synthscope generate --seeds NAME@VERSION --template FILE --output NAME [--model M] [--n 1] [--limit N]
     synthscope sql "SELECT ... FROM latest_verdicts"
+    synthscope gc
     synthscope demo PATH
     synthscope push [PATH] s3://BUCKET/PREFIX
     synthscope serve [PATH | s3://BUCKET/PREFIX] [--host 127.0.0.1] [--port 8501] [--secrets FILE] [--no-auth]
 
 The workspace is ``--workspace``, else ``$SYNTHSCOPE_WORKSPACE``, else ``./workspace``.
 An ``s3://`` workspace (one that ``push`` published) opens read-only; see analysis.remote.
+A problem the user can fix (a bad name, a missing dataset, a template that cannot
+render) prints one line, ``error: ...``, and exits 2.
 """
 
 from __future__ import annotations
@@ -36,8 +39,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import duckdb
+
 from analysis import hub
+from analysis.embeddings import ModelUnavailable
 from analysis.ingest import IngestError
+from analysis.models import ModelError
 from analysis.workspace import KINDS, DatasetRef, Workspace, WorkspaceError
 
 # Jobs started from the dashboard run at this niceness, so twenty sessions stay responsive while a scan runs
@@ -47,6 +54,14 @@ JOB_NICENESS = 10
 
 class CliError(Exception):
     pass
+
+
+# What a user can fix: printed as one line, exit status 2. Anything else is a bug and keeps its traceback.
+USER_ERRORS = (WorkspaceError, IngestError, CliError, ModelError, ModelUnavailable, ValueError)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
 
 
 def _workspace(args: argparse.Namespace) -> Workspace:
@@ -473,8 +488,8 @@ def cmd_gate(args: argparse.Namespace) -> int:
             assert manifest is not None and manifest["report_id"] == card.report_id
         stored = report.metrics(ws, manifest["report_id"])
         pol = policymod.load(args.policy, known_keys=set(stored["key"]))
-    except (WorkspaceError, IngestError, CliError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except USER_ERRORS as exc:
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 2
     graded = report.grade(stored.drop(columns=["grade", "rule"]), pol)
     status = policymod.worst(list(graded["grade"]))
@@ -600,10 +615,26 @@ def cmd_policy(args: argparse.Namespace) -> int:
 
 def cmd_sql(args: argparse.Namespace) -> int:
     ws = _workspace(args)
-    df = ws.query(args.query)
+    try:
+        df = ws.query(args.query)
+    except duckdb.Error as exc:
+        raise CliError(f"the query failed: {str(exc).splitlines()[0]}") from exc
     print(_table(df.head(args.limit).itertuples(index=False), list(df.columns)))
     if len(df) > args.limit:
         print(f"... {len(df) - args.limit} more rows (raise --limit)")
+    return 0
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    from analysis.workspace import collect_garbage
+
+    ws = Workspace.open(args.workspace, tidy=False)  # so that what it removes is reported
+    ws.check_writable()
+    garbage = collect_garbage(ws)
+    for path in garbage.removed:
+        print(f"removed {path}")
+    print(f"removed {len(garbage.removed)} leftovers of ended processes ({garbage.freed_bytes / 1e6:.1f} MB)"
+          + (f"; kept {len(garbage.kept)} that a running process may still be writing" if garbage.kept else ""))
     return 0
 
 
@@ -895,6 +926,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=50)
     p.set_defaults(func=cmd_sql)
 
+    p = sub.add_parser("gc", parents=[common],
+                       help="remove staging folders and temporary files left by killed processes (never a running "
+                            "one's)")
+    p.set_defaults(func=cmd_gc)
+
     p = sub.add_parser("demo", help="build the demo workspace (no network needed)")
     p.add_argument("path")
     p.add_argument("--force", action="store_true", help="rebuild it if it exists")
@@ -925,9 +961,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.nice(JOB_NICENESS)  # a background job yields the CPU to the dashboard that started it
     try:
         return int(args.func(args))
-    except (WorkspaceError, IngestError, CliError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    except USER_ERRORS as exc:
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

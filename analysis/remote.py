@@ -41,7 +41,7 @@ SCHEME = "s3://"
 INDEX = "index.json"
 # Local working state and derived caches: meaningful only on the machine that wrote them.
 # catalog.duckdb names local file paths, so a reader builds its views from the index instead.
-LOCAL_ONLY = frozenset({"tmp", "jobs", "indexes", "generations", "catalog.duckdb"})
+LOCAL_ONLY = frozenset({"tmp", "jobs", "indexes", "generations", "catalog.duckdb", "catalog.root"})
 
 
 def is_remote(root: str | Path) -> bool:

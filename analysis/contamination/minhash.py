@@ -84,7 +84,6 @@ import json
 import os
 import re
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -97,7 +96,7 @@ import pyarrow.parquet as pq
 
 from analysis.engine import Engine, LocalEngine, RowGroup, read_table, row_groups
 from analysis.text import char_chunks, hash_tokens, ngram_hashes, normalize, record_text
-from analysis.workspace import DatasetRef, Workspace
+from analysis.workspace import DatasetRef, Workspace, temp_path
 
 FIELDS = ("prompt", "answer")
 RECORD_FIELDS = ("prompt", "answer", "record")
@@ -393,7 +392,7 @@ def sign_dataset(ws: Workspace, synthetic: DatasetRef, config: NearDuplicateConf
     tasks = row_groups(ws.records_path(synthetic))
     total = sum(t.rows for t in tasks)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp = temp_path(path)
     schema = _signature_schema(config.num_perm).with_metadata({
         "synthscope.minhash": json.dumps({**asdict(config), "key": config.key, "dataset": str(synthetic),
                                           "scheme": "affine32", "format": FORMAT}),

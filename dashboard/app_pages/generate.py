@@ -12,7 +12,8 @@ from analysis import browse, jobs
 from analysis import generate as gen
 from analysis.device import pick_device
 from analysis.models import DEFAULT_INSTRUCT
-from analysis.workspace import DatasetRef, Workspace, WorkspaceError
+from analysis.sandbox import TemplateError
+from analysis.workspace import DatasetRef, Workspace, WorkspaceError, is_name
 from dashboard.components.jobs import POLL_SECONDS, list_jobs
 from dashboard.components.widgets import MISSING, choose
 from dashboard.components.workspace import read_only, require_workspace
@@ -32,13 +33,13 @@ def template_file(ws: Workspace, template: str) -> str:
 
 
 def show_preview(ws: Workspace, pool: str, template: str) -> bool:
-    """The rendered prompts of five seeds, or why the template cannot run; whether it can."""
+    """The rendered prompts of five seeds (only those are read), or why the template cannot run; whether it can."""
     try:
         shown = gen.preview(ws, DatasetRef.parse(pool), template)
-    except WorkspaceError as exc:
+    except (WorkspaceError, TemplateError) as exc:
         st.error(f"The template cannot run: {exc}")
         return False
-    flagged = int(gen.seed_rows(ws, DatasetRef.parse(pool))["flagged"].sum())
+    flagged = len(gen.flagged_seeds(ws, DatasetRef.parse(pool)))
     st.caption(f"Preview over the first {len(shown)} seeds" + (f" · {flagged} seeds are benchmark items per the "
                                                                  "latest scans and are left out" if flagged else ""))
     for record_id, prompt in shown:
@@ -48,7 +49,7 @@ def show_preview(ws: Workspace, pool: str, template: str) -> bool:
 
 
 def rows_of(ws: Workspace, run_id: str) -> pd.DataFrame:
-    path = ws.root / "generations" / run_id / "rows.jsonl"
+    path = ws.artefact_dir("generations", run_id) / "rows.jsonl"
     if not path.is_file():
         return pd.DataFrame()
     lines = path.read_text(encoding="utf-8").splitlines()[-ROWS_SHOWN:]
@@ -90,7 +91,7 @@ def progress_panel(ws: Workspace) -> None:
             st.error(f"Job {job.job_id} failed: {job.error}")
             st.code(jobs.log_tail(ws, job.job_id) or "(the log is empty)", language=None)
         run_id = job.result.get("run_id")
-        if run_id:
+        if is_name(run_id):
             rows = rows_of(ws, run_id)
             if not rows.empty:
                 st.caption(f"The newest rows of run {run_id}, as they arrive")
@@ -144,7 +145,10 @@ with st.form("gen_form"):
     stop = c2.text_input("Stop at", key="gen_stop", placeholder="optional string")
     check = c3.checkbox("Scan and score when done", value=True, key="gen_check")
     start = st.form_submit_button("Generate", type="primary", disabled=not runnable)
-if start:
+if start and not is_name(output.strip()):
+    st.error("Not started: the output dataset name must be at most 100 letters, digits, '.', '_' or '-', starting "
+             "with a letter or digit.")
+elif start:
     argv = ["generate", "--seeds", pool, "--template", template_file(ws, template), "--output", output.strip(),
             "--model", model.strip(), "--limit", str(int(limit)), "--n", str(int(n)), "--max-new-tokens",
             str(int(max_new)), "--temperature", str(temperature), "--top-p", str(top_p), "--top-k", str(int(top_k)),

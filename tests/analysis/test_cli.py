@@ -53,17 +53,40 @@ def _rows(out: str) -> dict[str, list[str]]:
     return {line.split()[0]: line.split()[1:] for line in lines if "@" in line.split(" ")[0]}
 
 
-def test_user_errors_exit_1_with_a_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_user_errors_exit_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "datasets", "-w", str(tmp_path / "nowhere"))
-    assert code == 1 and "is not a synthscope workspace" in err and "synthscope init" in err
+    assert code == 2 and "is not a synthscope workspace" in err and "synthscope init" in err
     ws = str(tmp_path / "ws")
     run(capsys, "init", ws)
     code, _, err = run(capsys, "scan", "-w", ws, "--synthetic", "x", "--benchmark", "y")
-    assert code == 1 and "no dataset named 'y'" in err
+    assert code == 2 and "no dataset named 'y'" in err
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
     code, _, err = run(capsys, "ingest", str(empty), "-w", ws, "--name", "e", "--kind", "synthetic")
-    assert code == 1 and "is empty" in err
+    assert code == 2 and "is empty" in err
+
+
+@pytest.mark.parametrize("query, message", [
+    ("SELEC 1", 'error: the query failed: Parser Error: syntax error at or near "SELEC"\n'),
+    ("SELECT * FROM nosuch", "error: the query failed: Catalog Error: Table with name nosuch does not exist!\n"),
+])
+def test_a_bad_query_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], query: str, message: str) -> None:
+    run(capsys, "init", str(tmp_path / "ws"))
+    code, out, err = run(capsys, "sql", "-w", str(tmp_path / "ws"), query)
+    assert code == 2 and err == message and out == ""
+
+
+def test_a_model_that_cannot_be_found_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ws = str(tmp_path / "ws")
+    run(capsys, "init", ws)
+    seeds = tmp_path / "seeds.jsonl"
+    seeds.write_text(json.dumps({"instruction": "Say hello.", "output": "Hello."}) + "\n")
+    run(capsys, "ingest", str(seeds), "-w", ws, "--name", "seeds", "--kind", "synthetic")
+    template = tmp_path / "t.j2"
+    template.write_text("{{ prompt }}")
+    code, _, err = run(capsys, "generate", "-w", ws, "--seeds", "seeds", "--template", str(template), "--output", "g",
+                       "--model", str(tmp_path / "no-such-model.gguf~"))
+    assert code == 2 and err.startswith("error: no model ") and err.count("\n") == 1
 
 
 def test_scan_thresholds_from_flags_and_workspace_config(demo_ws: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -87,7 +110,7 @@ def test_serve_binds_to_loopback_by_default(demo_ws: Path, monkeypatch: pytest.M
     assert argv[argv.index("--server.address") + 1] == "127.0.0.1"
     assert env["SYNTHSCOPE_WORKSPACE"] == str(demo_ws.resolve())
     assert "http://127.0.0.1:8501" in capsys.readouterr().out
-    assert cli.main(["serve", str(demo_ws), "--host", "0.0.0.0"]) == 1  # no sign-in: refused
+    assert cli.main(["serve", str(demo_ws), "--host", "0.0.0.0"]) == 2  # no sign-in: refused
     assert "anyone who can reach this machine" in capsys.readouterr().err
     assert len(calls) == 1
 

@@ -163,8 +163,8 @@ def test_eval_run_refuses_unknown_tasks_and_writes_nothing(ws: Workspace, evalua
     before = sorted(p.name for p in ws.evals_dir.iterdir())
     code = cli.main(["eval", "run", "-w", str(ws.root), "--run", "tiny", "--tasks", "no_such_task_xyz",
                      "--include-path", str(evaluated.tasks), "--device", "cpu"])
-    assert code == 1 and "unknown lm-eval task(s): no_such_task_xyz" in capsys.readouterr().err
-    assert cli.main(["eval", "run", "-w", str(ws.root), "--run", "nope", "--tasks", MC]) == 1
+    assert code == 2 and "unknown lm-eval task(s): no_such_task_xyz" in capsys.readouterr().err
+    assert cli.main(["eval", "run", "-w", str(ws.root), "--run", "nope", "--tasks", MC]) == 2
     assert "no run 'nope'" in capsys.readouterr().err
     assert sorted(p.name for p in ws.evals_dir.iterdir()) == before and len(list(ws.lmeval_dir.iterdir())) == 1
 
