@@ -354,6 +354,9 @@ def _read_csv(path: Path, label: str, opts: IngestOptions) -> Iterator[_Row]:
             if not values or all(not v.strip() for v in values):
                 continue
             if names is None:
+                if header_wanted and last_line > start:  # a quote left open in the header swallowed the rows
+                    yield _bad_record(start, last_line, lines.non_blank - read_before - 1, "a malformed header")
+                    continue
                 if header_wanted:
                     names = [v.strip() or f"col{i}" for i, v in enumerate(values)]
                     continue
@@ -369,9 +372,10 @@ def _bad_record(first: int, last: int, lost: int, problem: str) -> _Row:
     """A CSV record that cannot be imported; one spanning many lines loses every row on them."""
     if last <= first:
         return _Row(first, error=problem)
+    lost = max(lost, 1)
+    rows = "the row on those lines was" if lost == 1 else f"the {lost} rows on those lines were"
     return _Row(first, error=f"{problem} in one record spanning lines {first}-{last}: probably a quote that is "
-                             f"not closed, which made {lost} lines one record; none of them was imported",
-                last_line=last, lost=max(lost, 1))
+                             f"not closed; {rows} not imported", last_line=last, lost=lost)
 
 
 def _read_parquet(path: Path, label: str, opts: IngestOptions) -> Iterator[_Row]:

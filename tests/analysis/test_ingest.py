@@ -334,8 +334,11 @@ def test_a_stray_quote_in_a_csv_is_reported_with_its_line_range_and_every_lost_r
     assert report.rows == 2 and report.error_count == 997  # 2 + 997 = every one of the 999 data rows
     (error,) = report.errors
     assert (error.line, error.last_line) == (4, 1000) and str(error).startswith(f"{src}:4-1000: ")
-    assert "997 lines" in error.message and "not closed" in error.message
+    assert "the 997 rows on those lines were not imported" in error.message and "not closed" in error.message
     assert read_errors(ws, report.ref) == [error] and ws.manifest(report.ref)["errors"] == 997
+    src.write_text('"prompt,answer\nfirst,1\nsecond,2\n', encoding="utf-8")  # the header swallows the file
+    with pytest.raises(IngestError, match=r"stray\.csv:1-3: a malformed header in one record spanning lines 1-3"):
+        ingest(ws, src, name="stray", kind="reference")
 
 
 def test_a_quoted_line_break_loads_but_a_record_over_several_lines_is_noted(ws: Workspace, tmp_path: Path) -> None:
