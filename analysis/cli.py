@@ -649,6 +649,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     auth = access.auth_settings(access.read_secrets(secrets_files))
     import_dirs = _served_folders(args.import_dir, "--import-dir", secrets_files)
     task_dirs = _served_folders(args.task_dir, "--task-dir", [])  # read by task name only, never as files
+    if not ws.read_only and any(allowed.is_inside(ws.root, [d]) or allowed.is_inside(d, [ws.root])
+                                for d in task_dirs):
+        raise CliError("a --task-dir overlaps the workspace, where the dashboard writes uploads: a task file is "
+                       "code, so task folders must be outside it")
     env = dict(os.environ, SYNTHSCOPE_WORKSPACE=str(ws.root))
     env.pop(access.AUTH_ENV, None)
     # Only these flags say what the dashboard may read: nothing inherited from the environment.

@@ -138,13 +138,16 @@ def test_serve_names_the_folders_the_dashboard_may_read(tmp_path: Path, served: 
     assert "uploads only" in out and "--import-dir" in out
 
 
-def test_serve_refuses_an_import_folder_that_is_missing_or_holds_the_secrets(
+def test_serve_refuses_folders_that_are_missing_hold_the_secrets_or_overlap_the_workspace(
         tmp_path: Path, served: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "serve", served["ws"], "--secrets", served["secrets"],
                        "--import-dir", str(tmp_path / "nowhere"))
     assert code == 1 and "no such folder" in err
     code, _, err = run(capsys, "serve", served["ws"], "--secrets", served["secrets"], "--import-dir", str(tmp_path))
     assert code == 1 and "holds the sign-in secrets" in err
+    for tasks in (tmp_path, Path(served["ws"]) / "tmp"):  # uploads are staged in the workspace's tmp/
+        code, _, err = run(capsys, "serve", served["ws"], "--secrets", served["secrets"], "--task-dir", str(tasks))
+        assert code == 1 and "overlaps the workspace" in err
     assert served["calls"] == []
 
 
