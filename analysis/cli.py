@@ -22,6 +22,7 @@
     synthscope demo PATH
     synthscope push [PATH] s3://BUCKET/PREFIX
     synthscope serve [PATH | s3://BUCKET/PREFIX] [--host 127.0.0.1] [--port 8501] [--secrets FILE] [--no-auth]
+                     [--import-dir DIR ...] [--task-dir DIR ...]
 
 The workspace is ``--workspace``, else ``$SYNTHSCOPE_WORKSPACE``, else ``./workspace``.
 An ``s3://`` workspace (one that ``push`` published) opens read-only; see analysis.remote.
@@ -41,7 +42,7 @@ from typing import Any
 
 import duckdb
 
-from analysis import hub
+from analysis import allowed, hub
 from analysis.embeddings import ModelUnavailable
 from analysis.ingest import IngestError
 from analysis.models import ModelError
@@ -107,6 +108,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     print(f"imported {report.rows} rows into {report.ref} ({report.kind}; {report.mapping})")
     if report.duplicate_ids:
         print(f"note: {report.duplicate_ids} rows repeat an earlier id; they were given suffixed ids (~2, ~3, ...)")
+    for note in report.notes:
+        print(f"note: {note}")
     if report.error_count:
         print(f"{report.error_count} rows were not imported:", file=sys.stderr)
         for error in report.errors[:20]:
@@ -675,8 +678,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     else:
         secrets_files = access.default_secrets_files(app)
     auth = access.auth_settings(access.read_secrets(secrets_files))
+    import_dirs = _served_folders(args.import_dir, "--import-dir", secrets_files)
+    task_dirs = _served_folders(args.task_dir, "--task-dir", [])  # read by task name only, never as files
+    if not ws.read_only and any(allowed.is_inside(ws.root, [d]) or allowed.is_inside(d, [ws.root])
+                                for d in task_dirs):
+        raise CliError("a --task-dir overlaps the workspace, where the dashboard writes uploads: a task file is "
+                       "code, so task folders must be outside it")
     env = dict(os.environ, SYNTHSCOPE_WORKSPACE=str(ws.root))
     env.pop(access.AUTH_ENV, None)
+    # Only these flags say what the dashboard may read: nothing inherited from the environment.
+    for variable, folders in ((allowed.IMPORT_DIRS_ENV, import_dirs), (allowed.TASK_DIRS_ENV, task_dirs)):
+        env.pop(variable, None)
+        if folders:
+            env[variable] = allowed.to_env(folders)
     if auth.configured:
         if args.no_auth:
             raise CliError("--no-auth, but sign-in is configured in the secrets; remove one of the two")
@@ -701,6 +715,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     else:
         print(f"no sign-in configured: the dashboard binds to {args.host} only, so only this machine can open it, "
               "and anyone on this machine can", flush=True)
+    if import_dirs:
+        print(f"the import form reads files under: {', '.join(map(str, import_dirs))}", flush=True)
+    else:
+        print("the import form reads uploads only (name folders it may read with --import-dir)", flush=True)
     print(f"synthscope dashboard: http://{args.host}:{args.port}  (workspace {ws.root})", flush=True)
     argv = [sys.executable, "-m", "streamlit", "run", str(app),
             "--server.address", args.host, "--server.port", str(args.port),
@@ -713,6 +731,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "--server.enableXsrfProtection", "true", "--server.trustedUserHeaders", "{}"]
     os.execve(sys.executable, argv, env)
     return 0  # not reached
+
+
+def _served_folders(given: list[str] | None, flag: str, secrets_files: list[Path]) -> list[Path]:
+    """The folders named with ``flag``, resolved; each must exist and hold none of ``secrets_files``."""
+    folders = []
+    for name in given or ():
+        folder = Path(name).resolve()
+        if not folder.is_dir():
+            raise CliError(f"{flag} {name}: no such folder")
+        exposed = [s for s in secrets_files if s.is_file() and allowed.is_inside(s, [folder])]
+        if exposed:
+            raise CliError(f"{flag} {name} holds the sign-in secrets ({exposed[0]}): the dashboard could read them; "
+                           "name a folder that holds only what it should import")
+        folders.append(folder)
+    return folders
 
 
 # -- parser ----------------------------------------------------------------------------
@@ -729,8 +762,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path")
     p.set_defaults(func=cmd_init)
 
-    p = sub.add_parser("ingest", parents=[common], help="import a dataset version")
-    p.add_argument("source", help="file, save_to_disk folder, or lm-eval task name (with --format lm-eval)")
+    p = sub.add_parser("ingest", parents=[common], help="import a dataset version",
+                       description="Import a file, a save_to_disk folder or an lm-eval task as a new dataset "
+                                   "version.",
+                       epilog="An lm-eval task YAML is code: lm-eval renders its templates with unsandboxed Jinja "
+                              "and runs its !function hooks as you, as lm-eval itself does. Import only task "
+                              "files (and --include-path folders) you trust.")
+    p.add_argument("source", help="file, save_to_disk folder, or lm-eval task name or task YAML (with --format "
+                                  "lm-eval; a task YAML runs code)")
     p.add_argument("--name", required=True)
     p.add_argument("--kind", required=True, choices=KINDS)
     p.add_argument("--version", help="default: the next vN")
@@ -748,7 +787,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", help="split of a save_to_disk DatasetDict (default: test, else the first)")
     p.add_argument("--encoding", default="utf-8")
     p.add_argument("--max-record-mb", type=float, default=1.0, help="larger records are reported, not loaded")
-    p.add_argument("--include-path", help="lm-eval: folder of extra task YAMLs")
+    p.add_argument("--include-path", help="lm-eval: folder of extra task YAMLs (code: they run as you)")
     p.add_argument("--online", action="store_true", help="allow downloads from the Hugging Face Hub")
     p.add_argument("--strict", action="store_true", help="import nothing if any row is bad")
     p.set_defaults(func=cmd_ingest)
@@ -950,6 +989,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "./.streamlit/secrets.toml)")
     p.add_argument("--no-auth", action="store_true",
                    help="serve on a non-loopback --host without sign-in (anyone who can reach it reads everything)")
+    p.add_argument("--import-dir", action="append", metavar="DIR",
+                   help="a folder whose files the import form may read by path (repeat for several; default: "
+                        "none, uploads only)")
+    p.add_argument("--task-dir", action="append", metavar="DIR",
+                   help="a folder of lm-eval task YAMLs the import form may load by task name (repeat for "
+                        "several); task files are code, so name only folders you trust")
     p.set_defaults(func=cmd_serve)
     return parser
 

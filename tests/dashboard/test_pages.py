@@ -193,7 +193,9 @@ def import_from_path(at: AppTest, path: Path, name: str, kind: str = "synthetic"
     return button(at, "Import").click().run()
 
 
-def test_import_reports_bad_lines_and_keeps_the_good_rows(open_app, demo_ws: Path, tmp_path: Path) -> None:
+def test_import_reports_bad_lines_and_keeps_the_good_rows(open_app, demo_ws: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SYNTHSCOPE_IMPORT_DIRS", str(tmp_path))  # synthscope serve --import-dir
     source = tmp_path / "mine.jsonl"
     source.write_text('{"instruction": "add two numbers", "output": "a + b"}\n'
                       '{"instruction": broken\n'
@@ -225,7 +227,9 @@ def test_import_of_an_upload(open_app, demo_ws: Path) -> None:
     assert not list((ws.root / "tmp").glob("upload-*")), "the staged upload is removed"
 
 
-def test_failed_import_shows_the_error_and_writes_nothing(open_app, demo_ws: Path, tmp_path: Path) -> None:
+def test_failed_import_shows_the_error_and_writes_nothing(open_app, demo_ws: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SYNTHSCOPE_IMPORT_DIRS", str(tmp_path))
     empty = tmp_path / "empty.jsonl"
     empty.write_text("", encoding="utf-8")
     at = import_from_path(open_app(demo_ws, DATASETS), empty, "nothing")
