@@ -233,6 +233,8 @@ def test_a_read_only_workspace_names_its_hostile_root_as_text() -> None:
 @pytest.fixture
 def signed_in(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     """``signed_in(secrets, email)``: the app run once for a visitor signed in with address ``email``."""
+    st.cache_data.clear()
+    st.cache_resource.clear()
     monkeypatch.setenv("SYNTHSCOPE_WORKSPACE", str(Workspace.init(tmp_path / "ws").root))
     monkeypatch.chdir(tmp_path)  # no ./.streamlit/secrets.toml but the test's
 
