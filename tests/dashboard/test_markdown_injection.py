@@ -85,7 +85,7 @@ def open_app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
 def shown_as_text(at: AppTest) -> set[str]:
     """The markers of the hostile strings the run shows; fails where any of them is Markdown, not text."""
     seen, problems = set(), []
-    for kind, source in markdown_sources(at._tree):
+    for kind, source in (pair for root in (at.main, at.sidebar, *at.toast) for pair in markdown_sources(root)):
         shown = render(source)
         text = " ".join(shown.plain().split())
         found = {m for m in MARKERS if m in text}
