@@ -188,9 +188,13 @@ def test_generation_jobs_that_say_hostile_things_are_text(open_app, hostile: Pat
     texts = job_texts(BEACON)
     finished = {"rows": 3, "rejected": 1, "dataset": texts["generated"], "tokens_per_second": 9.5,
                 "device": texts["device"], "run_id": texts["run"]}
+    rows = hostile / "generations" / texts["run"] / "rows.jsonl"  # the run's newest rows are listed
+    rows.parent.mkdir(parents=True)
+    rows.write_text(json.dumps({"seed_record_id": HOSTILE[0], "prompt": HOSTILE[1], "answer": HOSTILE[2],
+                                "created_at": "2099-01-02T00:00:00"}) + "\n", encoding="utf-8")
     for n, job, expected in [
             (1, {"message": texts["generating"], "pid": os.getpid(), "done": 1, "total": 3}, {"HXj7"}),
-            (2, {"state": jobs.SUCCEEDED, "result": finished}, {"HXj8", "HXj9"}),
+            (2, {"state": jobs.SUCCEEDED, "result": finished}, {"HXj8", "HXj9", "HXjr"}),
             (3, {"state": jobs.SUCCEEDED, "result": {**finished, "stopped": True}}, {"HXjr"})]:
         job_id = f"20990102-00000{n}-ffffff"  # newer than the fixture's: the page shows the newest
         atomic_write_json(hostile / "jobs" / job_id / "status.json",
