@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
+from streamlit.testing.v1.element_tree import Button
 
 from analysis import jobs
 from analysis.workspace import Workspace, atomic_write_json
@@ -98,7 +99,7 @@ def shown_as_text(at: AppTest) -> set[str]:
     return seen
 
 
-def button(at: AppTest, label: str):
+def button(at: AppTest, label: str) -> Button:
     (match,) = [b for b in at.button if b.label == label]
     return match
 
