@@ -16,6 +16,7 @@ from analysis import allowed, browse, hub
 from analysis.fields import PRESETS
 from analysis.ingest import FORMATS, IngestError, IngestOptions, IngestReport, ingest, read_errors
 from analysis.workspace import KINDS, DatasetRef, Workspace
+from dashboard.components.safe import md
 from dashboard.components.widgets import choose
 from dashboard.components.workspace import read_only, require_workspace
 
@@ -92,10 +93,10 @@ def import_form(ws: Workspace) -> None:
             else:
                 report = ingest(ws, allowed.confine(path, import_dirs), options=options, **args)
     except allowed.NotAllowed as exc:  # names nothing but what the user typed
-        st.error(f"Nothing was imported: {exc}")
+        st.error(f"Nothing was imported: {md(exc)}")
         return
     except (IngestError, OSError) as exc:
-        st.error(f"Nothing was imported: {allowed.redact(str(exc), shown)}")
+        st.error(f"Nothing was imported: {md(allowed.redact(str(exc), shown))}")
         return
     show_report(report, shown)
     st.session_state["browse_ref"] = str(report.ref)
@@ -108,12 +109,13 @@ def _task_options(task_dirs: list[Path]) -> IngestOptions:
 
 
 def show_report(report: IngestReport, shown: list[Path]) -> None:
-    st.success(f"Imported {report.rows:,} rows into {report.ref} ({report.kind}; mapping {report.mapping}).")
+    st.success(f"Imported {report.rows:,} rows into {md(report.ref)} ({md(report.kind)}; mapping "
+               f"{md(report.mapping)}).")
     if report.duplicate_ids:
         st.info(f"{report.duplicate_ids} rows repeat an earlier id; they were given suffixed ids (~2, ~3, …) "
                 "that no row of the file has.")
     for note in report.notes:
-        st.info(note)
+        st.info(md(note))
     if report.error_count:
         st.warning(f"{report.error_count} rows were not imported:")
         st.code(allowed.redact("\n".join(str(e) for e in report.errors), shown), language=None)
@@ -137,7 +139,7 @@ def row_browser(ws: Workspace, refs: list[str], labels: dict[str, str]) -> None:
     if page > pages:  # the search now matches fewer rows
         page = st.session_state["browse_page"] = 1
         found = browse.search_rows(ws, ref, search, offset=0, limit=size)
-    what = f"matching “{search}”" if search else "in all"
+    what = f"matching “{md(search)}”" if search else "in all"
     if found.total:
         st.caption(f"Rows {found.offset + 1:,}–{found.offset + len(found.rows):,} of {found.total:,} {what}")
     else:
@@ -153,7 +155,7 @@ def row_browser(ws: Workspace, refs: list[str], labels: dict[str, str]) -> None:
     errors = read_errors(ws, ref)
     if errors:
         count = int(ws.manifest(ref)["errors"])
-        with st.expander(f"Rows of {ref} that were not imported ({count:,})"):
+        with st.expander(f"Rows of {md(ref)} that were not imported ({count:,})"):
             st.code("\n".join(str(e) for e in errors), language=None)
             if count > len(errors):
                 st.caption(f"the first {len(errors):,} are kept")

@@ -15,6 +15,7 @@ from analysis.models import DEFAULT_INSTRUCT
 from analysis.sandbox import TemplateError
 from analysis.workspace import DatasetRef, Workspace, WorkspaceError, is_name
 from dashboard.components.jobs import POLL_SECONDS, list_jobs
+from dashboard.components.safe import md
 from dashboard.components.widgets import MISSING, choose
 from dashboard.components.workspace import read_only, require_workspace
 
@@ -37,14 +38,14 @@ def show_preview(ws: Workspace, pool: str, template: str) -> bool:
     try:
         shown = gen.preview(ws, DatasetRef.parse(pool), template)
     except (WorkspaceError, TemplateError) as exc:
-        st.error(f"The template cannot run: {exc}")
+        st.error(f"The template cannot run: {md(exc)}")
         return False
     flagged = len(gen.flagged_seeds(ws, DatasetRef.parse(pool)))
     st.caption(f"Preview over the first {len(shown)} seeds" + (f" · {flagged} seeds are benchmark items per the "
                                                                  "latest scans and are left out" if flagged else ""))
     for record_id, prompt in shown:
         st.code(prompt, language=None, wrap_lines=True)
-        st.caption(f"seed {record_id}")
+        st.caption(f"seed {md(record_id)}")
     return bool(shown)
 
 
@@ -75,26 +76,27 @@ def progress_panel(ws: Workspace) -> None:
         if was_running and job.state != jobs.RUNNING:
             st.rerun()
         if job.state == jobs.RUNNING:
-            st.progress(job.fraction, text=f"job {job.job_id}: {job.message}")
+            st.progress(job.fraction, text=f"job {md(job.job_id)}: {md(job.message)}")
             st.button("Cancel", key="gen_cancel", on_click=jobs.request_cancel, args=(ws, job.job_id),
                       help="stops after the current batch; the rows made so far are kept and the run can resume")
         elif job.state == jobs.SUCCEEDED:
             r = job.result
             if r.get("stopped"):
-                st.warning(f"Job {job.job_id} was cancelled after {r['rows']} rows; resume it with "
-                           f"`synthscope generate ... --resume {r['run_id']}`.")
+                st.warning(f"Job {md(job.job_id)} was cancelled after {md(r['rows'])} rows; resume it with "
+                           f"`synthscope generate ... --resume RUN_ID` (run {md(r['run_id'])}).")
             else:
-                st.success(f"Job {job.job_id}: {r.get('rows')} rows ({r.get('rejected')} rejected) → "
-                           f"{r.get('dataset')}, {r.get('tokens_per_second')} tokens/s on {r.get('device')}"
-                           + (f"; checked: scorecard {r['status'].upper()}" if r.get("status") else ""))
+                st.success(f"Job {md(job.job_id)}: " + md(
+                    f"{r.get('rows')} rows ({r.get('rejected')} rejected) → {r.get('dataset')}, "
+                    f"{r.get('tokens_per_second')} tokens/s on {r.get('device')}"
+                    + (f"; checked: scorecard {r['status'].upper()}" if r.get("status") else "")))
         else:
-            st.error(f"Job {job.job_id} failed: {job.error}")
+            st.error(f"Job {md(job.job_id)} failed: {md(job.error)}")
             st.code(jobs.log_tail(ws, job.job_id) or "(the log is empty)", language=None)
         run_id = job.result.get("run_id")
         if is_name(run_id):
             rows = rows_of(ws, run_id)
             if not rows.empty:
-                st.caption(f"The newest rows of run {run_id}, as they arrive")
+                st.caption(f"The newest rows of run {md(run_id)}, as they arrive")
                 st.dataframe(rows[["seed_record_id", "prompt", "answer", "created_at"]], hide_index=True,
                              key="gen_rows", placeholder=MISSING)
 
@@ -155,6 +157,6 @@ elif start:
             "--seed", str(int(seed)), "--parse", parse, "--backend", backend] + (["--stop", stop] if stop else []) + (
         ["--check"] if check else [])
     job_id = jobs.start(ws, "generate", argv)
-    st.toast(f"Generating (job {job_id})")
+    st.toast(f"Generating (job {md(job_id)})")
 st.subheader("Progress")
 progress_panel(ws)

@@ -6,6 +6,7 @@ import streamlit as st
 
 from analysis import report
 from analysis.privacy import redact
+from dashboard.components.safe import md
 from dashboard.components.scorecard import METRICS, evidence, evidence_table, metrics_table, pick_scorecard, score_form
 from dashboard.components.widgets import MISSING
 from dashboard.components.workspace import require_workspace
@@ -47,12 +48,12 @@ if manifest is not None:
         row = copies.iloc[pick]
         left, right = st.columns(2)
         for col, side in ((left, "synthetic"), (right, "source")):
-            col.caption(f"{side} {row[f'{side}_id']}")
+            col.caption(f"{side} {md(row[f'{side}_id'])}")
             col.code(str(row.get(f"{side}_text", "")), language=None, wrap_lines=True)
         st.caption("PII inside the texts is masked unless values are shown; the rest of the text is as stored, "
                    "since a near-copy of a private record is itself the leak.")
     for note in manifest.get("notes", []):
         if note.startswith("privacy"):
-            st.caption(f"Not measured — {note}")
+            st.caption(f"Not measured — {md(note)}")
 st.subheader("Score a version")
 score_form(ws)

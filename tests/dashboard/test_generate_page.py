@@ -11,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from analysis import cli, jobs
 from analysis.workspace import DatasetRef, Workspace
+from tests.fixtures.markdown import render
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 TASKS = ["Write a haiku about rain.", "Explain what a list is in Python.", "Give one tip for sleeping well."]
@@ -57,7 +58,7 @@ def test_a_generation_job_lands_rows_and_a_dataset_version(page: AppTest, gen_ws
     final = jobs.wait(ws, job.job_id, timeout=300)
     assert final.state == jobs.SUCCEEDED, jobs.log_tail(ws, job.job_id)
     page.run()
-    assert any("2 rows (0 rejected) → generated@v1" in s.value for s in page.success)
+    assert any("2 rows (0 rejected) → generated@v1" in render(s.value).plain() for s in page.success)
     (rows,) = [d.value for d in page.dataframe if "seed_record_id" in d.value.columns]
     assert list(rows["seed_record_id"]) == ["s0", "s1"]
     assert ws.manifest(DatasetRef("generated", "v1"))["provenance"]["seed_pool"] == "seeds@v1"

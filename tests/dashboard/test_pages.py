@@ -18,6 +18,7 @@ from streamlit.testing.v1 import AppTest
 from analysis import jobs
 from analysis.text import tokenize
 from analysis.workspace import DatasetRef, Workspace, atomic_write_json
+from tests.fixtures.markdown import render
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 DATASETS = "app_pages/datasets.py"
@@ -111,7 +112,8 @@ def test_without_a_workspace_the_app_says_how_to_start(open_app) -> None:
 
 def test_a_folder_that_is_not_a_workspace_is_named(open_app, tmp_path: Path) -> None:
     at = open_app(tmp_path)
-    assert any("is not a synthscope workspace" in e and str(tmp_path) in e for e in texts(at.error))
+    shown = [render(e).plain() for e in texts(at.error)]  # the path is data: escaped as Markdown
+    assert any("is not a synthscope workspace" in e and str(tmp_path) in e for e in shown)
 
 
 def test_sidebar_shows_the_workspace_and_running_jobs(open_app, demo_ws: Path) -> None:
