@@ -343,11 +343,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from synthscope.core import hub
 
-    os.nice(jobs.NICENESS)
     ws = Workspace.open(args[0])
     hub.configure(ws.root)
     return run_job(ws, args[1])
 
 
 if __name__ == "__main__":
+    os.nice(jobs.NICENESS)  # the dashboard that started the job keeps the CPU first
     sys.exit(main())

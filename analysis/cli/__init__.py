@@ -18,9 +18,11 @@
     synthscope policy
     synthscope generate --seeds NAME@VERSION --template FILE --output NAME [--model M] [--n 1] [--limit N]
     synthscope sql "SELECT ... FROM latest_verdicts"
+    synthscope gc
     synthscope demo PATH
     synthscope push [PATH] s3://BUCKET/PREFIX
     synthscope serve [PATH | s3://BUCKET/PREFIX] [--host 127.0.0.1] [--port 8501] [--secrets FILE] [--no-auth]
+                     [--import-dir DIR ...] [--task-dir DIR ...]
 
 The workspace is ``--workspace``, else ``$SYNTHSCOPE_WORKSPACE``, else ``./workspace``.
 An ``s3://`` workspace (one that ``push`` published) opens read-only; see synthscope.core.storage.

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from synthscope.cli.common import CliError
+from synthscope.core import allowed
 from synthscope.core.workspace import Workspace
 
 
@@ -33,8 +34,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     else:
         secrets_files = access.default_secrets_files(app)
     auth = access.auth_settings(access.read_secrets(secrets_files))
+    import_dirs = _served_folders(args.import_dir, "--import-dir", secrets_files)
+    task_dirs = _served_folders(args.task_dir, "--task-dir", [])  # read by task name only, never as files
+    if not ws.read_only and any(allowed.is_inside(ws.root, [d]) or allowed.is_inside(d, [ws.root])
+                                for d in task_dirs):
+        raise CliError("a --task-dir overlaps the workspace, where the dashboard writes uploads: a task file is "
+                       "code, so task folders must be outside it")
     env = dict(os.environ, SYNTHSCOPE_WORKSPACE=str(ws.root))
     env.pop(access.AUTH_ENV, None)
+    # Only these flags say what the dashboard may read: nothing inherited from the environment.
+    for variable, folders in ((allowed.IMPORT_DIRS_ENV, import_dirs), (allowed.TASK_DIRS_ENV, task_dirs)):
+        env.pop(variable, None)
+        if folders:
+            env[variable] = allowed.to_env(folders)
     if auth.configured:
         if args.no_auth:
             raise CliError("--no-auth, but sign-in is configured in the secrets; remove one of the two")
@@ -59,6 +71,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     else:
         print(f"no sign-in configured: the dashboard binds to {args.host} only, so only this machine can open it, "
               "and anyone on this machine can", flush=True)
+    if import_dirs:
+        print(f"the import form reads files under: {', '.join(map(str, import_dirs))}", flush=True)
+    else:
+        print("the import form reads uploads only (name folders it may read with --import-dir)", flush=True)
     print(f"synthscope dashboard: http://{args.host}:{args.port}  (workspace {ws.root})", flush=True)
     argv = [sys.executable, "-m", "streamlit", "run", str(app),
             "--server.address", args.host, "--server.port", str(args.port),
@@ -71,6 +87,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "--server.enableXsrfProtection", "true", "--server.trustedUserHeaders", "{}"]
     os.execve(sys.executable, argv, env)
     return 0  # not reached
+
+
+def _served_folders(given: list[str] | None, flag: str, secrets_files: list[Path]) -> list[Path]:
+    """The folders named with ``flag``, resolved; each must exist and hold none of ``secrets_files``."""
+    folders = []
+    for name in given or ():
+        folder = Path(name).resolve()
+        if not folder.is_dir():
+            raise CliError(f"{flag} {name}: no such folder")
+        exposed = [s for s in secrets_files if s.is_file() and allowed.is_inside(s, [folder])]
+        if exposed:
+            raise CliError(f"{flag} {name} holds the sign-in secrets ({exposed[0]}): the dashboard could read them; "
+                           "name a folder that holds only what it should import")
+        folders.append(folder)
+    return folders
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -89,4 +120,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                         "./.streamlit/secrets.toml)")
     p.add_argument("--no-auth", action="store_true",
                    help="serve on a non-loopback --host without sign-in (anyone who can reach it reads everything)")
+    p.add_argument("--import-dir", action="append", metavar="DIR",
+                   help="a folder whose files the import form may read by path (repeat for several; default: "
+                        "none, uploads only)")
+    p.add_argument("--task-dir", action="append", metavar="DIR",
+                   help="a folder of lm-eval task YAMLs the import form may load by task name (repeat for "
+                        "several); task files are code, so name only folders you trust")
     p.set_defaults(func=cmd_serve)

@@ -6,7 +6,9 @@ import argparse
 import sys
 from typing import Any
 
-from synthscope.cli.common import open_workspace, table
+import duckdb
+
+from synthscope.cli.common import CliError, open_workspace, table
 from synthscope.core import hub
 from synthscope.core.workspace import KINDS, Workspace
 
@@ -33,6 +35,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     print(f"imported {report.rows} rows into {report.ref} ({report.kind}; {report.mapping})")
     if report.duplicate_ids:
         print(f"note: {report.duplicate_ids} rows repeat an earlier id; they were given suffixed ids (~2, ~3, ...)")
+    for note in report.notes:
+        print(f"note: {note}")
     if report.error_count:
         print(f"{report.error_count} rows were not imported:", file=sys.stderr)
         for error in report.errors[:20]:
@@ -54,10 +58,26 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 def cmd_sql(args: argparse.Namespace) -> int:
     ws = open_workspace(args)
-    df = ws.query(args.query)
+    try:
+        df = ws.query(args.query)
+    except duckdb.Error as exc:
+        raise CliError(f"the query failed: {str(exc).splitlines()[0]}") from exc
     print(table(df.head(args.limit).itertuples(index=False), list(df.columns)))
     if len(df) > args.limit:
         print(f"... {len(df) - args.limit} more rows (raise --limit)")
+    return 0
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    from synthscope.core.workspace import collect_garbage
+
+    ws = Workspace.open(args.workspace, tidy=False)  # so that what it removes is reported
+    ws.check_writable()
+    garbage = collect_garbage(ws)
+    for path in garbage.removed:
+        print(f"removed {path}")
+    print(f"removed {len(garbage.removed)} leftovers of ended processes ({garbage.freed_bytes / 1e6:.1f} MB)"
+          + (f"; kept {len(garbage.kept)} that a running process may still be writing" if garbage.kept else ""))
     return 0
 
 
@@ -67,8 +87,14 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("path")
     p.set_defaults(func=cmd_init)
 
-    p = sub.add_parser("ingest", parents=[common], help="import a dataset version")
-    p.add_argument("source", help="file, save_to_disk folder, or lm-eval task name (with --format lm-eval)")
+    p = sub.add_parser("ingest", parents=[common], help="import a dataset version",
+                       description="Import a file, a save_to_disk folder or an lm-eval task as a new dataset "
+                                   "version.",
+                       epilog="An lm-eval task YAML is code: lm-eval renders its templates with unsandboxed Jinja "
+                              "and runs its !function hooks as you, as lm-eval itself does. Import only task "
+                              "files (and --include-path folders) you trust.")
+    p.add_argument("source", help="file, save_to_disk folder, or lm-eval task name or task YAML (with --format "
+                                  "lm-eval; a task YAML runs code)")
     p.add_argument("--name", required=True)
     p.add_argument("--kind", required=True, choices=KINDS)
     p.add_argument("--version", help="default: the next vN")
@@ -86,7 +112,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--split", help="split of a save_to_disk DatasetDict (default: test, else the first)")
     p.add_argument("--encoding", default="utf-8")
     p.add_argument("--max-record-mb", type=float, default=1.0, help="larger records are reported, not loaded")
-    p.add_argument("--include-path", help="lm-eval: folder of extra task YAMLs")
+    p.add_argument("--include-path", help="lm-eval: folder of extra task YAMLs (code: they run as you)")
     p.add_argument("--online", action="store_true", help="allow downloads from the Hugging Face Hub")
     p.add_argument("--strict", action="store_true", help="import nothing if any row is bad")
     p.set_defaults(func=cmd_ingest)
@@ -98,3 +124,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("query")
     p.add_argument("--limit", type=int, default=50)
     p.set_defaults(func=cmd_sql)
+    p = sub.add_parser("gc", parents=[common],
+                       help="remove staging folders and temporary files left by killed processes (never a running "
+                            "one's)")
+    p.set_defaults(func=cmd_gc)

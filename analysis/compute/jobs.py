@@ -4,11 +4,15 @@ A job is a folder ``jobs/<job_id>/`` holding ``job.json`` (what to run: a kind a
 parameters, see :mod:`synthscope.tasks`), ``status.json`` (rewritten atomically as it progresses) and ``log.txt`` (its
 output). The dashboard starts a job with :func:`start` and reads
 :func:`status`; reloading the page or closing the browser does not touch the
-process. A job whose process died without finishing is reported as failed.
+process. A job whose process died without finishing (killed, even with SIGKILL)
+is failed: the first reader to see it writes that to its ``status.json``. A job
+starting removes what ended processes left in the workspace
+(:func:`synthscope.core.workspace.collect_garbage`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -18,9 +22,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from synthscope.core.base import utc_now
-from synthscope.core.workspace import Workspace, atomic_write_json
+from synthscope.core.workspace import Workspace, atomic_write_json, collect_garbage, is_name, process_alive
 
 RUNNING, SUCCEEDED, FAILED = "running", "succeeded", "failed"
+DIED = "the job's process ended without reporting a result (killed?); see log.txt"
 
 
 @dataclass
@@ -55,7 +60,7 @@ def start(ws: Workspace, kind: str, params: dict[str, Any]) -> str:
     """
     ws.check_writable()
     job_id = ws.new_id()
-    folder = ws.jobs_dir / job_id
+    folder = ws.artefact_dir("jobs", job_id)
     folder.mkdir(parents=True)
     atomic_write_json(folder / "job.json", {"job_id": job_id, "kind": kind, "params": params, "created_at": utc_now()})
     _write(ws, JobStatus(job_id, kind, message="starting"))
@@ -86,6 +91,7 @@ class Reporter:
         self.current.pid = os.getpid()
         self._last = 0.0
         _write(ws, self.current)
+        collect_garbage(ws)
 
     def progress(self, done: int, total: int, message: str) -> None:
         self.current.done, self.current.total, self.current.message = done, total, message
@@ -102,7 +108,7 @@ class Reporter:
 
     def cancelled(self) -> bool:
         """Whether someone asked this job to stop (:func:`request_cancel`)."""
-        return (self.ws.jobs_dir / self.current.job_id / "cancel").exists()
+        return (self.ws.artefact_dir("jobs", self.current.job_id) / "cancel").exists()
 
     def succeed(self, result: dict[str, Any]) -> None:
         self.current.state, self.current.result, self.current.message = SUCCEEDED, result, "done"
@@ -116,13 +122,23 @@ class Reporter:
 
 
 def status(ws: Workspace, job_id: str) -> JobStatus:
-    data = json.loads((ws.jobs_dir / job_id / "status.json").read_text(encoding="utf-8"))
-    job = JobStatus(**data)
-    pid_file = ws.jobs_dir / job_id / "pid"
+    job = _read(ws, job_id)
+    if job.state == RUNNING and job.pid is not None and not process_alive(job.pid):
+        job = _read(ws, job_id)  # again: it may have reported just before it ended, and now never will
+        if job.state == RUNNING:
+            job.state, job.error = FAILED, DIED
+            job.ended_at = job.updated_at = utc_now()
+            with contextlib.suppress(OSError):  # a folder this reader may not write: the answer stands
+                _write(ws, job)
+    return job
+
+
+def _read(ws: Workspace, job_id: str) -> JobStatus:
+    folder = ws.artefact_dir("jobs", job_id)
+    job = JobStatus(**json.loads((folder / "status.json").read_text(encoding="utf-8")))
+    pid_file = folder / "pid"
     if job.pid is None and pid_file.exists():
         job.pid = int(pid_file.read_text(encoding="ascii"))
-    if job.state == RUNNING and job.pid is not None and not _alive(job.pid):
-        job.state, job.error = FAILED, "the job's process ended without reporting a result (see log.txt)"
     return job
 
 
@@ -142,6 +158,8 @@ def list_jobs(ws: Workspace, kind: str | None = None) -> list[JobStatus]:
     """All jobs, newest first."""
     out = []
     for folder in sorted(ws.jobs_dir.glob("*/status.json"), reverse=True):
+        if not is_name(folder.parent.name):
+            continue  # not a folder a job made
         job = status(ws, folder.parent.name)
         if kind is None or job.kind == kind:
             out.append(job)
@@ -150,30 +168,16 @@ def list_jobs(ws: Workspace, kind: str | None = None) -> list[JobStatus]:
 
 def request_cancel(ws: Workspace, job_id: str) -> None:
     """Ask a running job to stop at its next checkpoint (a job that supports it checks :meth:`Reporter.cancelled`)."""
-    (ws.jobs_dir / job_id / "cancel").touch()
+    (ws.artefact_dir("jobs", job_id) / "cancel").touch()
 
 
 def log_tail(ws: Workspace, job_id: str, lines: int = 20) -> str:
-    path = ws.jobs_dir / job_id / "log.txt"
+    path = ws.artefact_dir("jobs", job_id) / "log.txt"
     if not path.exists():
         return ""
     return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
 
 
 def _write(ws: Workspace, job: JobStatus) -> None:
-    atomic_write_json(ws.jobs_dir / job.job_id / "status.json", asdict(job))
+    atomic_write_json(ws.artefact_dir("jobs", job.job_id) / "status.json", asdict(job))
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie (exited, not yet reaped by its parent) still answers kill(0).
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
-            return fh.read().split(") ", 1)[1][:1] != "Z"
-    except (OSError, IndexError):
-        return True

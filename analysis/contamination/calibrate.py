@@ -294,7 +294,7 @@ def run_calibration(ws: Workspace, pairset: PairSet, config: CascadeConfig, targ
                                 "f1": rec.f1 if rec else None, "current_threshold": current,
                                 **_at(table, current)})
     calibration_id = ws.new_id()
-    with ws.staged(ws.root / "calibrations" / calibration_id) as tmp:
+    with ws.staged(ws.artefact_dir("calibrations", calibration_id)) as tmp:
         pairs = pairset.pairs.assign(**{f"{s}_score": v for s, v in scores.items()}, calibration_id=calibration_id)
         pairs.to_parquet(tmp / "pairs.parquet", index=False)
         pq.write_table(schemas.to_table(pd.concat(sweeps, ignore_index=True).assign(calibration_id=calibration_id),

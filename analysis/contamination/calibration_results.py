@@ -99,7 +99,7 @@ def pairs_path(ws: Workspace, calibration_id: str) -> Path:
     known = ws.query("SELECT 1 FROM calibrations WHERE calibration_id = ?", [calibration_id])
     if known.empty:
         raise ValueError(f"no calibration {calibration_id!r} in {ws.root}")
-    return ws.root / "calibrations" / calibration_id / "pairs.parquet"
+    return ws.artefact_dir("calibrations", calibration_id) / "pairs.parquet"
 
 
 def score_distributions(ws: Workspace, calibration_id: str, bins: int = 20) -> pd.DataFrame:

@@ -60,7 +60,6 @@ import functools
 import json
 import os
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -83,7 +82,7 @@ from synthscope.algorithms.minhash import (
 )
 from synthscope.compute.engine import Engine, LocalEngine, RowGroup, read_table, row_groups
 from synthscope.core.text import record_text
-from synthscope.core.workspace import DatasetRef, Workspace
+from synthscope.core.workspace import DatasetRef, Workspace, temp_path
 
 FIELDS = ("prompt", "answer")
 RECORD_FIELDS = ("prompt", "answer", "record")
@@ -215,7 +214,7 @@ def sign_dataset(ws: Workspace, synthetic: DatasetRef, config: NearDuplicateConf
     tasks = row_groups(ws.records_path(synthetic))
     total = sum(t.rows for t in tasks)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp = temp_path(path)
     schema = _signature_schema(config.num_perm).with_metadata({
         "synthscope.minhash": json.dumps({**asdict(config), "key": config.key, "dataset": str(synthetic),
                                           "scheme": "affine32", "format": FORMAT}),

@@ -150,7 +150,7 @@ def run_scan(ws: Workspace, benchmark: DatasetRef, synthetics: list[DatasetRef],
             time.perf_counter() - t0, {s: int(counts.get(s, 0)) for s in config.stages}))
 
     report(bar.total, bar.total, "writing verdicts")
-    with ws.staged(ws.scans_dir / scan_id) as tmp:
+    with ws.staged(ws.artefact_dir("scans", scan_id)) as tmp:
         _write(pd.concat(verdict_frames, ignore_index=True), schemas.VERDICTS, tmp / "verdicts.parquet")
         _write(pd.concat(evidence_frames, ignore_index=True), schemas.EVIDENCE, tmp / "evidence.parquet")
         atomic_write_json(tmp / "manifest.json", {

@@ -59,7 +59,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,7 +72,7 @@ from synthscope.compute.embeddings import DEFAULT_MODEL, Embedder, EmbeddingCach
 from synthscope.compute.engine import Engine, LocalEngine, RowGroup, read_table, row_groups
 from synthscope.core.base import utc_now
 from synthscope.core.text import record_text
-from synthscope.core.workspace import DatasetRef, Workspace
+from synthscope.core.workspace import DatasetRef, Workspace, owned_name
 
 Progress = Callable[[int, int, str], None]
 COLUMNS = ["item", "record_id", "cosine", "record_best", "item_span", "record_span"]
@@ -221,7 +220,7 @@ def _build_index(ws: Workspace, ref: DatasetRef, config: SemanticConfig, folder:
             "stride": stride, "dim": model.dim, "records": total, "windows": int(index.ntotal),
             "windows_embedded": len(EmbeddingCache(ws, model)) - cached_before, "index": "IndexFlatIP",
             "built_at": utc_now()}
-    tmp = ws.root / "tmp" / uuid.uuid4().hex
+    tmp = ws.root / "tmp" / owned_name("faiss")
     tmp.mkdir(parents=True)
     try:
         faiss.write_index(index, str(tmp / "index.faiss"))

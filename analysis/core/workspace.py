@@ -4,6 +4,7 @@ Layout::
 
     synthscope.toml                    marks the folder as a workspace; settings
     catalog.duckdb                     the views below, for any DuckDB client (rebuilt after each write)
+    catalog.root                       the folder catalog.duckdb was built for (a copied workspace rebuilds it)
     datasets/<name>/<version>/         records.parquet, manifest.json, errors.jsonl
     scans/<scan_id>/                   verdicts.parquet, evidence.parquet, manifest.json
     jobs/<job_id>/                     job.json, status.json, log.txt
@@ -15,7 +16,11 @@ Layout::
 
 Every artefact is staged under ``tmp/`` and moved into place with one
 ``rename``, so a reader sees it whole or not at all and a crashed writer leaves
-nothing behind but a staging folder. Nothing is edited in place. Readers never
+nothing behind but a staging folder. Nothing is edited in place. A staging
+folder or temporary file names the machine and process that made it
+(:func:`owned_name`), so what a killed process left is removed when the
+workspace opens (``tmp/``) or a job starts and by ``synthscope gc`` (everywhere),
+and what a running process is writing never is (:func:`collect_garbage`). Readers never
 open ``catalog.duckdb`` for writing: :meth:`Workspace.connect` builds the same
 views in an in-memory DuckDB each time, so a dashboard reading and a job
 writing never contend for a DuckDB lock.
@@ -27,16 +32,20 @@ a :class:`synthscope.core.storage.RemotePath` rather than a :class:`~pathlib.Pat
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import io
 import json
 import os
 import re
 import shutil
+import socket
+import time
 import tomllib
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,8 +61,13 @@ if TYPE_CHECKING:
 
     from synthscope.core.storage import RemotePath
 
+CATALOG_ROOT = "catalog.root"
 KINDS = ("benchmark", "synthetic", "reference", "source")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+# The folders whose children are artefacts named by an id, and what the id is called in messages.
+AREAS = {"jobs": "job id", "scans": "scan id", "runs": "run id", "evals": "eval id", "reports": "report id",
+         "membership": "score id", "lmeval": "lm-eval output id", "calibrations": "calibration id",
+         "generations": "generation run id"}
 
 DEFAULT_CONFIG = """\
 # synthscope workspace settings. Command-line flags override these.
@@ -83,18 +97,63 @@ top_k = 5             # evidence rows kept per benchmark item
 """
 
 
+def is_name(value: object) -> bool:
+    """Whether ``value`` is safe as one component of a workspace path: no separator, no ``..``, no newline."""
+    return isinstance(value, str) and _NAME.fullmatch(value) is not None
+
+
 def check_name(value: str, what: str) -> str:
-    if not _NAME.match(value):
-        raise WorkspaceError(
-            f"invalid {what} {value!r}: use letters, digits, '.', '_' or '-', starting with a letter or digit"
-        )
+    """``value`` when it can name a folder or file of the workspace (a dataset name, version or any id).
+
+    Every name or id that becomes part of a path passes through here, so none can
+    climb out of the workspace (``..``, ``/``, an absolute path) or make an odd
+    folder (a trailing newline, a leading dot or dash).
+    """
+    if not is_name(value):
+        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+        raise WorkspaceError(f"invalid {what} {shown}: use at most 100 letters, digits, '.', '_' or '-', "
+                             "starting with a letter or digit")
     return value
+
+
+# -- temporary files and who owns them --------------------------------------------------------
+
+_MACHINE = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
+_OWNER = re.compile(r"~([0-9a-f]{8})-([0-9]+)-[0-9a-f]{12}~")
+# A leftover whose owner cannot be checked (made on another machine, or by a synthscope that did not name
+# owners) is removed once nothing in it has changed for this long.
+STALE_SECONDS = 7 * 24 * 3600
+
+
+def owned_name(prefix: str = "") -> str:
+    """A unique name for a temporary file or folder that says who made it: ``<prefix>~<machine>-<pid>-<random>~``."""
+    return f"{prefix}~{_MACHINE}-{os.getpid()}-{uuid.uuid4().hex[:12]}~"
+
+
+def temp_path(path: Path) -> Path:
+    """A hidden sibling of ``path`` to write before renaming it into place (it names its owner)."""
+    return path.with_name(f".{path.name}{owned_name()}.tmp")
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this machine is running (a zombie, exited but not reaped, is not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().split(") ", 1)[1][:1] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` so readers see the old or the new file, never a mix."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp = temp_path(path)
     try:
         with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(text)
@@ -114,7 +173,7 @@ def atomic_write_parquet(path: Path, table: pa.Table) -> None:
     import pyarrow.parquet as pq
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp = temp_path(path)
     try:
         pq.write_table(table, tmp, compression="zstd")
         os.replace(tmp, path)
@@ -182,8 +241,11 @@ class Workspace:
         return ws
 
     @classmethod
-    def open(cls, root: str | Path) -> Workspace:
-        """The workspace at a local folder, or (read-only) the one last pushed to an ``s3://`` URL."""
+    def open(cls, root: str | Path, tidy: bool = True) -> Workspace:
+        """The workspace at a local folder, or (read-only) the one last pushed to an ``s3://`` URL.
+
+        ``tidy``: first remove what ended processes left in ``tmp/``, and rebuild the catalog of a copied folder.
+        """
 
         if storage.is_remote(root):
             return cls(storage.open_root(str(root)))
@@ -192,7 +254,23 @@ class Workspace:
             raise WorkspaceError(
                 f"{root} is not a synthscope workspace (no {MARKER}); create one with `synthscope init {root}`"
             )
-        return cls(root)
+        ws = cls(root)
+        if tidy:
+            ws._tidy()
+        return ws
+
+    def _tidy(self) -> None:
+        """Cheap upkeep on opening: remove ``tmp/`` leftovers of ended processes, and rebuild a catalog that was
+        built for another folder (this one is a copy). Skipped where the folder cannot be written."""
+        try:
+            collect_garbage(self, everywhere=False)
+            if self._catalog_root() != str(self.root):
+                self.refresh_catalog()
+        except PermissionError:
+            pass
+        except OSError as exc:
+            if exc.errno != errno.EROFS:
+                raise
 
     # -- settings -----------------------------------------------------------------------
     def config(self) -> dict[str, Any]:
@@ -241,7 +319,18 @@ class Workspace:
     def dataset_dir(self, ref: DatasetRef) -> Path:
         if ref.version is None:
             ref = self.resolve(ref)
-        return self.datasets_dir / ref.name / str(ref.version)
+        return self._inside(self.datasets_dir / check_name(ref.name, "dataset name")
+                            / check_name(str(ref.version), "version"))
+
+    def artefact_dir(self, area: str, artefact_id: str) -> Path:
+        """``<area>/<artefact_id>/`` (e.g. ``jobs/<job_id>``), refusing an id that is not a plain name."""
+        return self._inside(self.root / area / check_name(artefact_id, AREAS[area]))
+
+    def _inside(self, path: Path) -> Path:
+        """``path``, after checking that it stays under the workspace root once ``..`` are resolved."""
+        if isinstance(path, Path) and not Path(os.path.normpath(path)).is_relative_to(self.root):
+            raise WorkspaceError(f"{path} is outside the workspace {self.root}")
+        return path
 
     def records_path(self, ref: DatasetRef) -> Path:
         return self.dataset_dir(ref) / "records.parquet"
@@ -257,9 +346,10 @@ class Workspace:
     def staged(self, final: Path) -> Iterator[Path]:
         """A fresh folder to write an artefact into; moved to ``final`` only on success."""
         self.check_writable()
+        self._inside(final)
         if final.exists():
             raise WorkspaceError(f"{final.relative_to(self.root)} already exists; artefacts are never overwritten")
-        tmp = self.root / "tmp" / uuid.uuid4().hex
+        tmp = self.root / "tmp" / owned_name("stage")
         tmp.mkdir(parents=True)
         try:
             yield tmp
@@ -327,7 +417,7 @@ class Workspace:
 
     def refresh_catalog(self) -> None:
         """Rebuild ``catalog.duckdb`` (atomically) so external DuckDB clients see every artefact."""
-        tmp = self.root / "tmp" / f"catalog-{uuid.uuid4().hex}.duckdb"
+        tmp = self.root / "tmp" / f"{owned_name('catalog')}.duckdb"
         tmp.parent.mkdir(exist_ok=True)
         try:
             self._create_views(duckdb.connect(str(tmp))).close()
@@ -335,6 +425,15 @@ class Workspace:
         finally:
             tmp.unlink(missing_ok=True)
             Path(f"{tmp}.wal").unlink(missing_ok=True)
+        if self._catalog_root() != str(self.root):
+            atomic_write_text(self.root / CATALOG_ROOT, str(self.root))
+
+    def _catalog_root(self) -> str | None:
+        """The root ``catalog.duckdb`` was built for; its views name files by absolute path."""
+        try:
+            return (self.root / CATALOG_ROOT).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
 
     def _create_views(self, con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
         """Every view in ``con``: an empty table of the right shape where a kind has no file yet."""
@@ -390,3 +489,83 @@ class Workspace:
         finally:
             con.close()
 
+
+# -- leftovers ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Garbage:
+    """What :func:`collect_garbage` removed, and the leftovers it kept because their owner may still be writing."""
+
+    removed: list[str] = field(default_factory=list)  # paths relative to the root
+    freed_bytes: int = 0
+    kept: list[str] = field(default_factory=list)
+
+
+def collect_garbage(ws: Workspace, everywhere: bool = True) -> Garbage:
+    """Remove staging folders, catalog copies and temporary files that no running process owns.
+
+    Looks at what ``tmp/`` holds and, with ``everywhere``, at every hidden ``*.tmp``
+    of the workspace (an atomic write's temporary file) outside the Hugging Face cache.
+    A leftover named by this machine's process ``pid`` goes once that process has
+    ended; one whose owner cannot be checked once it is :data:`STALE_SECONDS` old.
+    """
+    out = Garbage()
+    if ws.read_only:
+        return out
+    now = time.time()
+    for path in _leftovers(ws, everywhere):
+        try:
+            if not _abandoned(path, now):
+                out.kept.append(str(path.relative_to(ws.root)))
+                continue
+            size = _size(path)
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        except FileNotFoundError:
+            continue  # removed meanwhile: by its owner, or by another clean-up
+        out.removed.append(str(path.relative_to(ws.root)))
+        out.freed_bytes += size
+    return out
+
+
+def _leftovers(ws: Workspace, everywhere: bool) -> Iterator[Path]:
+    tmp = ws.root / "tmp"
+    if tmp.is_dir():
+        yield from sorted(tmp.iterdir())
+    if not everywhere:
+        return
+    skip = {tmp, ws.indexes_dir / "hf"}  # the Hugging Face cache keeps its own files
+    for folder, dirs, files in os.walk(ws.root):
+        temporary = [name for name in [*dirs, *files] if name.startswith(".") and name.endswith(".tmp")]
+        dirs[:] = [d for d in dirs if d not in temporary and Path(folder, d) not in skip]
+        yield from (Path(folder, name) for name in sorted(temporary))
+
+
+def _abandoned(path: Path, now: float) -> bool:
+    owner = _OWNER.search(path.name)
+    if owner and owner.group(1) == _MACHINE:
+        return not process_alive(int(owner.group(2)))
+    return now - _newest_change(path) > STALE_SECONDS
+
+
+def _newest_change(path: Path) -> float:
+    newest = path.lstat().st_mtime
+    if path.is_dir() and not path.is_symlink():
+        for folder, _, files in os.walk(path):
+            for name in files:
+                try:
+                    newest = max(newest, os.lstat(os.path.join(folder, name)).st_mtime)
+                except FileNotFoundError:
+                    continue
+            newest = max(newest, os.lstat(folder).st_mtime)
+    return newest
+
+
+def _size(path: Path) -> int:
+    if path.is_dir() and not path.is_symlink():
+        return sum(Path(f, n).lstat().st_size for f, _, names in os.walk(path) for n in names
+                   if Path(f, n).exists())
+    return path.lstat().st_size

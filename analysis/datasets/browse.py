@@ -7,8 +7,8 @@ the ``row`` column, which Parquet row-group statistics answer without a scan.
 
 from __future__ import annotations
 
+import os
 import shutil
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from synthscope.core.workspace import DatasetRef, Workspace
+from synthscope.core.workspace import DatasetRef, Workspace, owned_name
 
 ROW_COLUMNS = ["row", "record_id", "source_line", "prompt", "answer"]
+MAX_NAME_BYTES = 200  # file systems take 255; the rest is room for a suffix
 
 
 def dataset_versions(ws: Workspace, kind: str | None = None) -> pd.DataFrame:
@@ -83,16 +84,28 @@ def search_rows(ws: Workspace, ref: DatasetRef, text: str = "", offset: int = 0,
 
 @contextmanager
 def staged_upload(ws: Workspace, filename: str, data: bytes) -> Iterator[Path]:
-    """Write uploaded bytes under the workspace's ``tmp/`` (keeping the file's name); removed afterwards."""
+    """Write uploaded bytes under the workspace's ``tmp/`` (keeping the file's name); removed afterwards.
+
+    The name is the browser's, so anything: only its last part is kept, without NUL bytes, and a
+    name no file system takes (empty, ``..``, too long) becomes ``upload`` with its short suffixes.
+    """
     ws.check_writable()
-    name = Path(filename.replace("\\", "/")).name
-    if name in ("", ".", ".."):
-        name = "upload"
-    folder = ws.root / "tmp" / f"upload-{uuid.uuid4().hex[:12]}"
+    folder = ws.root / "tmp" / owned_name("upload")
     folder.mkdir(parents=True)
     try:
-        path = folder / name
+        path = folder / _upload_name(filename)
         path.write_bytes(data)
         yield path
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _upload_name(filename: str) -> str:
+    name = Path(filename.replace("\\", "/").replace("\x00", "")).name
+    try:
+        fits = name not in ("", ".", "..") and len(os.fsencode(name)) <= MAX_NAME_BYTES
+    except UnicodeEncodeError:  # a lone surrogate no file name can hold
+        fits = False
+    if fits:
+        return name
+    return "upload" + "".join(s for s in Path(name).suffixes[-2:] if len(s) <= 10 and s.isascii())

@@ -89,21 +89,19 @@ class Mmlu:
     def extract(self, row: Mapping[str, Any]) -> Fields:
         if "choices" in row:  # Hugging Face layout: question, choices (list), answer (index)
             question = _text(_get(row, "question"))
-            choices = [_text(c) for c in _get(row, "choices")]
+            listed = _get(row, "choices")
+            if not isinstance(listed, (list, tuple)):
+                raise MissingField(f"'choices' must be a list of choices, found {type(listed).__name__}")
+            choices = [_text(c) for c in listed]
             key = _get(row, "answer")
         else:  # headerless CSV: question, A, B, C, D, answer letter
             values = [_text(row[k]) for k in row]
             if len(values) < 3:
                 raise MissingField(f"an MMLU row needs a question, choices and an answer; got {len(values)} columns")
             question, choices, key = values[0], values[1:-1], values[-1]
-        try:
-            if isinstance(key, str) and not key.strip().isdigit():
-                index = LETTERS.index(key.strip().upper())
-            else:
-                index = int(key)
-            correct = choices[index]
-        except (ValueError, IndexError) as exc:
-            raise MissingField(f"answer {key!r} does not name one of {len(choices)} choices") from exc
+        if len(choices) > len(LETTERS):
+            raise MissingField(f"an MMLU row has at most {len(LETTERS)} choices (A-J); this one has {len(choices)}")
+        correct = choices[_choice_index(key, len(choices))]
         lettered = "\n".join(f"{LETTERS[i]}. {c}" for i, c in enumerate(choices))
         return Fields(f"{question}\n{lettered}", correct, None)
 
@@ -130,6 +128,24 @@ class Chat:
 
     def describe(self) -> str:
         return "chat: prompt=system+user turns, answer=assistant turns"
+
+
+def _choice_index(key: Any, count: int) -> int:
+    """The 0-based choice an MMLU answer names: a letter (A, b, ...) or an index (2, "2", 2.0)."""
+    index: int | None = None
+    if isinstance(key, str):
+        text = key.strip().upper()
+        if len(text) == 1 and text in LETTERS:
+            index = LETTERS.index(text)
+        elif text.isascii() and text.isdigit() and len(text) < 10:
+            index = int(text)
+    elif isinstance(key, int) and not isinstance(key, bool):
+        index = key
+    elif isinstance(key, float) and key.is_integer():
+        index = int(key)
+    if index is None or not 0 <= index < count:
+        raise MissingField(f"answer {str(key)[:40]!r} does not name one of {count} choices")
+    return index
 
 
 Mapper = Columns | Mmlu | Chat

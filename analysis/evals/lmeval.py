@@ -495,7 +495,7 @@ def _import_one(ws: Workspace, run: dict[str, Any], output: TaskOutput, bench: D
         "source": str(output.results_path.parent), "results_file": output.results_path.name,
         "samples_file": output.samples_path.name, "samples_sha256": sha,
     }
-    with ws.staged(ws.evals_dir / eval_id) as tmp:
+    with ws.staged(ws.artefact_dir("evals", eval_id)) as tmp:
         atomic_write_parquet(tmp / "samples.parquet", table)
         if result.errors:
             (tmp / "errors.jsonl").write_text(
@@ -506,7 +506,7 @@ def _import_one(ws: Workspace, run: dict[str, Any], output: TaskOutput, bench: D
 
 
 def read_errors(ws: Workspace, eval_id: str) -> list[RowError]:
-    path = ws.evals_dir / eval_id / "errors.jsonl"
+    path = ws.artefact_dir("evals", eval_id) / "errors.jsonl"
     if not path.exists():
         return []
     return [RowError(**json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines() if line]
@@ -594,7 +594,7 @@ def run_eval(ws: Workspace, run_id: str, tasks: list[str], *, include_path: str 
                             + ("" if include_path else "; a local task YAML needs --include-path FOLDER"))
         report(0, total, f"loading model {run['model']} on {device}")
         lm = _load_model(run, device, batch_size, trust_remote_code, online)
-        with ws.staged(ws.lmeval_dir / output_id) as tmp:
+        with ws.staged(ws.artefact_dir("lmeval", output_id)) as tmp:
             for i, task in enumerate(tasks):
                 report(1 + i, total, f"evaluating {task}")
                 tracker = EvaluationTracker(output_path=str(tmp))
@@ -615,7 +615,7 @@ def run_eval(ws: Workspace, run_id: str, tasks: list[str], *, include_path: str 
             # lm-eval logs a warning and carries on when it cannot write; refuse a folder without its files.
             if not list(tmp.rglob("results_*.json")) or not list(tmp.rglob("samples_*.jsonl")):
                 raise EvalError(f"lm-eval did not write its results to {tmp} (see the log above)")
-    out_dir = ws.lmeval_dir / output_id
+    out_dir = ws.artefact_dir("lmeval", output_id)
     report(len(tasks) + 1, total, "importing samples")
     imports = import_folder(ws, out_dir, run_id, benchmarks)
     report(total, total, "done")

@@ -162,7 +162,7 @@ def score_run(ws: Workspace, run_id: str, benchmark: DatasetRef, *, k: float = D
                 "benchmark": bench.name, "benchmark_version": bench.version, "k": k, "max_tokens": max_tokens,
                 "items": result.items, "truncated": result.truncated, "device": loaded.device,
                 "seconds": round(result.seconds, 3), "text": "prompt + ' ' + answer"}
-    with ws.staged(ws.membership_dir / score_id) as tmp:
+    with ws.staged(ws.artefact_dir("membership", score_id)) as tmp:
         atomic_write_parquet(tmp / "scores.parquet", schemas.to_table(frame, schemas.MEMBERSHIP_SCORES))
         atomic_write_json(tmp / "manifest.json", manifest)
     return result

@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from synthscope.core.base import utc_now
-from synthscope.core.workspace import DatasetRef, Workspace, WorkspaceError, atomic_write_json, check_name
+from synthscope.core.workspace import DatasetRef, Workspace, WorkspaceError, atomic_write_json, check_name, is_name
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
 
 
 def _default_id(ws: Workspace, model: str) -> str:
-    base = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(model.rstrip("/")).name).strip("-.")[:90] or "run"
+    base = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(model.rstrip("/")).name).strip("-._")[:90] or "run"
     taken = {m["run_id"] for m in list_runs(ws)}
     run_id, n = base, 1
     while run_id in taken:
@@ -74,8 +74,9 @@ def add_run(ws: Workspace, model: str, *, run_id: str | None = None, base_model:
         raise WorkspaceError(f"model {model!r} is neither an existing folder nor a hub id (org/name)")
     else:
         source = "hub"
-    run_id = check_name(run_id, "run id") if run_id else _default_id(ws, model)
-    if (ws.runs_dir / run_id / "manifest.json").exists():
+    folder = ws.artefact_dir("runs", _default_id(ws, model) if run_id is None else run_id)
+    run_id = folder.name
+    if (folder / "manifest.json").exists():
         raise WorkspaceError(f"run {run_id!r} already exists; runs are never overwritten, choose another --id")
     if synthetic_share is not None and not 0.0 <= synthetic_share <= 1.0:
         raise WorkspaceError(f"synthetic share {synthetic_share} is not a fraction between 0 and 1 (30% is 0.3)")
@@ -91,7 +92,7 @@ def add_run(ws: Workspace, model: str, *, run_id: str | None = None, base_model:
         "tags": list(dict.fromkeys(t.strip() for t in tags if t.strip())),
         "date": _check_date(date) if date else None, "notes": notes or None,
     }
-    with ws.staged(ws.runs_dir / run_id) as tmp:
+    with ws.staged(folder) as tmp:
         atomic_write_json(tmp / "manifest.json", manifest)
     return {**manifest, "warnings": warnings}
 
@@ -103,17 +104,9 @@ def list_runs(ws: Workspace) -> list[dict[str, Any]]:
 
 
 def get_run(ws: Workspace, run_id: str) -> dict[str, Any]:
-    path = ws.runs_dir / run_id / "manifest.json"
-    if not _valid_id(run_id) or not path.is_file():
+    path = ws.artefact_dir("runs", run_id) / "manifest.json" if is_name(run_id) else None
+    if path is None or not path.is_file():
         known = sorted(m["run_id"] for m in list_runs(ws))
         raise WorkspaceError(f"no run {run_id!r} in {ws.root}"
                              + (f"; runs: {', '.join(known)}" if known else "; record one with `synthscope run add`"))
     return json.loads(path.read_text(encoding="utf-8"))
-
-
-def _valid_id(value: str) -> bool:
-    try:
-        check_name(value, "run id")
-    except WorkspaceError:
-        return False
-    return True

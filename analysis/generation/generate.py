@@ -9,7 +9,8 @@ its manifest keeps the provenance; every row carries its own: the model and
 weights hash, the template hash, the seed record, the parameters, the time.
 
 Before anything is generated
-    The template (Jinja, sandboxed, undefined names are errors) is checked
+    The template (Jinja, sandboxed, undefined names are errors, rendered in a
+    child process bounded in time, memory and prompt length: :mod:`synthscope.compute.sandbox`) is checked
     against the seed pool's fields: a template naming a missing field fails with
     the field and the ones there are. Seeds that are benchmark items — records of
     the pool flagged as evidence by the latest contamination scans — are left out
@@ -46,8 +47,9 @@ from typing import Any
 
 import pandas as pd
 
+from synthscope.compute.sandbox import Renderer, TemplateError
 from synthscope.core.base import utc_now
-from synthscope.core.workspace import DatasetRef, Workspace, WorkspaceError, atomic_write_json
+from synthscope.core.workspace import DatasetRef, Workspace, WorkspaceError, atomic_write_json, check_name
 
 Progress = Callable[[int, int, str], None]
 PARSERS = ("text", "json", "delimiter")
@@ -82,33 +84,24 @@ class Params:
 # -- templates --------------------------------------------------------------------------------
 
 
-def _environment() -> Any:
-    from jinja2 import StrictUndefined
-    from jinja2.sandbox import SandboxedEnvironment
-
-    return SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
-
-
-def template_fields(template: str) -> set[str]:
-    """The names a template reads; a syntax error is a :class:`GenerationError` with its line."""
-    from jinja2 import TemplateSyntaxError, meta
-
+def template_fields(template: str, renderer: Renderer | None = None) -> set[str]:
+    """The names a template reads (found in the bounded process: compiling runs template code); a syntax error is a
+    :class:`GenerationError` with its line."""
     try:
-        return meta.find_undeclared_variables(_environment().parse(template))
-    except TemplateSyntaxError as exc:
-        raise GenerationError(f"template line {exc.lineno}: {exc.message}") from exc
+        if renderer is None:
+            with Renderer() as own:
+                return own.fields(template)
+        return renderer.fields(template)
+    except TemplateError as exc:
+        raise GenerationError(str(exc)) from None
 
 
-def check_template(template: str, fields: set[str]) -> None:
+def check_template(template: str, fields: set[str], renderer: Renderer | None = None) -> None:
     """Refuse a template that names a field the seeds do not have (before any generation)."""
-    missing = sorted(template_fields(template) - fields)
+    missing = sorted(template_fields(template, renderer) - fields)
     if missing:
         raise GenerationError(f"the template uses {', '.join(repr(m) for m in missing)}, which the seed rows do not "
                               f"have; they have {', '.join(sorted(fields))}")
-
-
-def render(template: str, row: dict[str, Any]) -> str:
-    return _environment().from_string(template).render(**row)
 
 
 def sha256_text(text: str) -> str:
@@ -118,17 +111,31 @@ def sha256_text(text: str) -> str:
 # -- seeds ------------------------------------------------------------------------------------
 
 
-def seed_rows(ws: Workspace, pool: DatasetRef) -> pd.DataFrame:
-    """The pool's records as template fields: ``record_id``, ``prompt``, ``answer`` and every field of the raw row,
-    with ``flagged`` (the record is evidence of a contaminated benchmark item in the latest scans)."""
+def flagged_seeds(ws: Workspace, pool: DatasetRef) -> set[str]:
+    """Record ids of the pool that are evidence of a contaminated benchmark item in the latest scans."""
     ref = ws.resolve(pool)
-    records = ws.query("SELECT record_id, prompt, answer, raw FROM records WHERE dataset = ? AND version = ? "
-                       "ORDER BY row", [ref.name, ref.version])
-    flagged = set(ws.query("""
+    return set(ws.query("""
         SELECT DISTINCT e.record_id FROM evidence e JOIN latest_verdicts v USING (scan_id, item_id)
         WHERE e.synthetic = ? AND e.synthetic_version = ? AND v.synthetic = e.synthetic
           AND v.synthetic_version = e.synthetic_version AND v.verdict <> 'clean'""",
-                           [ref.name, ref.version])["record_id"]) if len(records) else set()
+                        [ref.name, ref.version])["record_id"])
+
+
+def seed_rows(ws: Workspace, pool: DatasetRef, limit: int | None = None) -> pd.DataFrame:
+    """The pool's records as template fields: ``record_id``, ``prompt``, ``answer`` and every field of the raw row,
+    with ``flagged`` (the record is evidence of a contaminated benchmark item in the latest scans).
+
+    With ``limit``, only the first ``limit`` records that are not flagged, read with a LIMIT (a preview).
+    """
+    ref = ws.resolve(pool)
+    flagged = flagged_seeds(ws, ref)
+    if limit is None:
+        records = ws.query("SELECT record_id, prompt, answer, raw FROM records WHERE dataset = ? AND version = ? "
+                           "ORDER BY row", [ref.name, ref.version])
+    else:
+        records = ws.query("SELECT record_id, prompt, answer, raw FROM records WHERE dataset = ? AND version = ? "
+                           "AND NOT list_contains(?::VARCHAR[], record_id) ORDER BY row LIMIT ?",
+                           [ref.name, ref.version, sorted(flagged), limit])
     rows = []
     for r in records.itertuples():
         raw = json.loads(r.raw) if r.raw else {}
@@ -136,15 +143,17 @@ def seed_rows(ws: Workspace, pool: DatasetRef) -> pd.DataFrame:
             else {}
         rows.append({**fields, "record_id": r.record_id, "prompt": r.prompt or "", "answer": r.answer or "",
                      "flagged": r.record_id in flagged})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=None if rows else ["record_id", "prompt", "answer", "flagged"])
 
 
 def preview(ws: Workspace, pool: DatasetRef, template: str, rows: int = 5) -> list[tuple[str, str]]:
-    """The rendered prompt of the first ``rows`` usable seeds: (seed record id, prompt)."""
-    seeds = seed_rows(ws, pool)
-    check_template(template, set(seeds.columns) - {"flagged"})
-    usable = seeds[~seeds["flagged"]].head(rows)
-    return [(row["record_id"], render(template, row)) for row in usable.to_dict("records")]
+    """The rendered prompt of the first ``rows`` usable seeds: (seed record id, prompt); reads only those seeds."""
+    seeds = seed_rows(ws, pool, limit=rows)
+    records = seeds.to_dict("records")
+    with Renderer() as renderer:
+        check_template(template, set(seeds.columns) - {"flagged"}, renderer)
+        prompts = renderer.render(template, records)
+    return [(row["record_id"], prompt) for row, prompt in zip(records, prompts, strict=True)]
 
 
 # -- parsing ----------------------------------------------------------------------------------
@@ -322,6 +331,10 @@ def generate(ws: Workspace, pool: DatasetRef, template: str, output: str, *, mod
     """Generate rows from the seeds of ``pool`` and make them version ``output@next`` (see the module docstring)."""
     from synthscope.compute.models import DEFAULT_INSTRUCT, resolve
 
+    # The names that become paths are checked before anything is read or written.
+    folder = ws.artefact_dir("generations", ws.new_id() if run_id is None else run_id)
+    check_name(output, "dataset name")
+    run_id = folder.name
     params = params or Params()
     params.check()
     if backend not in BACKENDS:
@@ -340,8 +353,6 @@ def generate(ws: Workspace, pool: DatasetRef, template: str, output: str, *, mod
         raise GenerationError(f"every seed of {pool} is a benchmark item per the latest scans; pass "
                               "--keep-flagged-seeds to use them anyway")
     source = resolve(model)
-    folder = ws.root / "generations" / (run_id or ws.new_id())
-    run_id = folder.name
     folder.mkdir(parents=True, exist_ok=True)
     weights = source.folder / source.gguf_file if source.gguf_file else source.folder
     run = {"run_id": run_id, "created_at": utc_now(), "model": model, "backend": backend,
@@ -371,38 +382,39 @@ def generate(ws: Workspace, pool: DatasetRef, template: str, output: str, *, mod
     tokens, started = 0, time.perf_counter()
     stopped = False
     index = {rid: i for i, rid in enumerate(usable["record_id"])}
-    for start in range(0, len(todo), params.batch_size):
-        if stop_now():
-            stopped = True
-            break
-        batch = todo[start:start + params.batch_size]
-        prompts = [_prompt_text(engine.tokenizer, render(template, row)) for row, _ in batch]
-        first = index[batch[0][0]["record_id"]] * params.n + batch[0][1]
-        if engine.batches:  # one batch, one seed per batch
-            texts, made = engine.sample(prompts, params, params.seed + first)
-        else:  # row by row, unpadded, one seed per row: a row's text does not depend on its batch
-            texts, made = [], 0
-            for (row, k), prompt in zip(batch, prompts, strict=True):
-                one, count = engine.sample([prompt], params, params.seed + index[row["record_id"]] * params.n + k)
-                texts += one
-                made += count
-        tokens += made
-        outputs = [_cut(t, params.stop) for t in texts]
-        accepted, rejected = [], []
-        for (row, k), text in zip(batch, outputs, strict=True):
-            fields, why = parse_output(text, params)
-            base = {"seed_record_id": row["record_id"], "sample": k, "seed_flagged": bool(row["flagged"]),
-                    "model": model, "weights_sha256": run["weights_sha256"],
-                    "template_sha256": run["template_sha256"], "params": asdict(params), "created_at": utc_now()}
-            if fields is None:
-                rejected.append({**base, "output": text, "reason": why})
-            else:
-                accepted.append({"id": f"{run_id}-{row['record_id']}-{k}", **fields, **base})
-        _append(folder / "rows.jsonl", accepted)
-        _append(folder / "rejected.jsonl", rejected)
-        seconds = time.perf_counter() - started
-        report(total - len(todo) + start + len(batch), total,
-               f"{tokens / seconds if seconds else 0:.1f} tokens/s on {engine.device}")
+    with Renderer() as renderer:  # one bounded process renders every prompt of the run
+        for start in range(0, len(todo), params.batch_size):
+            if stop_now():
+                stopped = True
+                break
+            batch = todo[start:start + params.batch_size]
+            prompts = [_prompt_text(engine.tokenizer, p) for p in renderer.render(template, [row for row, _ in batch])]
+            first = index[batch[0][0]["record_id"]] * params.n + batch[0][1]
+            if engine.batches:  # one batch, one seed per batch
+                texts, made = engine.sample(prompts, params, params.seed + first)
+            else:  # row by row, unpadded, one seed per row: a row's text does not depend on its batch
+                texts, made = [], 0
+                for (row, k), prompt in zip(batch, prompts, strict=True):
+                    one, count = engine.sample([prompt], params, params.seed + index[row["record_id"]] * params.n + k)
+                    texts += one
+                    made += count
+            tokens += made
+            outputs = [_cut(t, params.stop) for t in texts]
+            accepted, rejected = [], []
+            for (row, k), text in zip(batch, outputs, strict=True):
+                fields, why = parse_output(text, params)
+                base = {"seed_record_id": row["record_id"], "sample": k, "seed_flagged": bool(row["flagged"]),
+                        "model": model, "weights_sha256": run["weights_sha256"],
+                        "template_sha256": run["template_sha256"], "params": asdict(params), "created_at": utc_now()}
+                if fields is None:
+                    rejected.append({**base, "output": text, "reason": why})
+                else:
+                    accepted.append({"id": f"{run_id}-{row['record_id']}-{k}", **fields, **base})
+            _append(folder / "rows.jsonl", accepted)
+            _append(folder / "rejected.jsonl", rejected)
+            seconds = time.perf_counter() - started
+            report(total - len(todo) + start + len(batch), total,
+                   f"{tokens / seconds if seconds else 0:.1f} tokens/s on {engine.device}")
     seconds = time.perf_counter() - started
     rows = _read_jsonl(folder / "rows.jsonl")
     n_rejected = len(_read_jsonl(folder / "rejected.jsonl"))

@@ -15,7 +15,8 @@ worst section's. :data:`DEFAULT_POLICY` is what synthscope uses when none is
 given; ``synthscope policy`` prints it as a starting point.
 
 A policy with a typo must not pass silently: an unknown metric key, an unknown
-bound, a non-number or a warn bound looser than its fail bound is an error that
+bound, a bound that is not a finite number (``nan`` would turn the gate off), a key
+that is not a name, or a warn bound looser than its fail bound is an error that
 names the file and line.
 """
 
@@ -27,10 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+from yaml.constructor import SafeConstructor
 
 PASS, WARN, FAIL, INFO = "pass", "warn", "fail", "info"
 ORDER = {INFO: 0, PASS: 1, WARN: 2, FAIL: 3}
 BOUNDS = ("warn_above", "fail_above", "warn_below", "fail_below")
+_STR, _INT, _FLOAT = (f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float"))
 
 DEFAULT_POLICY = """\
 # synthscope policy: thresholds per metric -> pass / warn / fail.
@@ -127,11 +130,11 @@ def parse(text: str, source: str = "policy", known_keys: set[str] | None = None)
     rules: dict[str, Rule] = {}
     missing = WARN
     for key_node, value_node in root.value:
-        name = key_node.value
+        name = _name(key_node, where, "a setting")
         if name == "missing":
-            if value_node.value not in (PASS, WARN, FAIL):
+            if not isinstance(value_node, yaml.ScalarNode) or value_node.value not in (PASS, WARN, FAIL):
                 raise PolicyError(f"{where(value_node)}: `missing` must be pass, warn or fail, "
-                                  f"not {value_node.value!r}")
+                                  f"not {_shown(value_node)}")
             missing = value_node.value
         elif name == "metrics":
             if not isinstance(value_node, yaml.MappingNode):
@@ -146,8 +149,35 @@ def parse(text: str, source: str = "policy", known_keys: set[str] | None = None)
     return Policy(rules, missing, source, text)
 
 
+def _shown(node: yaml.Node) -> str:
+    if isinstance(node, yaml.ScalarNode):
+        return repr(node.value) if node.tag == _STR else node.value
+    return "a list" if isinstance(node, yaml.SequenceNode) else "a mapping"
+
+
+def _name(node: yaml.Node, where, what: str) -> str:
+    """The text of a key that must be a plain name (not a number, a list, a mapping)."""
+    if not isinstance(node, yaml.ScalarNode) or node.tag != _STR:
+        raise PolicyError(f"{where(node)}: {what} must be a name, not {_shown(node)}")
+    return node.value
+
+
+def _number(node: yaml.Node) -> float | None:
+    """A YAML number as a float (``1e-3`` too, which YAML 1.1 reads as text); None for anything else."""
+    if not isinstance(node, yaml.ScalarNode):
+        return None
+    if node.tag in (_INT, _FLOAT):
+        return float(SafeConstructor().construct_object(node))
+    if node.tag == _STR and node.style is None:  # unquoted
+        try:
+            return float(node.value)
+        except ValueError:
+            return None
+    return None
+
+
 def _rule(metric_node: yaml.Node, bounds_node: yaml.Node, where, known_keys: set[str] | None) -> Rule:
-    key = metric_node.value
+    key = _name(metric_node, where, "a metric key")
     if known_keys is not None and key not in known_keys:
         close = sorted(k for k in known_keys if k.split(".")[0] == key.split(".")[0]) or sorted(known_keys)
         raise PolicyError(f"{where(metric_node)}: unknown metric {key!r}; known: {', '.join(close)}")
@@ -155,14 +185,16 @@ def _rule(metric_node: yaml.Node, bounds_node: yaml.Node, where, known_keys: set
         raise PolicyError(f"{where(bounds_node)}: {key} needs bounds such as {{warn_above: 0.02, fail_above: 0.1}}")
     bounds: dict[str, float] = {}
     for bound_node, number_node in bounds_node.value:
-        if bound_node.value not in BOUNDS:
-            raise PolicyError(f"{where(bound_node)}: unknown bound {bound_node.value!r} for {key}; "
-                              f"use {', '.join(BOUNDS)}")
-        try:
-            bounds[bound_node.value] = float(number_node.value)
-        except (TypeError, ValueError):
-            raise PolicyError(f"{where(number_node)}: {key}.{bound_node.value} must be a number, "
-                              f"not {number_node.value!r}") from None
+        bound = _name(bound_node, where, f"a bound of {key}")
+        if bound not in BOUNDS:
+            raise PolicyError(f"{where(bound_node)}: unknown bound {bound!r} for {key}; use {', '.join(BOUNDS)}")
+        if bound in bounds:
+            raise PolicyError(f"{where(bound_node)}: {key}.{bound} is given twice")
+        number = _number(number_node)
+        if number is None or not math.isfinite(number):
+            raise PolicyError(f"{where(number_node)}: {key}.{bound} must be a finite number, "
+                              f"not {_shown(number_node)}")
+        bounds[bound] = number
     rule = Rule(key, **bounds)
     if rule.warn_above is not None and rule.fail_above is not None and rule.warn_above > rule.fail_above:
         raise PolicyError(f"{where(metric_node)}: {key}: warn_above {rule.warn_above:g} is above fail_above "

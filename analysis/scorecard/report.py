@@ -41,7 +41,14 @@ import pyarrow as pa
 from synthscope.core import schemas
 from synthscope.core.base import utc_now
 from synthscope.core.text import record_text
-from synthscope.core.workspace import DatasetRef, Workspace, WorkspaceError, atomic_write_json, atomic_write_parquet
+from synthscope.core.workspace import (
+    DatasetRef,
+    Workspace,
+    WorkspaceError,
+    atomic_write_json,
+    atomic_write_parquet,
+    check_name,
+)
 from synthscope.scorecard import policy as policymod
 from synthscope.scorecard.metrics import Metric, Section
 
@@ -219,7 +226,7 @@ def _store(ws: Workspace, ref: DatasetRef, inputs: Inputs, sections: list[Sectio
         "status": status, "sections": card.section_status(), "notes": notes, "seconds": round(seconds, 2),
         "evidence": sorted(f"{s.name}.{name}" for s in sections for name in s.evidence),
     }
-    with ws.staged(ws.reports_dir / report_id) as tmp:
+    with ws.staged(ws.artefact_dir("reports", report_id)) as tmp:
         atomic_write_parquet(tmp / "metrics.parquet", schemas.to_table(table, schemas.REPORT_METRICS))
         (tmp / "evidence").mkdir()
         for s in sections:
@@ -246,11 +253,12 @@ def manifests(ws: Workspace) -> list[dict[str, Any]]:
 
 
 def metrics(ws: Workspace, report_id: str) -> pd.DataFrame:
-    return ws.read_parquet(ws.reports_dir / report_id / "metrics.parquet")
+    return ws.read_parquet(ws.artefact_dir("reports", report_id) / "metrics.parquet")
 
 
 def evidence(ws: Workspace, report_id: str, section: str, table: str) -> pd.DataFrame:
-    path = ws.reports_dir / report_id / "evidence" / f"{section}.{table}.parquet"
+    name = f"{check_name(section, 'section')}.{check_name(table, 'evidence table')}.parquet"
+    path = ws.artefact_dir("reports", report_id) / "evidence" / name
     if not path.is_file():
         raise WorkspaceError(f"scorecard {report_id} has no evidence table {section}.{table}")
     return ws.read_parquet(path)

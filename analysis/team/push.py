@@ -14,7 +14,7 @@ from synthscope.core.workspace import Workspace
 
 # Local working state and derived caches: meaningful only on the machine that wrote them.
 # catalog.duckdb names local file paths, so a reader builds its views from the index instead.
-LOCAL_ONLY = frozenset({"tmp", "jobs", "indexes", "generations", "catalog.duckdb"})
+LOCAL_ONLY = frozenset({"tmp", "jobs", "indexes", "generations", "catalog.duckdb", "catalog.root"})
 
 
 @dataclass(frozen=True)

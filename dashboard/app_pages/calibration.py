@@ -12,8 +12,9 @@ from synthscope.contamination.cascade import STAGES
 from synthscope.contamination.scan import config_from
 from synthscope.core.workspace import DatasetRef, Workspace, WorkspaceError
 from synthscope.dashboard.components.calibration import distribution_chart, threshold_chart
-from synthscope.dashboard.components.evidence import STAGE_NAMES
+from synthscope.dashboard.components.evidence import STAGE_NAMES, stage_name
 from synthscope.dashboard.components.jobs import job_panel
+from synthscope.dashboard.components.safe import md
 from synthscope.dashboard.components.widgets import MISSING, choose
 from synthscope.dashboard.components.workspace import read_only, require_workspace
 from synthscope.datasets import browse
@@ -62,13 +63,14 @@ def pick_calibration(calibrations: pd.DataFrame) -> pd.Series:
 
 
 def summary(calibration_id: str, meta: pd.Series) -> None:
-    st.caption(f"{meta['description']} · created {meta['created_at']} · `synthscope sql \"SELECT * FROM "
-               f"calibration_sweeps WHERE calibration_id = '{calibration_id}'\"`")
+    st.caption(f"{md(meta['description'])} · created {md(meta['created_at'])} · its sweeps:")
+    st.code(f"synthscope sql \"SELECT * FROM calibration_sweeps WHERE calibration_id = '{calibration_id}'\"",
+            language=None, wrap_lines=True)
     cols = st.columns(4)
     cols[0].metric("Known positives", int(meta["positives"]))
     cols[1].metric("Known negatives", int(meta["negatives"]))
     cols[2].metric("Target FPR", f"{meta['target_fpr']:g}")
-    cols[3].metric("Stages", len(str(meta["stages"]).split(",")), help=str(meta["stages"]))
+    cols[3].metric("Stages", len(str(meta["stages"]).split(",")), help=md(meta["stages"]))
     if meta["coarse"]:
         st.warning(f"Only {int(meta['negatives'])} known negatives for a target FPR of {meta['target_fpr']:g}: "
                    f"the target allows fewer than {cal.NEGATIVES_PER_FALSE_POSITIVE} false positives, so one "
@@ -79,7 +81,7 @@ def summary(calibration_id: str, meta: pd.Series) -> None:
 def recommendations_section(recs: pd.DataFrame) -> None:
     st.dataframe(recs.drop(columns=["target_fpr"]), hide_index=True, key="cal_recs", placeholder=MISSING,
                  column_config=RECOMMENDATIONS)
-    missing = [STAGE_NAMES.get(s, s) for s, t in zip(recs["stage"], recs["threshold"]) if pd.isna(t)]
+    missing = [stage_name(s) for s, t in zip(recs["stage"], recs["threshold"]) if pd.isna(t)]
     if missing:
         st.info(f"No threshold of {', '.join(missing)} keeps the false-positive rate within the target.")
     snippet = cal.toml_snippet(recs)
@@ -95,7 +97,7 @@ def stage_charts(ws: Workspace, calibration_id: str, recs: pd.DataFrame) -> None
                "above the threshold. Right: how the scores of known positives and negatives spread. "
                "Solid rule: recommended threshold; dashed: the one in use.")
     for rec in recs.itertuples():
-        st.markdown(f"**{STAGE_NAMES.get(rec.stage, rec.stage)}** — {rec.score}")
+        st.markdown(f"**{stage_name(rec.stage)}** — {md(rec.score)}")
         left, right = st.columns(2)
         stage_curves = curves[curves["stage"] == rec.stage]
         stage_hist = histograms[histograms["stage"] == rec.stage]
@@ -151,9 +153,9 @@ def new_calibration_form(ws: Workspace) -> None:
             truth=truth.strip() or None, target_fpr=float(target_fpr), negatives_per_item=int(negatives),
             stages=stages)
     except (ValueError, WorkspaceError) as exc:
-        st.error(f"The calibration was not started: {exc}")
+        st.error(f"The calibration was not started: {md(exc)}")
         return
-    st.success(f"Started calibration job {job_id}; its progress shows at the top of this page.")
+    st.success(f"Started calibration job {md(job_id)}; its progress shows at the top of this page.")
 
 
 ws = require_workspace()

@@ -16,6 +16,7 @@ from synthscope.dashboard.components.compare import (
     subset_chart,
 )
 from synthscope.dashboard.components.jobs import job_panel, list_jobs
+from synthscope.dashboard.components.safe import md
 from synthscope.dashboard.components.widgets import MISSING, choose, percent
 from synthscope.dashboard.components.workspace import read_only, require_workspace
 from synthscope.evals import compare_results as cr
@@ -112,8 +113,8 @@ def pick(ws: Workspace, runs: list[str]) -> tuple[str, str] | None:
 
 def headline(c: Comparison) -> None:
     infl = c.inflation
-    st.caption(f"{len(c.items)} items of {c.benchmark} answered by both runs; contamination from the scans "
-               f"against {', '.join(c.synthetics)}; metric `{c.metric}`.")
+    st.caption(f"{len(c.items)} items of {md(c.benchmark)} answered by both runs; contamination from the scans "
+               f"against {md(', '.join(c.synthetics))}; metric {md(c.metric)}.")
     cols = st.columns(4)
     cols[0].metric("Gain on clean items", points(infl.clean.gain), help=f"{infl.clean.n} items: candidate "
                    f"{percent(infl.clean.candidate)} vs baseline {percent(infl.clean.baseline)}")
@@ -125,7 +126,7 @@ def headline(c: Comparison) -> None:
     cols[3].metric(f"{infl.confidence:.0%} CI of the inflation (pp)", ci,
                    help=f"stratified paired bootstrap, {infl.n_boot:,} resamples")
     if infl.reason:
-        st.info(f"Inflation is undefined: {infl.reason}.")
+        st.info(f"Inflation is undefined: {md(infl.reason)}.")
     elif infl.excludes_zero and infl.estimate > 0:
         st.warning(f"The {infl.confidence:.0%} confidence interval excludes 0: the candidate gains "
                  f"{points(infl.estimate)} more on contaminated items than on clean ones — part of its "
@@ -138,7 +139,7 @@ def headline(c: Comparison) -> None:
                    "contaminated items differs from the gain on clean ones.")
     dropped = {k: v for k, v in c.dropped.items() if v}
     if dropped:
-        st.caption("Left out: " + ", ".join(f"{v} {k}" for k, v in dropped.items()))
+        st.caption("Left out: " + md(", ".join(f"{v} {k}" for k, v in dropped.items())))
 
 
 def charts(c: Comparison) -> None:
@@ -178,9 +179,9 @@ def model_side(ws: Workspace, c: Comparison) -> None:
                        "the baseline does.")
     missing = c.unscored_runs
     if missing and not read_only(ws, "Computing Min-K%++ scores"):
-        st.info(f"No Min-K%++ scores on {c.benchmark} for {', '.join(missing)}: compute them here or with "
-                + " and ".join(f"`synthscope eval mink --run {r}`" for r in missing) + ".")
-        st.button(f"Compute Min-K%++ for {', '.join(missing)}", key="cmp_mink_start", on_click=start_mink,
+        st.info(f"No Min-K%++ scores on {md(c.benchmark)} for {md(', '.join(missing))}: compute them here or "
+                "with `synthscope eval mink --run RUN_ID` for each.")
+        st.button(f"Compute Min-K%++ for {md(', '.join(missing))}", key="cmp_mink_start", on_click=start_mink,
                   args=(ws, missing, c.benchmark))
     if missing or list_jobs(ws, "mink"):
         job_panel(ws, "mink", "Min-K%++", lambda job: f"scores {', '.join(job.result.get('score_ids', []))}",
@@ -208,7 +209,7 @@ def drill_down(ws: Workspace, c: Comparison) -> None:
     record_id = choose("Item", record_ids, key="cmp_item", format_func=labels.get)
     detail = cr.item_detail(ws, c, record_id)
     if detail is None:
-        st.warning(f"{record_id} is not among the compared items.")
+        st.warning(f"{md(record_id)} is not among the compared items.")
         return
     item_answers(detail)
     st.markdown("**Synthetic evidence**")
@@ -234,7 +235,7 @@ def across_tasks(ws: Workspace, baseline: str, candidate: str, tasks: list[str],
                    "test (e.g. 5 %). A task uses the chosen metric when both runs logged it, else the first they "
                    "share.")
     for problem in problems:
-        st.warning(problem)
+        st.warning(md(problem))
 
 
 ws = require_workspace()
@@ -260,22 +261,22 @@ if chosen is None:
 baseline, candidate = chosen
 tasks = cr.common_tasks(ws, baseline, candidate)
 if not tasks:
-    st.info(f"{baseline} and {candidate} share no evaluated task: run the same task for both "
-            f"(`synthscope eval run --run {candidate} --tasks TASK`).")
+    st.info(f"{md(baseline)} and {md(candidate)} share no evaluated task: run the same task for both "
+            "(`synthscope eval run --run RUN_ID --tasks TASK`).")
     st.stop()
 c1, c2 = st.columns(2)
 with c1:
     task = choose("Task", tasks, key="cmp_task", help="tasks both runs were evaluated on")
 metrics = cr.metrics_in_common(ws, baseline, candidate, task)
 if not metrics:
-    st.warning(f"The two evaluations of {task} share no per-sample metric (acc, acc_norm or exact_match).")
+    st.warning(f"The two evaluations of {md(task)} share no per-sample metric (acc, acc_norm or exact_match).")
     st.stop()
 with c2:
     metric = choose("Metric", metrics, key="cmp_metric")
 
 result = run_compare(ws, baseline, candidate, task, metric)
 if isinstance(result, str):
-    st.error(f"No comparison: {result}")
+    st.error(f"No comparison: {md(result)}")
     st.stop()
 
 headline(result)

@@ -15,6 +15,7 @@ from synthscope.dashboard.components import evidence as evidence_view
 from synthscope.dashboard.components.evidence import STAGE_NAMES
 from synthscope.dashboard.components.grid import grid_table, heatmap
 from synthscope.dashboard.components.jobs import scan_jobs
+from synthscope.dashboard.components.safe import md
 from synthscope.dashboard.components.widgets import MISSING, choose, is_missing, percent, score
 from synthscope.dashboard.components.workspace import read_only, require_workspace
 from synthscope.datasets import browse
@@ -114,14 +115,14 @@ def _item_label(row: object) -> str:
 def evidence_section(ws: Workspace, target: results.ScanTarget) -> None:
     candidates = results.items_with_evidence(ws, target)
     if candidates.empty:
-        st.info(f"No record of {target.synthetic_label} matches any item of {target.benchmark_label} "
+        st.info(f"No record of {md(target.synthetic_label)} matches any item of {md(target.benchmark_label)} "
                 "at any stage.")
         return
     labels = {r.item_id: _item_label(r) for r in candidates.itertuples()}
     item_id = choose("Benchmark item (contaminated first)", list(labels), key="cont_item", format_func=labels.get)
     found = results.item_evidence(ws, target, item_id)
     if found is None:
-        st.warning(f"{item_id} has no verdict in scan {target.scan_id}.")
+        st.warning(f"{md(item_id)} has no verdict in scan {md(target.scan_id)}.")
     else:
         evidence_view.item_evidence(found)
 
@@ -138,7 +139,7 @@ def new_scan_form(ws: Workspace) -> None:
     try:
         defaults = config_from(ws)
     except ValueError as exc:
-        st.error(f"The workspace's synthscope.toml has a bad [contamination] setting: {exc}")
+        st.error(f"The workspace's synthscope.toml has a bad [contamination] setting: {md(exc)}")
         return
     # Outside the form, so that choosing a stage shows its settings at once.
     stages = st.multiselect("Stages", list(STAGES), default=list(defaults.stages), key="scan_stages",
@@ -186,9 +187,9 @@ def new_scan_form(ws: Workspace) -> None:
         job_id = tasks.start_scan(ws, DatasetRef.parse(benchmark), [DatasetRef.parse(s) for s in synthetics],
                                   overrides)
     except (ValueError, WorkspaceError) as exc:
-        st.error(f"The scan was not started: {exc}")
+        st.error(f"The scan was not started: {md(exc)}")
         return
-    st.success(f"Started scan job {job_id}; its progress shows at the top of this page.")
+    st.success(f"Started scan job {md(job_id)}; its progress shows at the top of this page.")
 
 
 def _stage_defaults(stage: str, ws: Workspace) -> object:

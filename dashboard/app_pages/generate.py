@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from dataclasses import asdict
 
 import pandas as pd
 import streamlit as st
 
+from synthscope import tasks
 from synthscope.compute import jobs
 from synthscope.compute.device import pick_device
 from synthscope.compute.models import DEFAULT_INSTRUCT
-from synthscope.core.workspace import DatasetRef, Workspace, WorkspaceError
+from synthscope.compute.sandbox import TemplateError
+from synthscope.core.workspace import DatasetRef, Workspace, WorkspaceError, is_name
 from synthscope.dashboard.components.jobs import POLL_SECONDS, list_jobs
+from synthscope.dashboard.components.safe import md
 from synthscope.dashboard.components.widgets import MISSING, choose
 from synthscope.dashboard.components.workspace import read_only, require_workspace
 from synthscope.datasets import browse
@@ -23,33 +27,24 @@ DEFAULT_TEMPLATE = ("Write one new task in the style of this one, on a different
 ROWS_SHOWN = 50
 
 
-def template_file(ws: Workspace, template: str) -> str:
-    """The template saved once under ``generations/templates/<sha256>.j2`` (a job reads it by path)."""
-    path = ws.root / "generations" / "templates" / f"{gen.sha256_text(template)[:16]}.j2"
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(template, encoding="utf-8")
-    return str(path)
-
-
 def show_preview(ws: Workspace, pool: str, template: str) -> bool:
-    """The rendered prompts of five seeds, or why the template cannot run; whether it can."""
+    """The rendered prompts of five seeds (only those are read), or why the template cannot run; whether it can."""
     try:
         shown = gen.preview(ws, DatasetRef.parse(pool), template)
-    except WorkspaceError as exc:
-        st.error(f"The template cannot run: {exc}")
+    except (WorkspaceError, TemplateError) as exc:
+        st.error(f"The template cannot run: {md(exc)}")
         return False
-    flagged = int(gen.seed_rows(ws, DatasetRef.parse(pool))["flagged"].sum())
+    flagged = len(gen.flagged_seeds(ws, DatasetRef.parse(pool)))
     st.caption(f"Preview over the first {len(shown)} seeds" + (f" · {flagged} seeds are benchmark items per the "
                                                                  "latest scans and are left out" if flagged else ""))
     for record_id, prompt in shown:
         st.code(prompt, language=None, wrap_lines=True)
-        st.caption(f"seed {record_id}")
+        st.caption(f"seed {md(record_id)}")
     return bool(shown)
 
 
 def rows_of(ws: Workspace, run_id: str) -> pd.DataFrame:
-    path = ws.root / "generations" / run_id / "rows.jsonl"
+    path = ws.artefact_dir("generations", run_id) / "rows.jsonl"
     if not path.is_file():
         return pd.DataFrame()
     lines = path.read_text(encoding="utf-8").splitlines()[-ROWS_SHOWN:]
@@ -75,26 +70,27 @@ def progress_panel(ws: Workspace) -> None:
         if was_running and job.state != jobs.RUNNING:
             st.rerun()
         if job.state == jobs.RUNNING:
-            st.progress(job.fraction, text=f"job {job.job_id}: {job.message}")
+            st.progress(job.fraction, text=f"job {md(job.job_id)}: {md(job.message)}")
             st.button("Cancel", key="gen_cancel", on_click=jobs.request_cancel, args=(ws, job.job_id),
                       help="stops after the current batch; the rows made so far are kept and the run can resume")
         elif job.state == jobs.SUCCEEDED:
             r = job.result
             if r.get("stopped"):
-                st.warning(f"Job {job.job_id} was cancelled after {r['rows']} rows; resume it with "
-                           f"`synthscope generate ... --resume {r['run_id']}`.")
+                st.warning(f"Job {md(job.job_id)} was cancelled after {md(r['rows'])} rows; resume it with "
+                           f"`synthscope generate ... --resume RUN_ID` (run {md(r['run_id'])}).")
             else:
-                st.success(f"Job {job.job_id}: {r.get('rows')} rows ({r.get('rejected')} rejected) → "
-                           f"{r.get('dataset')}, {r.get('tokens_per_second')} tokens/s on {r.get('device')}"
-                           + (f"; checked: scorecard {r['status'].upper()}" if r.get("status") else ""))
+                st.success(f"Job {md(job.job_id)}: " + md(
+                    f"{r.get('rows')} rows ({r.get('rejected')} rejected) → {r.get('dataset')}, "
+                    f"{r.get('tokens_per_second')} tokens/s on {r.get('device')}"
+                    + (f"; checked: scorecard {r['status'].upper()}" if r.get("status") else "")))
         else:
-            st.error(f"Job {job.job_id} failed: {job.error}")
+            st.error(f"Job {md(job.job_id)} failed: {md(job.error)}")
             st.code(jobs.log_tail(ws, job.job_id) or "(the log is empty)", language=None)
         run_id = job.result.get("run_id")
-        if run_id:
+        if is_name(run_id):
             rows = rows_of(ws, run_id)
             if not rows.empty:
-                st.caption(f"The newest rows of run {run_id}, as they arrive")
+                st.caption(f"The newest rows of run {md(run_id)}, as they arrive")
                 st.dataframe(rows[["seed_record_id", "prompt", "answer", "created_at"]], hide_index=True,
                              key="gen_rows", placeholder=MISSING)
 
@@ -145,13 +141,14 @@ with st.form("gen_form"):
     stop = c2.text_input("Stop at", key="gen_stop", placeholder="optional string")
     check = c3.checkbox("Scan and score when done", value=True, key="gen_check")
     start = st.form_submit_button("Generate", type="primary", disabled=not runnable)
-if start:
-    argv = ["generate", "--seeds", pool, "--template", template_file(ws, template), "--output", output.strip(),
-            "--model", model.strip(), "--limit", str(int(limit)), "--n", str(int(n)), "--max-new-tokens",
-            str(int(max_new)), "--temperature", str(temperature), "--top-p", str(top_p), "--top-k", str(int(top_k)),
-            "--seed", str(int(seed)), "--parse", parse, "--backend", backend] + (["--stop", stop] if stop else []) + (
-        ["--check"] if check else [])
-    job_id = jobs.start(ws, "generate", argv)
-    st.toast(f"Generating (job {job_id})")
+if start and not is_name(output.strip()):
+    st.error("Not started: the output dataset name must be at most 100 letters, digits, '.', '_' or '-', starting "
+             "with a letter or digit.")
+elif start:
+    params = gen.Params(n=int(n), max_new_tokens=int(max_new), temperature=float(temperature), top_p=float(top_p),
+                        top_k=int(top_k), stop=[stop] if stop else [], seed=int(seed), parse=parse)
+    job_id = tasks.start(ws, tasks.GenerateTask(pool, template, output.strip(), model.strip(), asdict(params),
+                                                int(limit), backend=backend, check=check))
+    st.toast(f"Generating (job {md(job_id)})")
 st.subheader("Progress")
 progress_panel(ws)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from synthscope.dashboard.components.safe import md
 from synthscope.dashboard.components.scorecard import (
     METRICS,
     evidence,
@@ -54,12 +55,12 @@ if manifest is not None:
         row = copies.iloc[pick]
         left, right = st.columns(2)
         for col, side in ((left, "synthetic"), (right, "source")):
-            col.caption(f"{side} {row[f'{side}_id']}")
+            col.caption(f"{side} {md(row[f'{side}_id'])}")
             col.code(str(row.get(f"{side}_text", "")), language=None, wrap_lines=True)
         st.caption("PII inside the texts is masked unless values are shown; the rest of the text is as stored, "
                    "since a near-copy of a private record is itself the leak.")
     for note in manifest.get("notes", []):
         if note.startswith("privacy"):
-            st.caption(f"Not measured — {note}")
+            st.caption(f"Not measured — {md(note)}")
 st.subheader("Score a version")
 score_form(ws)

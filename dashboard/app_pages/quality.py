@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from synthscope.dashboard.components.safe import md
 from synthscope.dashboard.components.scorecard import (
     METRICS,
     evidence,
@@ -49,6 +50,6 @@ if manifest is not None:
                        "bias_labels")
     for note in manifest.get("notes", []):
         if note.startswith(("quality", "bias")):
-            st.caption(f"Not measured — {note}")
+            st.caption(f"Not measured — {md(note)}")
 st.subheader("Score a version")
 score_form(ws)

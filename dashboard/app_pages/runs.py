@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from synthscope.core.workspace import Workspace, WorkspaceError
+from synthscope.dashboard.components.safe import md
 from synthscope.dashboard.components.trends import score_trend_chart
 from synthscope.dashboard.components.widgets import MISSING, choose
 from synthscope.dashboard.components.workspace import read_only, require_workspace
@@ -89,7 +90,7 @@ def trends(ws: Workspace) -> None:
     st.altair_chart(score_trend_chart(shown), width="stretch")
     first = shown.iloc[0]
     split = set(shown["subset"]) > {"all"}
-    st.caption(f"Metric `{first['metric']}` on {first['benchmark']}, each run's newest evaluation. "
+    st.caption(f"Metric {md(first['metric'])} on {md(first['benchmark'])}, each run's newest evaluation. "
                + ("Contaminated = flagged by the latest scan of the benchmark against any synthetic dataset of the "
                   "workspace, the same items for every run: a rising contaminated line over a flat clean one is a "
                   "gain that sits on leaked items." if split else
@@ -134,12 +135,12 @@ def add_run_form(ws: Workspace) -> None:
                       tags=[t for t in tags.split(",") if t.strip()], date=date.strip() or None,
                       notes=notes.strip() or None)
     except (ValueError, WorkspaceError) as exc:
-        st.error(f"The run was not recorded: {exc}")
+        st.error(f"The run was not recorded: {md(exc)}")
         return
-    st.success(f"Recorded run {run['run_id']} ({run['model_source']} model {run['model']}). Evaluate it with "
-               f"`synthscope eval run --run {run['run_id']} --tasks TASK`.")
+    st.success(f"Recorded run {md(run['run_id'])} ({md(run['model_source'])} model {md(run['model'])}). Evaluate "
+               "it with `synthscope eval run --run RUN_ID --tasks TASK`.")
     for warning in run["warnings"]:
-        st.warning(warning)
+        st.warning(md(warning))
 
 
 ws = require_workspace()

@@ -11,6 +11,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from synthscope.dashboard.components.safe import md
 from synthscope.dashboard.components.widgets import is_missing, percent, score
 from synthscope.evals.compare_results import ItemDetail, RunAnswer, choices_table
 
@@ -118,17 +119,17 @@ def _text(text: str | None) -> None:
 def item_answers(detail: ItemDetail) -> None:
     """The benchmark item, then each run's answer: the choices table (multiple choice) or generated vs target."""
     c = detail.contamination
-    state = (f"contaminated — decided by `{c['verdict']}`, n-gram bucket `{c['bucket']}`, coverage "
+    state = (f"contaminated — decided by {md(c['verdict'])}, n-gram bucket {md(c['bucket'])}, coverage "
              f"{percent(c['coverage'])}, cosine {score(c['cosine'])}" if c["contaminated"]
              else f"clean — coverage {percent(c['coverage'])}, cosine {score(c['cosine'])}")
-    st.markdown(f"**doc {detail.doc_id}** of `{detail.task}` · record `{detail.record_id}` of {detail.benchmark} · "
-                f"{state}")
+    st.markdown(f"**doc {md(detail.doc_id)}** of {md(detail.task)} · record {md(detail.record_id)} of "
+                f"{md(detail.benchmark)} · {state}")
     base, cand = detail.baseline, detail.candidate
     base_name = base.run_id if base else "baseline"
     cand_name = cand.run_id if cand else "candidate"
     cols = st.columns(2)
-    cols[0].metric(f"Baseline ({base_name})", _verdict(base))
-    cols[1].metric(f"Candidate ({cand_name})", _verdict(cand))
+    cols[0].metric(f"Baseline ({md(base_name)})", _verdict(base))
+    cols[1].metric(f"Candidate ({md(cand_name)})", _verdict(cand))
     st.caption("Benchmark item")
     _text(detail.prompt)
     if detail.multiple_choice:
@@ -141,8 +142,8 @@ def item_answers(detail: ItemDetail) -> None:
         st.caption("Target")
         _text(target)
     with middle:
-        st.caption(f"{base_name} generated")
+        st.caption(f"{md(base_name)} generated")
         _text(base.generated if base else None)
     with right:
-        st.caption(f"{cand_name} generated")
+        st.caption(f"{md(cand_name)} generated")
         _text(cand.generated if cand else None)

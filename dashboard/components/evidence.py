@@ -2,7 +2,8 @@
 
 Marks: the n-grams the exact stage matched (yellow), or, for a pair no n-gram
 matched, the word runs both texts share in order (green, "aligned"); the best
-semantic windows are shaded blue. Every piece of text is HTML-escaped.
+semantic windows are shaded blue. Every piece of text is HTML-escaped, and every id
+in a label or line of Markdown goes through :func:`~synthscope.dashboard.components.safe.md`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 import streamlit as st
 
 from synthscope.contamination.results import EvidenceRecord, ItemEvidence
+from synthscope.dashboard.components.safe import for_badge, md
 from synthscope.dashboard.components.widgets import percent, score
 
 # Rendered with st.html, not st.markdown: no Markdown, LaTeX or emoji-shortcode pass may touch the text.
@@ -73,15 +75,20 @@ def text_block(label: str, text: str, ranges: Sequence[tuple[int, int]], windows
         st.caption("(empty)")
 
 
+def stage_name(stage: str) -> str:
+    """A stage's name for a page, as Markdown."""
+    return md(STAGE_NAMES.get(stage, stage))
+
+
 def record_label(record: EvidenceRecord) -> str:
-    """One line per record: rank, id, which stage flagged (or only found) it, and its scores."""
-    how = f"flagged by {STAGE_NAMES.get(record.method, record.method)}" if record.flagged else \
-        f"found by {STAGE_NAMES.get(record.method, record.method)}, not flagged"
+    """One line of Markdown per record: rank, id, which stage flagged (or only found) it, and its scores."""
+    how = f"flagged by {stage_name(record.method)}" if record.flagged else \
+        f"found by {stage_name(record.method)}, not flagged"
     scores = [f"coverage {percent(record.coverage)}" if record.coverage is not None else None,
               f"Jaccard {score(record.jaccard)}" if record.jaccard is not None else None,
               f"cosine {score(record.cosine)}" if record.cosine is not None else None,
               f"judge {score(record.judge_score)}" if record.judge_score is not None else None]
-    return " · ".join([f"#{record.rank}", record.record_id, how, *(s for s in scores if s)])
+    return " · ".join([f"#{record.rank}", md(record.record_id), how, *(s for s in scores if s)])
 
 
 def _scores(record: EvidenceRecord) -> None:
@@ -90,16 +97,16 @@ def _scores(record: EvidenceRecord) -> None:
     cols[1].metric("Longest span", "—" if record.longest_span is None else f"{record.longest_span} tokens")
     cols[2].metric("Jaccard", score(record.jaccard),
                    help="near-duplicate: Jaccard of word 5-gram shingles"
-                   + (f" with the item's {record.near_field}" if record.near_field else "")
+                   + (f" with the item's {md(record.near_field)}" if record.near_field else "")
                    + f"; numbers masked: {score(record.masked_jaccard)}")
     cols[3].metric("Cosine", score(record.cosine), help="semantic: cosine of the best pair of embedding windows")
     cols[4].metric("Judge score", score(record.judge_score), help="judged: P(same problem) from the judge model")
-    badges = [f"flagged by {STAGE_NAMES.get(record.method, record.method)}" if record.flagged else
-              f"found by {STAGE_NAMES.get(record.method, record.method)} (below every threshold)"]
+    badges = [f"flagged by {stage_name(record.method)}" if record.flagged else
+              f"found by {stage_name(record.method)} (below every threshold)"]
     if record.masked_jaccard is not None:
         badges.append(f"masked Jaccard {score(record.masked_jaccard)}")
     with st.container(horizontal=True):
-        st.badge(badges[0], color="red" if record.flagged else "gray")
+        st.badge(for_badge(badges[0]), color="red" if record.flagged else "gray")
         if record.number_substituted:
             st.badge("number-substituted", color="orange",
                      help="the same text with other numbers: Jaccard with numbers masked reached the threshold")
@@ -120,9 +127,9 @@ def _legend(record: EvidenceRecord) -> str:
 def item_evidence(evidence: ItemEvidence) -> None:
     """The item's verdict and scores, then one expander per matching record with item and record side by side."""
     v = evidence.verdict
-    stage = STAGE_NAMES.get(v["verdict"], v["verdict"])
-    st.markdown(f"**{evidence.item_id}** in {evidence.target.benchmark_label}: decided by `{stage}` "
-                f"(n-gram bucket `{v['bucket']}`), against {evidence.target.synthetic_label}")
+    st.markdown(f"**{md(evidence.item_id)}** in {md(evidence.target.benchmark_label)}: decided by "
+                f"{stage_name(v['verdict'])} (n-gram bucket {md(v['bucket'])}), against "
+                f"{md(evidence.target.synthetic_label)}")
     cols = st.columns(6)
     cols[0].metric("Coverage", percent(v["coverage"]), help=f"prompt {percent(v['prompt_coverage'])}, "
                    f"answer {percent(v['answer_coverage'])}; longest span {v['longest_span']} tokens")
@@ -130,7 +137,7 @@ def item_evidence(evidence: ItemEvidence) -> None:
     cols[2].metric("Cosine", score(v["cosine"]))
     cols[3].metric("Judge score", score(v["judge_score"]))
     cols[4].metric("Matching records", int(v["matched_records"] or 0), help="records sharing an n-gram")
-    cols[5].metric("Stages run", len((v.get("stages") or "").split(",")), help=v.get("stages") or "")
+    cols[5].metric("Stages run", len((v.get("stages") or "").split(",")), help=md(v.get("stages") or ""))
     if v.get("number_substituted"):
         st.badge("number-substituted", color="orange")
     if not evidence.records:
@@ -142,7 +149,7 @@ def item_evidence(evidence: ItemEvidence) -> None:
             st.caption(_legend(record))
             left, right = st.columns(2)
             with left:
-                st.markdown(f"**Benchmark item** `{evidence.item_id}`")
+                st.markdown(f"**Benchmark item** {md(evidence.item_id)}")
                 coverage = (f" — {percent(record.prompt_coverage)} matched by this record"
                             if record.highlight == "exact" and record.prompt_coverage is not None else "")
                 text_block(f"prompt{coverage}", evidence.prompt, record.item_prompt_ranges,
@@ -152,7 +159,7 @@ def item_evidence(evidence: ItemEvidence) -> None:
                 text_block(f"answer{coverage}", evidence.answer, record.item_answer_ranges,
                            record.item_answer_window, record.highlight)
             with right:
-                st.markdown(f"**Synthetic record** `{record.record_id}` ({evidence.target.synthetic_label})")
+                st.markdown(f"**Synthetic record** {md(record.record_id)} ({md(evidence.target.synthetic_label)})")
                 if record.text is None:
                     st.warning("This record is no longer in the dataset version the scan read.")
                 else:

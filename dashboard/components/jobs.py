@@ -15,6 +15,7 @@ import streamlit as st
 
 from synthscope.compute import jobs
 from synthscope.core.workspace import Workspace
+from synthscope.dashboard.components.safe import md
 
 POLL_SECONDS = 2.0
 
@@ -53,7 +54,7 @@ def running_jobs(ws: Workspace) -> None:
     if not running:
         st.caption("none")
     for job in running:
-        st.progress(job.fraction, text=f"{job.kind} {job.job_id}: {job.message}")
+        st.progress(job.fraction, text=f"{md(job.kind)} {md(job.job_id)}: {md(job.message)}")
 
 
 def job_panel(ws: Workspace, kind: str, title: str, finished: Callable[[jobs.JobStatus], str],
@@ -61,7 +62,8 @@ def job_panel(ws: Workspace, kind: str, title: str, finished: Callable[[jobs.Job
               limit: int = 3) -> None:
     """The newest jobs of ``kind``: progress while running, then ``finished(job)`` (and a button) or the error and log.
 
-    ``title`` names the kind in messages ("Scan job ..."); ``open_result`` is the
+    ``title`` names the kind in messages ("Scan job ..."); ``finished`` says what a
+    job made, as plain text (it is escaped here); ``open_result`` is the
     button's callback, given the finished job. The panel polls while a job runs
     and reruns the page when the last one ends, so the page shows its results.
     """
@@ -76,14 +78,14 @@ def job_panel(ws: Workspace, kind: str, title: str, finished: Callable[[jobs.Job
             st.caption(f"No {title.lower()} job started from here yet.")
         for job in recent:
             if _is_running(job):
-                st.progress(job.fraction, text=f"{title} job {job.job_id}: {job.message}")
+                st.progress(job.fraction, text=f"{title} job {md(job.job_id)}: {md(job.message)}")
             elif job.state == jobs.SUCCEEDED:
-                st.success(f"{title} job {job.job_id} finished at {job.ended_at}: {finished(job)}")
+                st.success(f"{title} job {md(job.job_id)} finished at {md(job.ended_at)}: {md(finished(job))}")
                 if open_result is not None and job.result and st.button(
                         open_label, key=f"open-{job.job_id}", on_click=open_result, args=(job,)):
                     st.rerun()
             else:
-                st.error(f"{title} job {job.job_id} failed: {job.error}")
+                st.error(f"{title} job {md(job.job_id)} failed: {md(job.error)}")
                 st.code(jobs.log_tail(ws, job.job_id) or "(the log is empty)", language=None)
 
     panel()

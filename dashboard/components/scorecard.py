@@ -9,6 +9,7 @@ import streamlit as st
 
 from synthscope import tasks
 from synthscope.core.workspace import DatasetRef, Workspace, WorkspaceError
+from synthscope.dashboard.components.safe import md
 from synthscope.dashboard.components.widgets import MISSING
 from synthscope.dashboard.components.workspace import read_only
 from synthscope.datasets import browse
@@ -47,16 +48,16 @@ def card(ws: Workspace, row: Any) -> None:
     """One dataset version: overall grade, then per section its grade, headline number and a link to the evidence."""
     metrics = report.metrics(ws, row.report_id)
     with st.container(border=True):
-        st.markdown(f"**{row.ref}** · {badge(row.status)}")
+        st.markdown(f"**{md(row.ref)}** · {md(badge(row.status))}")
         for section in report.SECTIONS:
             top = headline(metrics, section)
             page, title = SECTION_PAGES[section]
             grade = getattr(row, section)
             number = f"{top['label']}: {format_value(top['key'], top['value'])}" if top is not None else "not measured"
-            detail = f" ({top['detail']})" if top is not None and top["detail"] else ""
-            st.page_link(page, label=f"{GRADE_ICONS.get(grade, '⚪')} {section} — {number}",
+            detail = f" ({md(top['detail'])})" if top is not None and top["detail"] else ""
+            st.page_link(page, label=f"{GRADE_ICONS.get(grade, '⚪')} {section} — {md(number)}",
                          query_params={"dataset": row.ref}, help=f"{title}: the evidence behind it{detail}")
-        st.caption(f"scorecard {row.report_id}")
+        st.caption(f"scorecard {md(row.report_id)}")
 
 
 def metrics_table(metrics: pd.DataFrame, section: str | None = None) -> pd.DataFrame:
@@ -101,9 +102,10 @@ def pick_scorecard(ws: Workspace, key: str) -> dict[str, Any] | None:
     st.query_params["dataset"] = chosen
     manifest = report.latest(ws, DatasetRef.parse(chosen))
     assert manifest is not None
-    inputs = ", ".join(f"{k} `{manifest[k]}`" for k in ("reference", "source", "holdout") if manifest.get(k))
-    st.caption(f"{badge(manifest['status'])} · scorecard {manifest['report_id']} of {manifest['created_at'][:19]} · "
-               f"measured against {inputs or 'no other data'} · graded by {manifest['policy']}")
+    inputs = ", ".join(f"{k} {md(manifest[k])}" for k in ("reference", "source", "holdout") if manifest.get(k))
+    st.caption(f"{md(badge(manifest['status']))} · scorecard {md(manifest['report_id'])} of "
+               f"{md(manifest['created_at'][:19])} · measured against {inputs or 'no other data'} · graded by "
+               f"{md(manifest['policy'])}")
     return manifest
 
 
@@ -129,7 +131,7 @@ def score_form(ws: Workspace) -> None:
     if submitted:
         inputs = {k: v for k, v in (("reference", reference), ("source", source), ("holdout", holdout)) if v != none}
         job_id = tasks.start(ws, tasks.ScoreTask(dataset, **inputs))
-        st.toast(f"Scoring {dataset} (job {job_id})")
+        st.toast(f"Scoring {md(dataset)} (job {md(job_id)})")
     from synthscope.dashboard.components.jobs import job_panel
 
     job_panel(ws, "score", "Score", lambda job: f"{job.result.get('status', '?').upper()} "

@@ -13,6 +13,7 @@ from typing import Any
 import streamlit as st
 from streamlit import config
 
+from synthscope.dashboard.components.safe import md
 from synthscope.team import access
 
 
@@ -26,7 +27,7 @@ def _secrets() -> dict[str, Any] | None:
 
 
 def _refuse(title: str, message: str, button: tuple[str, Callable[[], None]] | None = None) -> None:
-    """Show why the workspace is not shown, with a sign-in or sign-out button, and end this run."""
+    """Show why the workspace is not shown (``message``: Markdown), with a sign-in or sign-out button; end this run."""
     st.title("synthscope")
     st.subheader(title)
     st.write(message)
@@ -45,7 +46,7 @@ def require_sign_in() -> str | None:
     try:
         settings = access.auth_settings(secrets)
     except access.AccessError as exc:
-        _refuse("Sign-in is misconfigured", f"{exc}. Ask whoever runs this dashboard.")
+        _refuse("Sign-in is misconfigured", f"{md(exc)}. Ask whoever runs this dashboard.")
         return None
     if not settings.configured:
         if access.sign_in_required():
@@ -59,12 +60,12 @@ def require_sign_in() -> str | None:
         return None
     user = st.user.to_dict()
     if not access.is_allowed(user, settings.allow):
-        who = user.get("email") or "This account"
+        who = md(user.get("email") or "This account")
         _refuse("Not allowed", f"{who} is not allowed to open this dashboard. Sign out and sign in with "
                 "another account, or ask whoever runs it to add you to the allow-list.", ("Sign out", st.logout))
         return None
     email = access.signed_in_email(user)
     with st.sidebar:
-        st.caption(f"Signed in as {email}")
+        st.caption(f"Signed in as {md(email)}")
         st.button("Sign out", on_click=st.logout, key="signin_sign_out")
     return email

@@ -40,6 +40,9 @@ def test_the_preview_follows_the_template_as_it_is_typed(dashboard: str, tmp_pat
             editor.press("Control+Enter")  # apply the text area
             for task in TASKS:
                 expect(page.get_by_text(f"Rewrite this task for a child: {task}")).to_be_visible(timeout=30_000)
+            editor.fill("{{ instruction.__class__ }}")  # refused by the server's bounded renderer, in one line
+            editor.press("Control+Enter")
+            expect(page.get_by_text("the template is not allowed to do that (seed s0)")).to_be_visible(timeout=30_000)
             editor.fill("About {{ topic }}")
             editor.press("Control+Enter")
             expect(page.get_by_text("The template cannot run")).to_be_visible(timeout=30_000)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from synthscope import cli
+from synthscope.core import allowed
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -53,17 +56,40 @@ def _rows(out: str) -> dict[str, list[str]]:
     return {line.split()[0]: line.split()[1:] for line in lines if "@" in line.split(" ")[0]}
 
 
-def test_user_errors_exit_1_with_a_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_user_errors_exit_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "datasets", "-w", str(tmp_path / "nowhere"))
-    assert code == 1 and "is not a synthscope workspace" in err and "synthscope init" in err
+    assert code == 2 and "is not a synthscope workspace" in err and "synthscope init" in err
     ws = str(tmp_path / "ws")
     run(capsys, "init", ws)
     code, _, err = run(capsys, "scan", "-w", ws, "--synthetic", "x", "--benchmark", "y")
-    assert code == 1 and "no dataset named 'y'" in err
+    assert code == 2 and "no dataset named 'y'" in err
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
     code, _, err = run(capsys, "ingest", str(empty), "-w", ws, "--name", "e", "--kind", "synthetic")
-    assert code == 1 and "is empty" in err
+    assert code == 2 and "is empty" in err
+
+
+@pytest.mark.parametrize("query, message", [
+    ("SELEC 1", 'error: the query failed: Parser Error: syntax error at or near "SELEC"\n'),
+    ("SELECT * FROM nosuch", "error: the query failed: Catalog Error: Table with name nosuch does not exist!\n"),
+])
+def test_a_bad_query_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], query: str, message: str) -> None:
+    run(capsys, "init", str(tmp_path / "ws"))
+    code, out, err = run(capsys, "sql", "-w", str(tmp_path / "ws"), query)
+    assert code == 2 and err == message and out == ""
+
+
+def test_a_model_that_cannot_be_found_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ws = str(tmp_path / "ws")
+    run(capsys, "init", ws)
+    seeds = tmp_path / "seeds.jsonl"
+    seeds.write_text(json.dumps({"instruction": "Say hello.", "output": "Hello."}) + "\n")
+    run(capsys, "ingest", str(seeds), "-w", ws, "--name", "seeds", "--kind", "synthetic")
+    template = tmp_path / "t.j2"
+    template.write_text("{{ prompt }}")
+    code, _, err = run(capsys, "generate", "-w", ws, "--seeds", "seeds", "--template", str(template), "--output", "g",
+                       "--model", str(tmp_path / "no-such-model.gguf~"))
+    assert code == 2 and err.startswith("error: no model ") and err.count("\n") == 1
 
 
 def test_scan_thresholds_from_flags_and_workspace_config(demo_ws: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -87,9 +113,73 @@ def test_serve_binds_to_loopback_by_default(demo_ws: Path, monkeypatch: pytest.M
     assert argv[argv.index("--server.address") + 1] == "127.0.0.1"
     assert env["SYNTHSCOPE_WORKSPACE"] == str(demo_ws.resolve())
     assert "http://127.0.0.1:8501" in capsys.readouterr().out
-    assert cli.main(["serve", str(demo_ws), "--host", "0.0.0.0"]) == 1  # no sign-in: refused
+    assert cli.main(["serve", str(demo_ws), "--host", "0.0.0.0"]) == 2  # no sign-in: refused
     assert "anyone who can reach this machine" in capsys.readouterr().err
     assert len(calls) == 1
+
+
+def test_ingest_prints_every_lost_row_and_notes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ws = str(tmp_path / "ws")
+    run(capsys, "init", ws)
+    src = tmp_path / "q.csv"
+    src.write_text('prompt,answer\n"two\nlines",1\nok,2\n"never closed,3\nlost,4\nlost too,5\n', encoding="utf-8")
+    code, out, err = run(capsys, "ingest", str(src), "-w", ws, "--name", "q", "--kind", "reference")
+    assert code == 0 and "imported 2 rows" in out
+    assert "note: 1 records span several lines" in out and "lines 2-3" in out
+    assert "3 rows were not imported" in err and f"{src}:5-7: " in err
+
+
+@pytest.fixture
+def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """A workspace, an empty secrets file, and ``serve`` with its exec recorded instead of run."""
+    calls: list[dict[str, str]] = []
+    monkeypatch.setattr(cli.os, "execve", lambda exe, argv, env: calls.append(env))
+    secrets = tmp_path / "secrets" / "secrets.toml"
+    secrets.parent.mkdir()
+    secrets.write_text("")
+    return {"ws": str(cli.Workspace.init(tmp_path / "ws").root), "secrets": str(secrets), "calls": calls}
+
+
+def test_serve_names_the_folders_the_dashboard_may_read(tmp_path: Path, served: dict[str, Any],
+                                                        monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    for name in ("a", "b", "tasks"):
+        (tmp_path / name).mkdir()
+    monkeypatch.setenv(allowed.IMPORT_DIRS_ENV, "/")  # inherited settings never widen what the dashboard reads
+    monkeypatch.setenv(allowed.TASK_DIRS_ENV, "/")
+    code, out, _ = run(capsys, "serve", served["ws"], "--secrets", served["secrets"], "--import-dir",
+                       str(tmp_path / "a"), "--import-dir", str(tmp_path / "b" / ".." / "b"),
+                       "--task-dir", str(tmp_path / "tasks"))
+    assert code == 0
+    env = served["calls"][-1]
+    assert env[allowed.IMPORT_DIRS_ENV] == f"{tmp_path / 'a'}{os.pathsep}{tmp_path / 'b'}"
+    assert env[allowed.TASK_DIRS_ENV] == str(tmp_path / "tasks")
+    assert f"the import form reads files under: {tmp_path / 'a'}, {tmp_path / 'b'}" in out
+
+    code, out, _ = run(capsys, "serve", served["ws"], "--secrets", served["secrets"])
+    env = served["calls"][-1]
+    assert code == 0 and allowed.IMPORT_DIRS_ENV not in env and allowed.TASK_DIRS_ENV not in env
+    assert "uploads only" in out and "--import-dir" in out
+
+
+def test_serve_refuses_folders_that_are_missing_hold_the_secrets_or_overlap_the_workspace(
+        tmp_path: Path, served: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "serve", served["ws"], "--secrets", served["secrets"],
+                       "--import-dir", str(tmp_path / "nowhere"))
+    assert code == 1 and "no such folder" in err
+    code, _, err = run(capsys, "serve", served["ws"], "--secrets", served["secrets"], "--import-dir", str(tmp_path))
+    assert code == 1 and "holds the sign-in secrets" in err
+    for tasks in (tmp_path, Path(served["ws"]) / "tmp"):  # uploads are staged in the workspace's tmp/
+        code, _, err = run(capsys, "serve", served["ws"], "--secrets", served["secrets"], "--task-dir", str(tasks))
+        assert code == 1 and "overlaps the workspace" in err
+    assert served["calls"] == []
+
+
+def test_ingest_help_says_a_task_file_runs_code(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["ingest", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "An lm-eval task YAML is code" in text and "as lm-eval itself does" in text
 
 
 def test_console_script_runs(tmp_path: Path) -> None:

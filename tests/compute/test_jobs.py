@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from synthscope import tasks
 from synthscope.compute import jobs
@@ -42,3 +46,40 @@ def test_job_whose_process_died_is_reported_failed(tmp_path: Path) -> None:
     jobs._write(ws, job)
     status = jobs.status(ws, "dead")
     assert status.state == jobs.FAILED and "ended without reporting" in (status.error or "")
+
+
+def _job(ws: Workspace, job_id: str, pid: int) -> Path:
+    (ws.jobs_dir / job_id).mkdir()
+    jobs._write(ws, jobs.JobStatus(job_id=job_id, kind="scan", message="scanning", pid=pid))
+    return ws.jobs_dir / job_id / "status.json"
+
+
+def test_a_job_killed_with_sigkill_is_recorded_failed_in_its_status_file(tmp_path: Path) -> None:
+    ws = Workspace.init(tmp_path / "ws")
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        path = _job(ws, "j1", proc.pid)
+        assert jobs.status(ws, "j1").state == jobs.RUNNING  # alive: left as it is
+        assert json.loads(path.read_text())["state"] == jobs.RUNNING
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finally:
+        proc.kill()
+    assert jobs.status(ws, "j1").state == jobs.FAILED
+    written = json.loads(path.read_text())
+    assert written["state"] == jobs.FAILED and "ended without reporting a result (killed?)" in written["error"]
+    assert written["ended_at"] and written["message"] == "scanning"
+
+
+def test_a_job_that_reported_just_before_it_ended_keeps_its_result(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    ws = Workspace.init(tmp_path / "ws")
+    path = _job(ws, "j2", pid=123456)
+
+    def ended_after_reporting(pid: int) -> bool:  # the job wrote its result between the read and this check
+        jobs._write(ws, jobs.JobStatus(job_id="j2", kind="scan", state=jobs.SUCCEEDED, pid=pid))
+        return False
+
+    monkeypatch.setattr(jobs, "process_alive", ended_after_reporting)
+    assert jobs.status(ws, "j2").state == jobs.SUCCEEDED
+    assert json.loads(path.read_text())["state"] == jobs.SUCCEEDED

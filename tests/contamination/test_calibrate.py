@@ -112,11 +112,11 @@ def test_calibrate_on_the_demo_truth(demo_ws: Path, capsys: pytest.CaptureFixtur
 
 def test_calibrate_reports_what_is_wrong(demo_ws: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ws = str(demo_ws)
-    assert main(["calibrate", "-w", ws, "--benchmark", "humaneval"]) == 1
+    assert main(["calibrate", "-w", ws, "--benchmark", "humaneval"]) == 2
     assert "--positives" in capsys.readouterr().err
-    assert main(["calibrate", "-w", ws, "--benchmark", "humaneval", "--positives", "code-instruct@v1"]) == 1
+    assert main(["calibrate", "-w", ws, "--benchmark", "humaneval", "--positives", "code-instruct@v1"]) == 2
     assert "so they must match" in capsys.readouterr().err
     before = sorted(p.name for p in (demo_ws / "calibrations").iterdir())
-    assert main(["calibrate", "-w", ws, "--benchmark", "humaneval", "--truth", str(demo_ws / "nope.csv")]) == 1
+    assert main(["calibrate", "-w", ws, "--benchmark", "humaneval", "--truth", str(demo_ws / "nope.csv")]) == 2
     assert "no such file" in capsys.readouterr().err
     assert sorted(p.name for p in (demo_ws / "calibrations").iterdir()) == before  # nothing half-written

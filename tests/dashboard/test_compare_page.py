@@ -30,6 +30,7 @@ from tests.fixtures.compare_ws import (
     compare_ws_template,
     copy_compare_ws,
 )
+from tests.fixtures.markdown import render
 from tests.fixtures.tiny_lm import make_gen_task
 
 RUNS = "app_pages/runs.py"
@@ -139,7 +140,7 @@ def test_drill_down_of_a_leaked_item_shows_both_answers_and_the_evidence(open_ap
     assert sum(BASELINE in c[4] for c in cells) == 1 and BASELINE not in target[4]  # the baseline picked another
 
     assert any(html.escape(question.split(":")[0]) in b for b in blocks if "synthscope-answer" in b)
-    assert any(f"**Synthetic record** `{copy}`" in m for m in texts(at.markdown))
+    assert any(render(m).plain().startswith(f"Synthetic record {copy} ") for m in texts(at.markdown))
     evidence = [b for b in blocks if "synthscope-evidence" in b]
     assert len(evidence) == 3  # item prompt, item answer | synthetic record
     marked = [html.unescape(m) for m in re.findall(r"<mark[^>]*>(.*?)</mark>", evidence[2], re.S)]

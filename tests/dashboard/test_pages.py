@@ -18,6 +18,7 @@ from synthscope import tasks
 from synthscope.compute import jobs
 from synthscope.core.text import tokenize
 from synthscope.core.workspace import DatasetRef, Workspace, atomic_write_json
+from tests.fixtures.markdown import render
 
 DATASETS = "app_pages/datasets.py"
 CONTAMINATION = "app_pages/contamination.py"
@@ -90,7 +91,8 @@ def test_without_a_workspace_the_app_says_how_to_start(open_app) -> None:
 
 def test_a_folder_that_is_not_a_workspace_is_named(open_app, tmp_path: Path) -> None:
     at = open_app(tmp_path)
-    assert any("is not a synthscope workspace" in e and str(tmp_path) in e for e in texts(at.error))
+    shown = [render(e).plain() for e in texts(at.error)]  # the path is data: escaped as Markdown
+    assert any("is not a synthscope workspace" in e and str(tmp_path) in e for e in shown)
 
 
 def test_sidebar_shows_the_workspace_and_running_jobs(open_app, demo_ws: Path) -> None:
@@ -172,7 +174,9 @@ def import_from_path(at: AppTest, path: Path, name: str, kind: str = "synthetic"
     return button(at, "Import").click().run()
 
 
-def test_import_reports_bad_lines_and_keeps_the_good_rows(open_app, demo_ws: Path, tmp_path: Path) -> None:
+def test_import_reports_bad_lines_and_keeps_the_good_rows(open_app, demo_ws: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SYNTHSCOPE_IMPORT_DIRS", str(tmp_path))  # synthscope serve --import-dir
     source = tmp_path / "mine.jsonl"
     source.write_text('{"instruction": "add two numbers", "output": "a + b"}\n'
                       '{"instruction": broken\n'
@@ -204,7 +208,9 @@ def test_import_of_an_upload(open_app, demo_ws: Path) -> None:
     assert not list((ws.root / "tmp").glob("upload-*")), "the staged upload is removed"
 
 
-def test_failed_import_shows_the_error_and_writes_nothing(open_app, demo_ws: Path, tmp_path: Path) -> None:
+def test_failed_import_shows_the_error_and_writes_nothing(open_app, demo_ws: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SYNTHSCOPE_IMPORT_DIRS", str(tmp_path))
     empty = tmp_path / "empty.jsonl"
     empty.write_text("", encoding="utf-8")
     at = import_from_path(open_app(demo_ws, DATASETS), empty, "nothing")

@@ -10,6 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from synthscope import cli
 from synthscope.team import access
+from tests.fixtures.markdown import render
 from tests.team.test_access import secrets
 
 
@@ -24,9 +25,9 @@ def signed(open_app, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
 
 
 def shown(at: AppTest) -> str:
-    """Every text the run drew, main area and sidebar."""
-    parts = [e.value for kind in (at.title, at.subheader, at.markdown, at.caption, at.code, at.error, at.info)
-             for e in kind]
+    """Every text the run drew, main area and sidebar, Markdown as a reader sees it."""
+    parts = [render(e.value).plain() for kind in (at.title, at.subheader, at.markdown, at.caption, at.error, at.info)
+             for e in kind] + [c.value for c in at.code]
     return "\n".join(str(p) for p in parts) + "\n" + "\n".join(b.label for b in at.button)
 
 

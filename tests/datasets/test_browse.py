@@ -61,3 +61,8 @@ def test_staged_upload_keeps_the_name_inside_tmp_and_cleans_up(ws: Workspace) ->
     assert not path.exists() and not path.parent.exists()
     with browse.staged_upload(ws, "..", b"x") as path:
         assert path.name == "upload" and path.parent.parent == ws.root / "tmp"
+    # whatever name a hand-made request sends: one a file system takes, with the suffixes that give the format
+    for sent, kept in (("a\x00b.jsonl", "ab.jsonl"), ("x" * 300 + ".jsonl.gz", "upload.jsonl.gz"),
+                       ("\ud800.json", "upload.json")):
+        with browse.staged_upload(ws, sent, b"x") as path:
+            assert path.name == kept and path.read_bytes() == b"x"

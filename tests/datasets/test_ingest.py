@@ -137,8 +137,8 @@ def test_lm_eval_local_task_offline(ws: Workspace, tmp_path: Path) -> None:
         "test_split: test\noutput_type: multiple_choice\n"
         'doc_to_text: "Question: {{question}}\\nAnswer:"\ndoc_to_choice: "{{choices}}"\ndoc_to_target: answer\n'
         "metric_list:\n  - metric: acc\n", encoding="utf-8")
-    ingest(ws, "synthscope_toy", name="toy", kind="benchmark",
-           options=IngestOptions(format="lm-eval", include_path=str(tasks)))
+    ingest(ws, "synthscope_toy", name="toy", kind="benchmark",  # by name, as the dashboard does
+           options=IngestOptions(format="lm-eval", include_path=[str(tasks)], task_names_only=True))
     df = records(ws, "toy")
     assert df["prompt"].tolist() == ["Question: What is 2+2?\nAnswer:", "Question: Capital of France?\nAnswer:"]
     assert df["answer"].tolist() == ["4", "Paris"]
@@ -146,9 +146,45 @@ def test_lm_eval_local_task_offline(ws: Workspace, tmp_path: Path) -> None:
     assert df["doc_hash"].str.len().tolist() == [64, 64]
 
 
+def test_a_task_file_by_path_is_refused_when_only_names_are_allowed(ws: Workspace, tmp_path: Path) -> None:
+    data = write_jsonl(tmp_path / "docs.jsonl", [{"question": "q", "answer": "a"}])
+    marker = tmp_path / "PWNED"
+    task = tmp_path / "evil.yaml"
+    task.write_text(
+        f"task: evil\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: {data}\ntest_split: test\n"
+        "output_type: generate_until\n"
+        f"doc_to_text: \"{{{{ cycler.__init__.__globals__.os.popen('touch {marker}').read() }}}}\"\n"
+        "doc_to_target: answer\nmetric_list:\n  - metric: exact_match\n", encoding="utf-8")
+    with pytest.raises(IngestError, match="no lm-eval task named .*task file is code"):
+        ingest(ws, str(task), name="evil", kind="benchmark",
+               options=IngestOptions(format="lm-eval", task_names_only=True))
+    assert not marker.exists() and ws.versions("evil") == []
+    # The operator's command line may load the file by path, and then it runs, as in lm-eval itself.
+    ingest(ws, str(task), name="evil", kind="benchmark", options=IngestOptions(format="lm-eval"))
+    assert marker.exists() and records(ws, "evil")["answer"].tolist() == ["a"]
+
+
 def test_unknown_lm_eval_task_is_a_clear_error(ws: Workspace) -> None:
     with pytest.raises(IngestError, match="could not load lm-eval task 'no_such_task_xyz'"):
         ingest(ws, "no_such_task_xyz", name="x", kind="benchmark", options=IngestOptions(format="lm-eval"))
+
+
+def test_a_save_to_disk_folder_naming_files_outside_it_is_refused(ws: Workspace, tmp_path: Path) -> None:
+    import datasets
+
+    datasets.Dataset.from_dict({"prompt": ["private row"]}).save_to_disk(str(tmp_path / "elsewhere"))
+    datasets.Dataset.from_dict({"prompt": ["own row"]}).save_to_disk(str(tmp_path / "hf"))
+    state = tmp_path / "hf" / "state.json"
+    meta = json.loads(state.read_text())
+    meta["_data_files"] = [{"filename": f"../elsewhere/{f['filename']}"} for f in meta["_data_files"]]
+    state.write_text(json.dumps(meta))
+    with pytest.raises(IngestError, match="outside its folder"):
+        ingest(ws, tmp_path / "hf", name="hf", kind="synthetic")
+    datasets.DatasetDict({"test": datasets.Dataset.from_dict({"prompt": ["x"]})}).save_to_disk(str(tmp_path / "dd"))
+    (tmp_path / "dd" / "dataset_dict.json").write_text(json.dumps({"splits": ["../elsewhere"]}))
+    with pytest.raises(IngestError, match="outside its folder"):
+        ingest(ws, tmp_path / "dd", name="hf", kind="synthetic")
+    assert ws.versions("hf") == []
 
 
 # -- bad input -----------------------------------------------------------------------------
@@ -272,3 +308,112 @@ def test_row_groups_are_bounded_by_text_size(ws: Workspace, tmp_path: Path) -> N
     # 30 records of 400 kB: a row group closes once it holds 8 MB of text, so the scan gets several tasks.
     assert report.rows == 30 and meta.num_row_groups == 2
     assert sum(meta.row_group(i).num_rows for i in range(meta.num_row_groups)) == 30
+
+
+def test_generated_ids_never_collide_with_an_id_in_the_file(ws: Workspace, tmp_path: Path) -> None:
+    src = write_jsonl(tmp_path / "ids.jsonl", [{"id": i, "prompt": f"p{n}"} for n, i in enumerate(
+        ["same", "same", "same~2", "same~2", "same", "other~2", "other"] + ["other"])])
+    report = ingest(ws, src, name="ids", kind="synthetic",
+                    options=IngestOptions(prompt_fields=("prompt",), id_field="id"))
+    df = records(ws, "ids")
+    assert df["record_id"].is_unique and report.duplicate_ids == 4
+    # an id that is in the file keeps naming the row that has it; repeats get suffixes no row has
+    assert df.set_index("record_id").loc[["same", "same~2", "other~2", "other"], "prompt"].tolist() == [
+        "p0", "p2", "p5", "p6"]
+    assert dict(zip(df["prompt"], df["record_id"], strict=True))["p1"] == "same~3"
+    assert ws.manifest(report.ref)["duplicate_ids"] == 4
+
+
+def test_a_stray_quote_in_a_csv_is_reported_with_its_line_range_and_every_lost_row(
+        ws: Workspace, tmp_path: Path) -> None:
+    lines = ["prompt,answer"] + [f"question {i},{i}" for i in range(999)]
+    lines[3] = '"question 2,2'  # a quote that is never closed: the rest of the file is one field
+    src = tmp_path / "stray.csv"
+    src.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    report = ingest(ws, src, name="stray", kind="reference")
+    assert report.rows == 2 and report.error_count == 997  # 2 + 997 = every one of the 999 data rows
+    (error,) = report.errors
+    assert (error.line, error.last_line) == (4, 1000) and str(error).startswith(f"{src}:4-1000: ")
+    assert "the 997 rows on those lines were not imported" in error.message and "not closed" in error.message
+    assert read_errors(ws, report.ref) == [error] and ws.manifest(report.ref)["errors"] == 997
+    src.write_text('"prompt,answer\nfirst,1\nsecond,2\n', encoding="utf-8")  # the header swallows the file
+    with pytest.raises(IngestError, match=r"stray\.csv:1-3: a malformed header in one record spanning lines 1-3"):
+        ingest(ws, src, name="stray", kind="reference")
+
+
+def test_a_quoted_line_break_loads_but_a_record_over_several_lines_is_noted(ws: Workspace, tmp_path: Path) -> None:
+    src = tmp_path / "q.csv"
+    src.write_text('prompt,answer\n"closed, later\nstill,quoted\nand here",1\nnext,2\n', encoding="utf-8")
+    report = ingest(ws, src, name="q", kind="reference")
+    assert report.rows == 2 and report.error_count == 0
+    assert records(ws, "q")["source_line"].tolist() == [2, 5]
+    assert report.notes and "lines 2-4" in report.notes[0]
+
+
+@pytest.mark.parametrize(("line", "reason"), [
+    ("[" * 3000 + "]" * 3000, "nested too deeply"),
+    ('{"prompt": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested too deeply"),
+    ('{"prompt": ' + "9" * 5000 + "}", "could not be read"),
+    ('{"prompt": "\\ud800 lone surrogate"}', "not valid Unicode"),
+], ids=["deep-array", "deep-field", "huge-int", "surrogate"])
+def test_a_line_that_breaks_the_parser_is_that_lines_error(ws: Workspace, tmp_path: Path, line: str,
+                                                           reason: str) -> None:
+    src = tmp_path / "deep.jsonl"
+    src.write_text(f'{{"prompt": "ok"}}\n{line}\n{{"prompt": "also ok"}}\n', encoding="utf-8")
+    report = ingest(ws, src, name="deep", kind="synthetic")
+    assert report.rows == 2 and [e.line for e in report.errors] == [2] and reason in report.errors[0].message
+    assert str(report.errors[0]).startswith(f"{src}:2: ")
+
+
+@pytest.mark.parametrize(("name", "content", "message"), [
+    ("bom.json", b"\xef\xbb\xbf", "is empty"),
+    ("bom.csv", b"\xef\xbb\xbf \n", "is empty"),
+    ("cut.jsonl.gz", gzip.compress(b'{"prompt": "a"}\n' * 1000)[:-30], "truncated gzip"),
+    ("cut.csv.gz", gzip.compress(b"prompt\na\n" * 1000)[:-10], "truncated gzip"),
+    ("plain.jsonl.gz", b'{"prompt": "not compressed"}\n', "not a valid gzip file"),
+    ("plain.json.gz", b'[{"prompt": "not compressed"}]', "not a valid gzip file"),
+], ids=["bom-json", "bom-csv", "truncated-jsonl-gz", "truncated-csv-gz", "plain-jsonl-gz", "plain-json-gz"])
+def test_a_broken_whole_file_is_one_error_naming_it(ws: Workspace, tmp_path: Path, name: str, content: bytes,
+                                                    message: str) -> None:
+    src = tmp_path / name
+    src.write_bytes(content)
+    with pytest.raises(IngestError, match=message) as caught:
+        ingest(ws, src, name="broken", kind="synthetic")
+    assert str(caught.value).startswith(str(src))
+    assert ws.versions("broken") == [] and list((ws.root / "tmp").iterdir()) == []
+
+
+def test_an_unknown_encoding_is_an_ingest_error(ws: Workspace, tmp_path: Path) -> None:
+    src = write_jsonl(tmp_path / "e.jsonl", [{"prompt": "p"}])
+    for encoding in ("no-such-codec", "rot13"):
+        with pytest.raises(IngestError, match="unknown text encoding"):
+            ingest(ws, src, name="e", kind="synthetic", options=IngestOptions(encoding=encoding))
+
+
+@pytest.mark.parametrize(("row", "message"), [
+    ({"question": "q", "choices": ["a", "b"], "answer": float("inf")}, "does not name one of 2 choices"),
+    ({"question": "q", "choices": 5, "answer": 0}, "'choices' must be a list"),
+    ({"question": "q", "choices": "ab", "answer": 0}, "'choices' must be a list"),
+    ({"question": "q", "choices": ["a", "b"], "answer": -1}, "does not name one of 2 choices"),
+    ({"question": "q", "choices": ["a", "b"], "answer": 0.5}, "does not name one of 2 choices"),
+    ({"question": "q", "choices": ["a", "b"], "answer": ""}, "does not name one of 2 choices"),
+    ({"question": "q", "choices": ["a", "b"], "answer": "AB"}, "does not name one of 2 choices"),
+    ({"question": "q", "choices": [str(i) for i in range(11)], "answer": 0}, "at most 10 choices"),
+])
+def test_mmlu_rows_with_impossible_answers_are_reported(ws: Workspace, tmp_path: Path, row: dict,
+                                                        message: str) -> None:
+    src = tmp_path / "m.jsonl"
+    src.write_text(json.dumps({"question": "fine", "choices": ["x", "y"], "answer": 1}) + "\n"
+                   + json.dumps(row) + "\n", encoding="utf-8")
+    report = ingest(ws, src, name="m", kind="benchmark", options=IngestOptions(preset="mmlu"))
+    assert report.rows == 1 and records(ws, "m")["answer"].tolist() == ["y"]
+    assert [e.line for e in report.errors] == [2] and message in report.errors[0].message
+
+
+def test_an_upload_is_named_by_its_label_never_by_the_staged_path(ws: Workspace, tmp_path: Path) -> None:
+    staged = tmp_path / "staging" / "up.jsonl.gz"
+    staged.parent.mkdir()
+    staged.write_bytes(b"not gzip")
+    with pytest.raises(IngestError) as caught:
+        ingest(ws, staged, name="u", kind="synthetic", source_label="upload:up.jsonl.gz")
+    assert str(caught.value).startswith("upload:up.jsonl.gz ") and str(tmp_path) not in str(caught.value)

@@ -11,14 +11,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pytest
 
 from synthscope import cli
 from synthscope.compute import jobs
-from synthscope.core.workspace import DatasetRef, Workspace, WorkspaceError
+from synthscope.core.workspace import DatasetRef, Workspace, WorkspaceError, atomic_write_json
 from synthscope.evals.lmeval import (
     EvalError,
     doc_hash,
@@ -28,6 +28,7 @@ from synthscope.evals.lmeval import (
     read_errors,
 )
 from synthscope.evals.runs import add_run
+from synthscope.tasks import EvalTask, run_job
 from tests.fixtures.tiny_lm import make_gen_task, make_mc_task, make_tiny_lm
 
 MC, GEN = "synthscope_tiny_mc", "synthscope_tiny_gen"
@@ -64,11 +65,11 @@ def evaluated(tmp_path_factory: pytest.TempPathFactory) -> Evaluated:
     ws = Workspace.open(root)
     job_id = ws.new_id()
     (ws.jobs_dir / job_id).mkdir(parents=True)
-    jobs._write(ws, jobs.JobStatus(job_id, "eval"))  # what jobs.start does before it spawns the CLI
+    spec = EvalTask("tiny", [MC, GEN], str(tasks), LIMIT, "cpu", 8)
+    atomic_write_json(ws.jobs_dir / job_id / "job.json", {"job_id": job_id, "kind": "eval", "params": asdict(spec)})
+    jobs._write(ws, jobs.JobStatus(job_id, "eval"))  # what jobs.start does before it spawns the runner
     before = _env()
-    code = cli.main(["eval", "run", "-w", str(root), "--run", "tiny", "--tasks", MC, GEN, "--include-path",
-                     str(tasks), "--limit", str(LIMIT), "--device", "cpu", "--batch-size", "8", "--job", job_id])
-    assert code == 0
+    assert run_job(ws, job_id) == 0  # the runner's work, in this process
     return Evaluated(root, tasks, data, model, job_id, before, _env())
 
 
@@ -171,8 +172,8 @@ def test_eval_run_refuses_unknown_tasks_and_writes_nothing(ws: Workspace, evalua
     before = sorted(p.name for p in ws.evals_dir.iterdir())
     code = cli.main(["eval", "run", "-w", str(ws.root), "--run", "tiny", "--tasks", "no_such_task_xyz",
                      "--include-path", str(evaluated.tasks), "--device", "cpu"])
-    assert code == 1 and "unknown lm-eval task(s): no_such_task_xyz" in capsys.readouterr().err
-    assert cli.main(["eval", "run", "-w", str(ws.root), "--run", "nope", "--tasks", MC]) == 1
+    assert code == 2 and "unknown lm-eval task(s): no_such_task_xyz" in capsys.readouterr().err
+    assert cli.main(["eval", "run", "-w", str(ws.root), "--run", "nope", "--tasks", MC]) == 2
     assert "no run 'nope'" in capsys.readouterr().err
     assert sorted(p.name for p in ws.evals_dir.iterdir()) == before and len(list(ws.lmeval_dir.iterdir())) == 1
 

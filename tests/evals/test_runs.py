@@ -96,5 +96,5 @@ def test_cli_run_add_and_list(ws: Workspace, model_dir: Path, capsys: pytest.Cap
     assert cli.main(["run", "list", "-w", w]) == 0
     line = capsys.readouterr().out.splitlines()[2].split()
     assert line == ["ft", str(model_dir.resolve()), "-", "synth@v2", "0.50", "sft", "2025-01-31"]
-    assert cli.main(["run", "add", "-w", w, "--model", str(model_dir), "--id", "ft"]) == 1
+    assert cli.main(["run", "add", "-w", w, "--model", str(model_dir), "--id", "ft"]) == 2
     assert "already exists" in capsys.readouterr().err

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from synthscope import cli
+from synthscope.compute.sandbox import TemplateError
 from synthscope.contamination.ngram import NgramConfig
 from synthscope.contamination.scan import run_scan
-from synthscope.core.workspace import DatasetRef, Workspace
+from synthscope.core.workspace import DatasetRef, Workspace, WorkspaceError
 from synthscope.generation import generate as gen
 
 TEMPLATE = "Write one new short task like this one.\nTask: {{ instruction }}"
@@ -140,7 +141,7 @@ def test_cli_preview_and_a_bad_template(ws: Workspace, tmp_path: Path, capsys: p
     assert "--- seed s0\nRewrite: Write a haiku about rain." in capsys.readouterr().out
     template.write_text("Rewrite: {{ nope }}")
     assert cli.main(["generate", "-w", str(ws.root), "--seeds", "seeds", "--template", str(template), "--output",
-                     "gen", "--background"]) == 1
+                     "gen", "--background"]) == 2
     assert "'nope', which the seed rows do not have" in capsys.readouterr().err
     assert not ws.jobs_dir.exists() or not any(ws.jobs_dir.iterdir())
 
@@ -153,3 +154,81 @@ def test_the_vllm_backend_says_what_it_needs_when_it_is_missing(ws: Workspace) -
         gen.generate(ws, DatasetRef("seeds"), TEMPLATE, "gen", backend="vllm", device="cpu")
     with pytest.raises(gen.GenerationError, match="backend must be one of"):
         gen.generate(ws, DatasetRef("seeds"), TEMPLATE, "gen", backend="llama")
+
+
+@pytest.mark.parametrize("resume", ["../../victim", "ABSOLUTE", "x\n"])
+def test_resume_with_a_run_id_that_is_not_a_plain_name_touches_nothing(ws: Workspace, tmp_path: Path, resume: str,
+                                                                       capsys: pytest.CaptureFixture) -> None:
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    lines = "".join(json.dumps({"seed_record_id": f"s{i}", "sample": 0}) + "\n" for i in range(3))
+    (victim / "rows.jsonl").write_text(lines)
+    template = tmp_path / "t.j2"
+    template.write_text(TEMPLATE)
+    resume = str(victim) if resume == "ABSOLUTE" else resume
+    code = cli.main(["generate", "-w", str(ws.root), "--seeds", "seeds", "--template", str(template), "--output",
+                     "gen", "--resume", resume, "--device", "cpu", "--limit", "1", "--max-new-tokens", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: invalid generation run id") and err.count("\n") == 1
+    assert (victim / "rows.jsonl").read_text() == lines and sorted(p.name for p in victim.iterdir()) == ["rows.jsonl"]
+    assert not (ws.root / "generations").exists()
+
+
+@pytest.mark.parametrize("template, message", [
+    ("{{ instruction.__class__ }}", "error: the template is not allowed to do that (seed s0)"),
+    ("{{ instruction.nosuch }}", "error: the template uses something seed s0 does not have"),
+    ("{{ 'a' * 10**10 }}", "error: the template needs more than 512 MiB of memory"),
+    ("{% for i in range(100000) %}{{ instruction }}{% endfor %}", "error: the template makes a prompt longer than"),
+])
+def test_cli_preview_of_a_hostile_template_is_one_line(ws: Workspace, tmp_path: Path, template: str, message: str,
+                                                        capsys: pytest.CaptureFixture) -> None:
+    path = tmp_path / "t.j2"
+    path.write_text(template)
+    assert cli.main(["generate", "-w", str(ws.root), "--seeds", "seeds", "--template", str(path), "--output", "gen",
+                     "--preview"]) == 2
+    out, err = capsys.readouterr()
+    assert err.startswith(message) and err.count("\n") == 1 and out == ""
+
+
+def test_preview_reads_only_the_seeds_it_shows(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    read = []
+    real_query = Workspace.query
+
+    def query(self: Workspace, sql: str, params: list | None = None):  # noqa: ANN202
+        frame = real_query(self, sql, params)
+        if "FROM records" in sql:
+            read.append(len(frame))
+        return frame
+
+    monkeypatch.setattr(Workspace, "query", query)
+    shown = gen.preview(ws, DatasetRef("seeds"), TEMPLATE, rows=2)
+    assert [rid for rid, _ in shown] == ["s0", "s1"] and read == [2]
+
+
+class EchoBackend:
+    """A stand-in model that answers each prompt with its first characters (no weights loaded)."""
+
+    name, batches, device = "echo", True, "cpu"
+
+    def __init__(self, ws: Workspace, model: str, device: str, trust_remote_code: bool) -> None:
+        self.tokenizer = type("Tokenizer", (), {"chat_template": None})()
+
+    def sample(self, prompts: list[str], params: gen.Params, seed: int) -> tuple[list[str], int]:
+        return [p[:30] for p in prompts], len(prompts)
+
+
+def test_the_generation_run_renders_under_the_same_bounds(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(gen.BACKENDS, "transformers", EchoBackend)
+    huge = "{% if record_id == 's3' %}{{ 'a' * 200000 }}{% endif %}{{ instruction }}"  # only the fourth seed
+    with pytest.raises(TemplateError, match=r"longer than 100,000 characters \(seed s3\)"):
+        gen.generate(ws, DatasetRef("seeds"), huge, "gen", params=gen.Params(batch_size=2), device="cpu")
+    assert ws.versions("gen") == []
+    done = gen.generate(ws, DatasetRef("seeds"), TEMPLATE, "gen", params=gen.Params(batch_size=2), device="cpu",
+                        keep_flagged_seeds=True)
+    assert done.rows == len(TASKS) + 1 and done.dataset == DatasetRef("gen", "v1")
+
+
+def test_an_output_name_that_is_not_a_plain_name_is_refused_before_anything(ws: Workspace) -> None:
+    with pytest.raises(WorkspaceError, match="invalid dataset name '../escape'"):
+        gen.generate(ws, DatasetRef("seeds"), TEMPLATE, "../escape", device="cpu")
+    assert not (ws.root / "generations").exists()

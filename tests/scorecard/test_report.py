@@ -60,7 +60,7 @@ def test_scorecards_are_stored_once_per_build_and_read_back(small_ws: Path) -> N
 
 
 def test_scoring_a_benchmark_is_refused(small_ws: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    assert cli.main(["score", "real", "-w", str(small_ws), "--no-embeddings"]) == 1
+    assert cli.main(["score", "real", "-w", str(small_ws), "--no-embeddings"]) == 2
     assert "scorecards are for synthetic data" in capsys.readouterr().err
 
 
@@ -88,7 +88,7 @@ def test_a_policy_with_a_typo_names_the_file_and_line(small_ws: Path, tmp_path: 
 @pytest.mark.parametrize("text, message", [
     ("metrics:\n  a.b: {warn_above: 0.5, fail_above: 0.1}\n", ":2: a.b: warn_above 0.5 is above fail_above"),
     ("metrics:\n  a.b: {fail_over: 1}\n", ":2: unknown bound 'fail_over'"),
-    ("metrics:\n  a.b: {fail_above: lots}\n", ":2: a.b.fail_above must be a number"),
+    ("metrics:\n  a.b: {fail_above: lots}\n", ":2: a.b.fail_above must be a finite number"),
     ("missing: maybe\n", ":1: `missing` must be pass, warn or fail"),
     ("thresholds: {}\n", ":1: unknown setting 'thresholds'"),
     ("", "the policy is empty"),
@@ -96,6 +96,29 @@ def test_a_policy_with_a_typo_names_the_file_and_line(small_ws: Path, tmp_path: 
 def test_policy_errors(text: str, message: str) -> None:
     with pytest.raises(policy.PolicyError, match=message.replace("(", r"\(").replace("{", r"\{")):
         policy.parse(text, "p.yaml")
+
+
+@pytest.mark.parametrize("bounds", [
+    "{fail_above: nan}", "{fail_above: .nan}", "{warn_below: NaN}", "{fail_above: .inf}", "{fail_below: -.inf}",
+    "{fail_above: inf}", "{fail_above: 1.0e+400}", "{fail_above: '0.5'}", '{fail_above: "0.5"}', "{fail_above: true}",
+    "{fail_above: yes}", "{fail_above: ~}", "{fail_above: [0.1]}", "{fail_above: {x: 1}}", "{[fail_above]: 0.1}",
+    "{fail_above: 0.1, fail_above: 0.2}",
+])
+def test_a_bound_that_is_not_one_finite_number_is_an_error_naming_file_and_line(bounds: str) -> None:
+    with pytest.raises(policy.PolicyError, match=r"^p\.yaml:3: "):
+        policy.parse(f"missing: warn\nmetrics:\n  a.b: {bounds}\n", "p.yaml", known_keys={"a.b"})
+
+
+@pytest.mark.parametrize("text", ["metrics:\n  [a, b]: {fail_above: 1}\n", "metrics:\n  {a: b}: {fail_above: 1}\n",
+                                  "metrics:\n  1.5: {fail_above: 1}\n", "[metrics]: {}\n", "missing: [warn]\n"])
+def test_a_key_that_is_not_a_name_is_an_error_naming_file_and_line(text: str) -> None:
+    with pytest.raises(policy.PolicyError, match=r"^p\.yaml:[12]: "):
+        policy.parse(text, "p.yaml", known_keys={"a.b"})
+
+
+def test_numbers_in_any_yaml_spelling_are_bounds() -> None:
+    rule = policy.parse("metrics:\n  a.b: {warn_above: 1e-3, fail_above: 0.5, warn_below: -1, fail_below: -2}\n").rules
+    assert rule["a.b"] == policy.Rule("a.b", warn_above=0.001, fail_above=0.5, warn_below=-1.0, fail_below=-2.0)
 
 
 def test_grades_follow_the_bounds() -> None:

@@ -145,7 +145,7 @@ def test_serve_without_sign_in_binds_to_loopback_and_says_so(tiny_ws: Path, exec
 
 def test_serve_refuses_a_shared_host_without_sign_in(tiny_ws: Path, execs: list,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["serve", str(tiny_ws), "--host", "0.0.0.0"]) == 1
+    assert cli.main(["serve", str(tiny_ws), "--host", "0.0.0.0"]) == 2
     assert "refusing to serve on 0.0.0.0 without sign-in" in capsys.readouterr().err
     assert execs == []
     assert cli.main(["serve", str(tiny_ws), "--host", "0.0.0.0", "--no-auth"]) == 0
@@ -164,7 +164,7 @@ def test_serve_with_sign_in(tiny_ws: Path, execs: list, tmp_path: Path, capsys: 
     assert "sign-in required" in capsys.readouterr().out
     assert cli.main(["serve", str(tiny_ws), "--secrets", str(secrets_file), "--port", "9000"]) == 0
     assert "does not point at port 9000" in capsys.readouterr().err
-    assert cli.main(["serve", str(tiny_ws), "--secrets", str(secrets_file), "--no-auth"]) == 1
+    assert cli.main(["serve", str(tiny_ws), "--secrets", str(secrets_file), "--no-auth"]) == 2
     assert "remove one of the two" in capsys.readouterr().err
     # the default place, ./.streamlit/secrets.toml, is read too
     (tmp_path / ".streamlit").mkdir()
@@ -177,7 +177,7 @@ def test_serve_refuses_unusable_sign_in(tiny_ws: Path, execs: list, tmp_path: Pa
                                         capsys: pytest.CaptureFixture[str]) -> None:
     secrets_file = tmp_path / "secrets.toml"
     secrets_file.write_text('[auth]\n' + "".join(f'{k} = "{v}"\n' for k, v in AUTH.items()))
-    assert cli.main(["serve", str(tiny_ws), "--secrets", str(secrets_file)]) == 1
+    assert cli.main(["serve", str(tiny_ws), "--secrets", str(secrets_file)]) == 2
     assert "nobody is allowed in" in capsys.readouterr().err
-    assert cli.main(["serve", str(tiny_ws), "--secrets", str(tmp_path / "missing.toml")]) == 1
+    assert cli.main(["serve", str(tiny_ws), "--secrets", str(tmp_path / "missing.toml")]) == 2
     assert execs == []

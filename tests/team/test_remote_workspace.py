@@ -199,5 +199,5 @@ def test_cli_push_then_sql_over_the_url(local_ws: Workspace, s3: object, capsys:
     assert f"serve it with `synthscope serve s3://{BUCKET}/cli`" in capsys.readouterr().out
     assert main(["sql", "-w", f"s3://{BUCKET}/cli", "SELECT count(*) AS n FROM verdicts"]) == 0
     assert "8" in capsys.readouterr().out
-    assert main(["push", str(local_ws.root), "s3://no-such-bucket/cli"]) == 1
+    assert main(["push", str(local_ws.root), "s3://no-such-bucket/cli"]) == 2
     assert "readers still see the previous push" in capsys.readouterr().err
