@@ -166,12 +166,12 @@ def test_serve_refuses_folders_that_are_missing_hold_the_secrets_or_overlap_the_
         tmp_path: Path, served: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "serve", served["ws"], "--secrets", served["secrets"],
                        "--import-dir", str(tmp_path / "nowhere"))
-    assert code == 1 and "no such folder" in err
+    assert code == 2 and "no such folder" in err
     code, _, err = run(capsys, "serve", served["ws"], "--secrets", served["secrets"], "--import-dir", str(tmp_path))
-    assert code == 1 and "holds the sign-in secrets" in err
+    assert code == 2 and "holds the sign-in secrets" in err
     for tasks in (tmp_path, Path(served["ws"]) / "tmp"):  # uploads are staged in the workspace's tmp/
         code, _, err = run(capsys, "serve", served["ws"], "--secrets", served["secrets"], "--task-dir", str(tasks))
-        assert code == 1 and "overlaps the workspace" in err
+        assert code == 2 and "overlaps the workspace" in err
     assert served["calls"] == []
 
 

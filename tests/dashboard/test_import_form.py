@@ -11,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from synthscope.core.allowed import HIDDEN, IMPORT_DIRS_ENV, TASK_DIRS_ENV
 from synthscope.core.workspace import Workspace
+from tests.fixtures.markdown import render
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 DATASETS = "app_pages/datasets.py"
@@ -88,7 +89,7 @@ def test_paths_outside_the_import_folders_are_refused(machine: dict[str, Path], 
     monkeypatch.setenv(IMPORT_DIRS_ENV, str(machine["imports"]))
     typed = typed.format(**machine)
     at = submit(datasets_page(), "stolen", path=typed, format="csv")
-    (error,) = [e.value for e in at.error]
+    (error,) = [render(e.value).plain().strip() for e in at.error]
     assert error == f"Nothing was imported: {typed!r} is not a file or folder in the import folders"
     assert imported(machine["ws"]) == [] and "s3cr3t" not in shown_text(at)
 
@@ -139,7 +140,7 @@ def test_lm_eval_tasks_load_by_name_only(machine: dict[str, Path], monkeypatch: 
     assert not marker.exists()
 
     at = submit(at, "broken", task="synthscope_broken")  # the error names no server path outside the folders
-    (error,) = [e.value for e in at.error]
+    (error,) = [render(e.value).plain() for e in at.error]
     assert "could not load lm-eval task 'synthscope_broken'" in error
     assert str(hidden) not in error and str(hidden.parent) not in error and HIDDEN in error
 

@@ -22,6 +22,7 @@ from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import Button
 
 from synthscope.compute import jobs
+from synthscope.core.allowed import IMPORT_DIRS_ENV
 from synthscope.core.workspace import Workspace, atomic_write_json
 from tests.fixtures.compare_ws import BASELINE, compare_ws_template, copy_compare_ws
 from tests.fixtures.hostile_ws import (
@@ -138,7 +139,9 @@ def test_the_evidence_of_every_hostile_item_is_text(open_app, hostile: Path) -> 
         assert {m for m in ITEMS if m in item} | {"HXb", "HXs", "HXv"} <= shown_as_text(at)
 
 
-def test_row_search_and_imports_with_hostile_names_are_text(open_app, hostile: Path, tmp_path: Path) -> None:
+def test_row_search_and_imports_with_hostile_names_are_text(open_app, hostile: Path, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(IMPORT_DIRS_ENV, str(tmp_path))  # the operator lets the form read files there
     at = open_app(hostile, "app_pages/datasets.py")
     at = at.selectbox(key="browse_ref").select(SYNTHETIC_REF).run()  # its unreadable line is listed
     at = at.text_input(key="browse_search").input(HOSTILE[0]).run()
@@ -195,7 +198,7 @@ def test_generation_jobs_that_say_hostile_things_are_text(open_app, hostile: Pat
                                 "created_at": "2099-01-02T00:00:00"}) + "\n", encoding="utf-8")
     for n, job, expected in [
             (1, {"message": texts["generating"], "pid": os.getpid(), "done": 1, "total": 3}, {"HXj7"}),
-            (2, {"state": jobs.SUCCEEDED, "result": finished}, {"HXj8", "HXj9", "HXjr"}),
+            (2, {"state": jobs.SUCCEEDED, "result": finished}, {"HXj8", "HXj9"}),  # a run id no path takes: no rows
             (3, {"state": jobs.SUCCEEDED, "result": {**finished, "stopped": True}}, {"HXjr"})]:
         job_id = f"20990102-00000{n}-ffffff"  # newer than the fixture's: the page shows the newest
         atomic_write_json(hostile / "jobs" / job_id / "status.json",
