@@ -72,6 +72,7 @@ def test_the_wheel_is_what_imports(installed: Path, tmp_path: Path) -> None:
     assert out.strip() == f"imported {len(modules)}"
 
 
+@pytest.mark.timeout(2400)  # builds the whole demo (tiny models included) from the wheel
 def test_demo_serve_and_the_readme_example_from_an_empty_folder(installed: Path, tmp_path: Path) -> None:
     folder = tmp_path / "empty"
     folder.mkdir()
