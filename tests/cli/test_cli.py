@@ -133,7 +133,7 @@ def test_ingest_prints_every_lost_row_and_notes(tmp_path: Path, capsys: pytest.C
 def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """A workspace, an empty secrets file, and ``serve`` with its exec recorded instead of run."""
     calls: list[dict[str, str]] = []
-    monkeypatch.setattr(cli.os, "execve", lambda exe, argv, env: calls.append(env))
+    monkeypatch.setattr("os.execve", lambda exe, argv, env: calls.append(env))
     secrets = tmp_path / "secrets" / "secrets.toml"
     secrets.parent.mkdir()
     secrets.write_text("")
