@@ -35,10 +35,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
         params.check()
         gen.check_template(template, set(gen.seed_rows(ws, seeds).columns) - {"flagged"})  # fail now, not in a job
         return started(ws, tasks.start(ws, task))
-    result, _ = task.run(ws, tasks.Console())
+    result, checks = task.run(ws, tasks.Console())
     print(f"run {result.run_id}: {result.rows} rows, {result.rejected} rejected, {result.seeds_used} seeds "
           f"({result.seeds_flagged} benchmark items among the pool {'kept' if args.keep_flagged_seeds else 'left out'})"
           f", {result.tokens_per_second:.1f} tokens/s on {result.device}")
+    if checks:
+        print(f"checked {result.dataset}: scanned against {len(checks['scanned_against'])} benchmark(s); "
+              f"{checks['contaminated_items']} item(s) flagged; scorecard {checks['report_id']} "
+              f"{str(checks['status']).upper()}")
     if result.stopped:
         print(f"stopped before the end; continue with --resume {result.run_id}")
     elif result.dataset and not args.check:

@@ -13,6 +13,7 @@ import pytest
 
 from synthscope import cli
 from synthscope.core import allowed
+from synthscope.core.workspace import Workspace
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -137,7 +138,7 @@ def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     secrets = tmp_path / "secrets" / "secrets.toml"
     secrets.parent.mkdir()
     secrets.write_text("")
-    return {"ws": str(cli.Workspace.init(tmp_path / "ws").root), "secrets": str(secrets), "calls": calls}
+    return {"ws": str(Workspace.init(tmp_path / "ws").root), "secrets": str(secrets), "calls": calls}
 
 
 def test_serve_names_the_folders_the_dashboard_may_read(tmp_path: Path, served: dict[str, Any],

@@ -128,7 +128,7 @@ def test_cli_job_can_be_cancelled_and_check_scans_and_scores(ws: Workspace, tmp_
 
     assert cli.main([*base, "--limit", "2", "--check"]) == 0
     out = capsys.readouterr().out
-    assert "checked gen@v1: scanned against 1 benchmark(s); scorecard" in out
+    assert "checked gen@v1: scanned against 1 benchmark(s); " in out and "item(s) flagged; scorecard " in out
     assert len(ws.query("SELECT * FROM scans WHERE synthetic LIKE '%gen@v1%'")) == 1
     assert ws.query("SELECT count(*) AS n FROM reports WHERE dataset = 'gen'")["n"].iloc[0] == 1
 
