@@ -94,8 +94,9 @@ class SemanticConfig:
     model: str = DEFAULT_MODEL  # the packaged default, a local folder, or a hub id (online only)
     device: str = "auto"  # CUDA when present, else CPU
     top_k: int = 5  # records kept per item
-    flag_at: float = 0.67  # best-window cosine from which an item is flagged
-    candidate_at: float = 0.50  # best-window cosine from which the judge (if on) is asked
+    flag_at: float = 0.67  # best-window cosine from which a mutual-best pair is a semantic match (checked)
+    candidate_at: float = 0.50  # best-window cosine from which a pair is a candidate (and the judge, if on, asked)
+    likely_at: float = 0.80  # a semantic match from here counts as likely without a task-aware check
     margin: float = 0.05  # a pair flags only within this of its record's best cosine with any item
     window: int | None = 128  # tokens per window; None: the model's maximum (254 for MiniLM)
     stride: int | None = None  # tokens between window starts; None: half a window
@@ -103,8 +104,9 @@ class SemanticConfig:
     trust_remote_code: bool = False
 
     def __post_init__(self) -> None:
-        if not -1.0 <= self.candidate_at <= self.flag_at <= 1.0:
-            raise ValueError(f"need -1 <= candidate_at <= flag_at <= 1, got {self.candidate_at}, {self.flag_at}")
+        if not -1.0 <= self.candidate_at <= self.flag_at <= self.likely_at <= 1.0:
+            raise ValueError("need -1 <= candidate_at <= flag_at <= likely_at <= 1, got "
+                             f"{self.candidate_at}, {self.flag_at}, {self.likely_at}")
         if self.top_k < 1:
             raise ValueError(f"top_k must be at least 1, got {self.top_k}")
 
