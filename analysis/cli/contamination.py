@@ -28,17 +28,25 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 def _print_scan(ws: Workspace, summary: Any) -> None:
     print(f"\nscan {summary.scan_id}: benchmark {summary.benchmark}")
-    stages = list(summary.per_synthetic[0].by_stage) if summary.per_synthetic else []
     rows = [(s.synthetic, s.records, s.items, s.contaminated, s.contaminated / s.items if s.items else 0.0,
-             *(s.by_stage[k] for k in stages), s.seconds) for s in summary.per_synthetic]
-    print(table(rows, ["synthetic", "records", "items", "contaminated", "share", *stages, "seconds"]))
+             s.by_tier.get("confirmed", 0), s.by_tier.get("likely", 0), s.by_tier.get("candidate", 0),
+             "-" if s.expected_false is None else f"{s.expected_false:.1f}", s.seconds)
+            for s in summary.per_synthetic]
+    print(table(rows, ["synthetic", "records", "items", "contaminated", "share", "confirmed", "likely",
+                       "candidate (not counted)", "expected false", "seconds"]))
+    for s in summary.per_synthetic:
+        if s.expected_false is not None:
+            print(f"{s.synthetic}: {s.contaminated} flagged · expected false ≈ {s.expected_false:.1f} by chance "
+                  "(semantic matches at likely_at in a corpus this size; confirmed ones are checked)")
     top = ws.query(
-        "SELECT synthetic || '@' || synthetic_version AS synthetic, item_id, verdict, bucket, coverage,"
-        " jaccard, cosine, matched_field FROM verdicts WHERE scan_id = ? AND verdict <> 'clean'"
-        " ORDER BY list_position(['exact', 'near_duplicate', 'semantic', 'judged'], verdict),"
-        " coverage DESC, jaccard DESC NULLS LAST, cosine DESC NULLS LAST LIMIT 15", [summary.scan_id])
+        "SELECT synthetic || '@' || synthetic_version AS synthetic, item_id, tier, verdict AS stage, leaked,"
+        " coverage, jaccard, cosine, reason FROM verdicts WHERE scan_id = ? AND verdict <> 'clean'"
+        " ORDER BY list_position(['confirmed', 'likely'], tier),"
+        " list_position(['exact', 'near_duplicate', 'semantic', 'judged'], verdict),"
+        " CASE verdict WHEN 'exact' THEN coverage WHEN 'near_duplicate' THEN jaccard WHEN 'judged' THEN judge_score"
+        " ELSE cosine END DESC NULLS LAST, item_id LIMIT 15", [summary.scan_id])
     if len(top):
-        print("\nmost contaminated items:")
+        print("\nmost contaminated items (strongest evidence first):")
         print(table(top.itertuples(index=False), list(top.columns)))
     print(f"\nevidence: synthscope sql \"SELECT * FROM evidence WHERE scan_id = '{summary.scan_id}'\"")
 
@@ -81,11 +89,14 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--n", type=int, nargs="+", help="n-gram sizes (default from synthscope.toml: 13 8)")
     p.add_argument("--clean-below", type=float, help="coverage below this is clean (default 0.2)")
     p.add_argument("--dirty-from", type=float, help="coverage from this is dirty (default 0.8)")
-    p.add_argument("--top-k", type=int, help="evidence records kept per item (default 5)")
+    p.add_argument("--top-k", type=int, help="evidence records kept per item, by every stage (default 5)")
     p.add_argument("--stages", nargs="+", choices=["exact", "near_duplicate", "semantic", "judged"],
                    help="stages to run, cheapest first (default from synthscope.toml: exact near_duplicate semantic)")
     p.add_argument("--near-flag-at", type=float, help="Jaccard from which a near-duplicate is flagged")
-    p.add_argument("--semantic-flag-at", type=float, help="cosine from which a semantic match is flagged")
+    p.add_argument("--semantic-flag-at", type=float,
+                   help="cosine from which a mutual-best semantic pair is a match, sent to the task-aware checks")
+    p.add_argument("--likely-at", type=float,
+                   help="cosine from which a semantic match counts as likely without a check (default 0.80)")
     p.add_argument("--model", help="embedding model: name, local path, or hub id (hub needs --online)")
     p.add_argument("--device", help="auto (default), cpu or cuda")
     p.add_argument("--engine", choices=["local", "ray"], default="local",
