@@ -55,12 +55,54 @@ FIELDS = ("prompt", "answer")
 
 @dataclass(frozen=True)
 class NgramConfig:
-    """Settings of the exact stage; defaults can be overridden in ``synthscope.toml``."""
+    """Settings of the exact stage; defaults can be overridden in ``synthscope.toml``.
+
+    Stop-grams: frequent n-grams are not evidence
+        Boilerplate (``from typing import List``, licence headers, the lettered
+        choices of a multiple-choice format, chat templates, a textbook
+        ``is_prime`` loop) is shared by texts that have nothing else in
+        common. An item n-gram is *discounted* — it adds nothing to coverage,
+        matched n-grams, spans, matched records or the longest span — when it
+        is frequent in either of two places, both learned during the scan:
+
+        * the benchmark: it occurs in at least
+          ``max(stop_item_min, ceil(stop_item_share * items))`` distinct
+          benchmark field texts (a field text repeated in several items counts
+          once, so duplicated items do not hide each other). That is the
+          benchmark's own format, or context that several items share (the
+          passages of MMLU's US-history questions: 963 n-grams of its 204 items);
+        * the scanned corpus: at least ``max(stop_record_min,
+          ceil(stop_record_share * records))`` distinct records match it while
+          not being a copy of its item. A *copy* is a record whose own coverage
+          of a field reaches ``dirty_from``; it is never discounted and does not
+          count towards the frequency, so an item leaked many times does not
+          turn its own n-grams into stop-grams.
+
+        Coverage is then over the field's *informative* tokens, those inside at
+        least one n-gram that is not a benchmark stop-gram::
+
+            coverage(field) = |tokens inside a counted matched n-gram| / |tokens inside a non-stop n-gram|
+
+        so a verbatim copy still covers 1.0, and a record that shares only the
+        scaffolding covers 0. A field made of stop-grams only cannot be
+        matched. Without stop-grams (both shares 0) the denominator is the
+        field's length and every number is what it was before.
+
+        A share of 0 turns that source off.
+    """
 
     ns: tuple[int, ...] = (13, 8)
     clean_below: float = 0.20
     dirty_from: float = 0.80
     top_k: int = 5
+    stop_item_share: float = 0.02
+    """Share of the benchmark's items from which an n-gram is the benchmark's scaffolding (0: off)."""
+    stop_item_min: int = 3
+    """Fewest distinct benchmark field texts that make a benchmark stop-gram, whatever the share."""
+    stop_record_share: float = 0.005
+    """Share of the scanned records from which an item n-gram is common in the corpus (0: off)."""
+    stop_record_min: int = 20
+    """Fewest distinct records (not copies of the item) that make a corpus stop-gram, whatever the share."""
 
     def __post_init__(self) -> None:
         if not self.ns or min(self.ns) < 1:
@@ -70,6 +112,12 @@ class NgramConfig:
                 "need 0 <= clean_below <= dirty_from <= 1, "
                 f"got clean_below={self.clean_below}, dirty_from={self.dirty_from}"
             )
+        for name in ("stop_item_share", "stop_record_share"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be between 0 (off) and 1, got {getattr(self, name)}")
+        for name in ("stop_item_min", "stop_record_min"):
+            if getattr(self, name) < 2:
+                raise ValueError(f"{name} must be at least 2 (a stop-gram is shared), got {getattr(self, name)}")
 
     def bucket(self, coverage: float) -> str:
         if coverage >= self.dirty_from:
@@ -77,6 +125,21 @@ class NgramConfig:
         if coverage >= self.clean_below:
             return "partial"
         return "clean"
+
+    def item_stop_at(self, items: int) -> int | None:
+        """Distinct benchmark field texts from which an n-gram is a stop-gram; ``None`` when off."""
+        return _stop_at(self.stop_item_share, self.stop_item_min, items)
+
+    def record_stop_at(self, records: int) -> int | None:
+        """Distinct records (copies aside) from which an item n-gram is a stop-gram; ``None`` when off."""
+        return _stop_at(self.stop_record_share, self.stop_record_min, records)
+
+
+def _stop_at(share: float, least: int, total: int) -> int | None:
+    """``max(least, ceil(share * total))``: the count that is at least ``share`` of ``total``; None when off."""
+    if share <= 0:
+        return None
+    return max(least, math.ceil(share * total - 1e-9))  # 0.02 * 150 is 3.0000000000000004
 
 
 @dataclass
@@ -168,7 +231,14 @@ def _windows(batch: TokenBatch, n: int) -> tuple[np.ndarray, np.ndarray, np.ndar
 
 
 class BenchmarkIndex:
-    """The n-grams of every benchmark item, per field, ready to probe record batches."""
+    """The n-grams of every benchmark item, per field, ready to probe record batches.
+
+    Besides the postings it keeps, per *flat* token position (see
+    ``field_offset``), the benchmark document frequency of the n-gram that
+    starts there (``item_df``: distinct field texts containing it; 0 where no
+    n-gram starts), and the stop-gram settings of the scan that probes with it
+    (:meth:`set_stop_grams`; none until then).
+    """
 
     def __init__(self, prompts: Sequence[str], answers: Sequence[str], ns: Sequence[int]) -> None:
         if len(prompts) != len(answers):
@@ -177,10 +247,14 @@ class BenchmarkIndex:
         self.size = len(prompts)
         self.lengths = np.zeros((self.size, len(FIELDS)), dtype=np.int32)
         self.n_used = np.zeros((self.size, len(FIELDS)), dtype=np.int16)  # 0: shorter than every n
+        content = np.zeros((self.size, len(FIELDS)), dtype=np.int64)  # which distinct token sequence each field is
+        texts_seen: dict[bytes, int] = {}
         parts: dict[int, list[tuple[np.ndarray, ...]]] = {n: [] for n in self.ns}
         for f, texts in enumerate((prompts, answers)):
             batch = hash_tokens(list(texts))
             self.lengths[:, f] = np.diff(batch.offsets)
+            for i, (a, b) in enumerate(zip(batch.offsets[:-1].tolist(), batch.offsets[1:].tolist())):
+                content[i, f] = texts_seen.setdefault(batch.hashes[a:b].tobytes(), len(texts_seen))
             for n in sorted(self.ns):  # ascending: the largest fitting n wins
                 self.n_used[self.lengths[:, f] >= n, f] = n
             for n in self.ns:
@@ -195,6 +269,49 @@ class BenchmarkIndex:
         # Flat layout of every (item, field) token range, for coverage masks.
         self.field_offset = np.zeros(self.size * len(FIELDS) + 1, dtype=np.int64)
         np.cumsum(self.lengths.reshape(-1), out=self.field_offset[1:])
+        total = int(self.field_offset[-1])
+        self.item_df = np.zeros(total, dtype=np.int32)
+        for postings in self.postings.values():
+            if len(postings.hashes) == 0:
+                continue
+            # Postings are sorted by hash: number them by distinct hash, count distinct field texts per hash.
+            group = np.repeat(np.arange(len(postings.distinct), dtype=np.int64), postings.count)
+            texts = content[postings.item, postings.field]
+            pairs = np.unique(group * (len(texts_seen) + 1) + texts)
+            df = np.bincount(pairs // (len(texts_seen) + 1), minlength=len(postings.distinct))
+            self.item_df[self.flat(postings.item, postings.field, postings.pos)] = df[group]
+        self.set_stop_grams(None)
+
+    def flat(self, item: np.ndarray, fld: np.ndarray, pos: np.ndarray) -> np.ndarray:
+        """Flat token positions (int64) of ``pos`` in field ``fld`` of ``item``."""
+        return self.field_offset[item.astype(np.int64) * len(FIELDS) + fld] + pos
+
+    def flat_n(self) -> np.ndarray:
+        """The n used at every flat position (that of its field), int64."""
+        return np.repeat(self.n_used.reshape(-1).astype(np.int64), self.lengths.reshape(-1))
+
+    def covered(self, starts: np.ndarray) -> np.ndarray:
+        """Per ``(item, field)``: tokens inside ``[p, p + n)`` for the flat n-gram starts ``p`` (a mask)."""
+        total = int(self.field_offset[-1])
+        at = np.flatnonzero(starts)
+        diff = np.bincount(at, minlength=total + 1) - np.bincount(at + self.flat_n()[at], minlength=total + 1)
+        inside = np.concatenate(([0], np.cumsum(np.cumsum(diff)[:-1] > 0)))
+        return (inside[self.field_offset[1:]] - inside[self.field_offset[:-1]]).reshape(self.size, len(FIELDS))
+
+    def set_stop_grams(self, config: NgramConfig | None) -> None:
+        """Take ``config``'s stop-gram settings (``None``: no stop-grams) for every later probe.
+
+        Sets ``stop`` (flat positions whose n-gram is a benchmark stop-gram),
+        ``coverable`` (per field, tokens inside a non-stop n-gram: the coverage
+        denominator) and ``copy_at`` (the coverage from which a record copies
+        a field; ``None`` when corpus stop-grams are off, and then every pair
+        is final in its batch).
+        """
+        at = config.item_stop_at(self.size) if config is not None else None
+        self.stop_at = at
+        self.stop = self.item_df >= at if at is not None else np.zeros(len(self.item_df), dtype=bool)
+        self.coverable = self.covered((self.item_df > 0) & ~self.stop)
+        self.copy_at = config.dirty_from if config is not None and config.stop_record_share > 0 else None
 
     def probe(self, batch: TokenBatch) -> Hits:
         """Every (record window, benchmark n-gram) match in a batch of texts.
@@ -232,37 +349,77 @@ def merge_intervals(starts: np.ndarray, n: int) -> list[list[int]]:
 
 @dataclass
 class BatchResult:
-    """What a batch of records contributes to a scan; small and picklable."""
+    """What a batch of records contributes to a scan; small and picklable.
+
+    A pair is *final* when no corpus stop-gram can change it: always without
+    corpus stop-grams, else when the record copies a field of the item
+    (``BenchmarkIndex.copy_at``). The others are *pending*: their hits travel
+    to :class:`ExactMatches`, which decides them once every record is counted.
+    """
 
     rows: int
-    marks: np.ndarray  # int64 flat positions (see BenchmarkIndex.field_offset) of matched n-gram starts
-    mark_n: np.ndarray  # int16, the n of each mark
-    pairs: pd.DataFrame  # per (item, record): stats and spans, only each item's top_k
-    records_per_item: np.ndarray  # int64, matched records per item in this batch
-    longest_per_item: np.ndarray  # int64, longest verbatim span per item in this batch
+    marks: np.ndarray  # int64 flat positions (see BenchmarkIndex.field_offset) of n-grams matched by final pairs
+    discounted: np.ndarray  # int64 flat positions of matched benchmark stop-grams
+    pairs: pd.DataFrame  # final pairs, per (item, record): stats and spans, only each item's top_k
+    records_per_item: np.ndarray  # int64, records of final pairs per item in this batch
+    longest_per_item: np.ndarray  # int64, longest verbatim span of final pairs per item in this batch
+    pending: Hits | None = None  # hits of pending pairs (no benchmark stop-grams); text indexes pending_ids
+    pending_ids: list[str] = field(default_factory=list)
+    pending_discounted: pd.DataFrame | None = None  # item, text, discounted_ngrams: their benchmark stop-grams
 
 
 def summarise(hits: Hits, index: BenchmarkIndex, record_ids: Sequence[str], top_k: int,
               rows: int) -> BatchResult:
-    """Reduce raw hits to coverage marks and per-pair evidence."""
+    """Reduce raw hits to coverage marks and per-pair evidence.
+
+    Hits of benchmark stop-grams only leave a mark in ``discounted`` and a
+    per-pair count (``discounted_ngrams``); pending pairs (see
+    :class:`BatchResult`) keep their hits.
+    """
     records_per_item = np.zeros(index.size, dtype=np.int64)
     longest_per_item = np.zeros(index.size, dtype=np.int64)
+    none = np.empty(0, np.int64)
     if len(hits) == 0:
-        return BatchResult(rows, np.empty(0, np.int64), np.empty(0, np.int16), _empty_pairs(),
-                           records_per_item, longest_per_item)
+        return BatchResult(rows, none, none, _empty_pairs(), records_per_item, longest_per_item)
     hits = _distinct_sorted(hits)
-    flat = index.field_offset[hits.item.astype(np.int64) * len(FIELDS) + hits.field] + hits.item_pos
-    marks, first = np.unique(flat, return_index=True)
+    flat = index.flat(hits.item, hits.field, hits.item_pos)
+    stop = index.stop[flat]
+    discounted, discounted_per_pair = none, None
+    if stop.any():
+        stopped = hits.take(stop)
+        new = _starts(stopped.item, stopped.text, flat[stop])  # distinct (item, record, n-gram) among them
+        discounted = np.unique(flat[stop])
+        discounted_per_pair = (pd.DataFrame({"item": stopped.item[new], "text": stopped.text[new]})
+                               .groupby(["item", "text"]).size().rename("discounted_ngrams"))
+        hits, flat = hits.take(~stop), flat[~stop]
+        if len(hits) == 0:
+            return BatchResult(rows, none, discounted, _empty_pairs(), records_per_item, longest_per_item)
 
     pairs = _pair_stats(hits, index)
-    np.add.at(records_per_item, pairs["item"].to_numpy(), 1)
-    np.maximum.at(longest_per_item, pairs["item"].to_numpy(), pairs["longest_span"].to_numpy())
-    pairs["record_id"] = [record_ids[t] for t in pairs["text"]]
-    pairs = _top(pairs, top_k)
-    pairs = _with_spans(pairs, hits)
-    return BatchResult(rows, marks.astype(np.int64), hits.n[first].astype(np.int16),
-                       pairs.drop(columns=["text"]).reset_index(drop=True), records_per_item,
-                       longest_per_item)
+    pairs["discounted_ngrams"] = 0
+    if discounted_per_pair is not None:
+        found = discounted_per_pair.reindex(pd.MultiIndex.from_arrays([pairs["item"], pairs["text"]]))
+        pairs["discounted_ngrams"] = found.fillna(0).to_numpy(np.int64)
+    result = BatchResult(rows, none, discounted, _empty_pairs(), records_per_item, longest_per_item)
+    if index.copy_at is not None:
+        final = pairs["coverage"].to_numpy() >= index.copy_at
+        if not final.all():
+            key = hits.item.astype(np.int64) * rows + hits.text
+            wait = np.isin(key, pairs["item"].to_numpy(np.int64)[~final] * rows + pairs["text"].to_numpy()[~final])
+            pending = hits.take(wait)
+            texts, pending.text = np.unique(pending.text, return_inverse=True)
+            result.pending, result.pending_ids = pending, [record_ids[t] for t in texts.tolist()]
+            result.pending_discounted = pairs.loc[~final, ["item", "text", "discounted_ngrams"]].assign(
+                text=np.searchsorted(texts, pairs["text"].to_numpy()[~final])).reset_index(drop=True)
+            hits, flat, pairs = hits.take(~wait), flat[~wait], pairs[final]
+    if len(pairs):
+        result.marks = np.unique(flat)
+        np.add.at(records_per_item, pairs["item"].to_numpy(), 1)
+        np.maximum.at(longest_per_item, pairs["item"].to_numpy(), pairs["longest_span"].to_numpy())
+        pairs["record_id"] = [record_ids[t] for t in pairs["text"]]
+        pairs = _with_spans(_top(pairs, top_k), hits)
+        result.pairs = pairs.drop(columns=["text"]).reset_index(drop=True)
+    return result
 
 
 def _distinct_sorted(hits: Hits) -> Hits:
@@ -290,7 +447,7 @@ def _top(pairs: pd.DataFrame, top_k: int) -> pd.DataFrame:
 
 _PAIR_COLUMNS = ["item", "record_id", "coverage", "prompt_coverage", "answer_coverage",
                  "matched_ngrams", "longest_span", "matched_field",
-                 "item_prompt_spans", "item_answer_spans", "record_spans"]
+                 "item_prompt_spans", "item_answer_spans", "record_spans", "discounted_ngrams"]
 
 
 def _empty_pairs() -> pd.DataFrame:
@@ -328,7 +485,7 @@ def _pair_stats(hits: Hits, index: BenchmarkIndex) -> pd.DataFrame:
     matched = np.diff(np.append(g, len(distinct)))
     rep = distinct[g]  # a row of each group
     g_item, g_text, g_field = item[rep], text[rep], fld[rep]
-    coverage = covered / index.lengths[g_item, g_field]
+    coverage = covered / index.coverable[g_item, g_field]
 
     # Per (item, record): the groups of its two fields.
     pair = np.cumsum(_starts(g_item, g_text)) - 1
@@ -405,46 +562,135 @@ def _matched_field(prompt_cov: float, answer_cov: float, threshold: float) -> st
 
 
 @dataclass
+class _Corpus:
+    """What the corpus stop-grams make of the pending pairs, once every record is counted."""
+
+    counted: np.ndarray  # int64 flat positions matched by pending pairs and not discounted
+    discounted: np.ndarray  # int64 flat positions matched by pending pairs, all of them corpus stop-grams
+    pairs: pd.DataFrame  # pending pairs that keep evidence: each item's top_k, with spans
+    records: np.ndarray  # int64 per item: pending records that keep at least one n-gram
+    longest: np.ndarray  # int64 per item: their longest verbatim span
+    stop_grams: int  # distinct item n-gram positions discounted as common in the corpus
+
+
+@dataclass
 class ExactMatches:
-    """Accumulates batch results into per-item verdicts and top evidence."""
+    """Accumulates batch results into per-item verdicts and top evidence.
+
+    Creating one applies ``config``'s stop-gram settings to ``index``
+    (:meth:`BenchmarkIndex.set_stop_grams`), so create it before probing with
+    the index. Corpus stop-grams are decided when :meth:`verdicts` or
+    :meth:`evidence` is first asked for, from every record added so far.
+    """
 
     index: BenchmarkIndex
     config: NgramConfig
     rows: int = 0
-    _diff: np.ndarray = field(init=False)
     _starts: np.ndarray = field(init=False)
+    _discounted: np.ndarray = field(init=False)
     _records: np.ndarray = field(init=False)
     _longest: np.ndarray = field(init=False)
     _pairs: list[pd.DataFrame] = field(default_factory=list)
+    _pending: list[Hits] = field(default_factory=list)
+    _pending_ids: list[str] = field(default_factory=list)
+    _pending_discounted: list[pd.DataFrame] = field(default_factory=list)
+    _corpus: _Corpus | None = None
 
     def __post_init__(self) -> None:
+        self.index.set_stop_grams(self.config)
         total = int(self.index.field_offset[-1])
-        self._diff = np.zeros(total + 1, dtype=np.int64)
         self._starts = np.zeros(total, dtype=bool)
+        self._discounted = np.zeros(total, dtype=bool)
         self._records = np.zeros(self.index.size, dtype=np.int64)
         self._longest = np.zeros(self.index.size, dtype=np.int64)
 
     def add(self, result: BatchResult) -> None:
         self.rows += result.rows
+        self._corpus = None
         self._starts[result.marks] = True
-        np.add.at(self._diff, result.marks, 1)
-        np.add.at(self._diff, result.marks + result.mark_n.astype(np.int64), -1)
+        self._discounted[result.discounted] = True
         self._records += result.records_per_item
         np.maximum(self._longest, result.longest_per_item, out=self._longest)
+        if result.pending is not None and len(result.pending):
+            pending = result.pending.take(slice(None))
+            pending.text = pending.text + len(self._pending_ids)
+            self._pending.append(pending)
+            if result.pending_discounted is not None:
+                self._pending_discounted.append(result.pending_discounted.assign(
+                    text=result.pending_discounted["text"] + len(self._pending_ids)))
+            self._pending_ids.extend(result.pending_ids)
         if len(result.pairs):
             self._pairs.append(result.pairs)
             if sum(len(p) for p in self._pairs) > 4 * self.config.top_k * max(self.index.size, 1):
-                self._pairs = [self.evidence()]
+                self._pairs = [_top(pd.concat(self._pairs, ignore_index=True), self.config.top_k)]
+
+    def _decide_corpus(self) -> _Corpus:
+        """Count distinct records per item n-gram over the pending pairs, discount the frequent ones,
+        and reduce what is left to pair stats (:func:`_pair_stats`, as a batch would)."""
+        if self._corpus is not None:
+            return self._corpus
+        none = np.empty(0, dtype=np.int64)
+        records, longest = np.zeros(self.index.size, dtype=np.int64), np.zeros(self.index.size, dtype=np.int64)
+        hits = Hits.concat(self._pending)
+        if len(hits) == 0:
+            self._corpus = _Corpus(none, none, _empty_pairs(), records, longest, 0)
+            return self._corpus
+        hits = _distinct_sorted(hits)
+        flat = self.index.flat(hits.item, hits.field, hits.item_pos)
+        readers = max(len(self._pending_ids), 1)
+        positions, df = np.unique(np.unique(flat * readers + hits.text) // readers, return_counts=True)
+        at = self.config.record_stop_at(self.rows)
+        stop_positions = positions[df >= at] if at is not None else none
+        stop = np.isin(flat, stop_positions)
+        stopped = hits.take(stop)
+        new = _starts(stopped.item, stopped.text, flat[stop])
+        discounted = pd.DataFrame({"item": stopped.item[new], "text": stopped.text[new]}).value_counts()
+        kept = hits.take(~stop)
+        pairs = _empty_pairs()
+        if len(kept):
+            pairs = _pair_stats(kept, self.index)
+            before = pd.concat(self._pending_discounted).set_index(["item", "text"])["discounted_ngrams"] \
+                if self._pending_discounted else pd.Series(dtype="int64")
+            key = pd.MultiIndex.from_arrays([pairs["item"], pairs["text"]])
+            pairs["discounted_ngrams"] = (before.reindex(key).fillna(0).to_numpy(np.int64)
+                                          + discounted.reindex(key).fillna(0).to_numpy(np.int64))
+            np.add.at(records, pairs["item"].to_numpy(), 1)
+            np.maximum.at(longest, pairs["item"].to_numpy(), pairs["longest_span"].to_numpy())
+            pairs["record_id"] = [self._pending_ids[t] for t in pairs["text"]]
+            pairs = _with_spans(_top(pairs, self.config.top_k), kept).drop(columns=["text"]).reset_index(drop=True)
+        self._corpus = _Corpus(np.unique(flat[~stop]), np.unique(flat[stop]), pairs, records, longest,
+                               len(stop_positions))
+        return self._corpus
+
+    def stop_grams(self) -> dict[str, int | None]:
+        """What was discounted, for the scan manifest: thresholds (``None``: off) and counts.
+
+        ``benchmark`` and ``corpus`` count item n-gram positions (an n-gram in
+        five items is five); ``benchmark_matched`` and ``corpus`` only those
+        that some record matched.
+        """
+        corpus = self._decide_corpus()
+        return {"item_threshold": self.index.stop_at, "benchmark": int(self.index.stop.sum()),
+                "benchmark_matched": int(self._discounted.sum()),
+                "record_threshold": self.config.record_stop_at(self.rows), "corpus": corpus.stop_grams}
 
     def verdicts(self) -> pd.DataFrame:
+        corpus = self._decide_corpus()
+        counted = self._starts.copy()
+        counted[corpus.counted] = True
+        discounted = self._discounted.copy()
+        discounted[corpus.discounted] = True
+        discounted &= ~counted
         offsets = self.index.field_offset
-        covered = np.concatenate(([0], np.cumsum(np.cumsum(self._diff)[:-1] > 0)))
-        starts = np.concatenate(([0], np.cumsum(self._starts)))
         shape = (self.index.size, len(FIELDS))
-        covered_per_field = (covered[offsets[1:]] - covered[offsets[:-1]]).reshape(shape)
+        covered_per_field = self.index.covered(counted)
+        starts = np.concatenate(([0], np.cumsum(counted)))
         starts_per_field = (starts[offsets[1:]] - starts[offsets[:-1]]).reshape(shape)
+        dropped = np.concatenate(([0], np.cumsum(discounted)))
+        dropped_per_field = (dropped[offsets[1:]] - dropped[offsets[:-1]]).reshape(shape)
+        coverable = self.index.coverable
         lengths = self.index.lengths
-        cov = np.where(lengths > 0, covered_per_field / np.maximum(lengths, 1), 0.0)
+        cov = np.where(coverable > 0, covered_per_field / np.maximum(coverable, 1), 0.0)
         coverage = cov.max(axis=1) if self.index.size else np.zeros(0)
         out = pd.DataFrame({
             "item": np.arange(self.index.size),
@@ -453,8 +699,9 @@ class ExactMatches:
             "prompt_coverage": cov[:, 0], "answer_coverage": cov[:, 1],
             "coverage": coverage,
             "matched_ngrams": starts_per_field.sum(axis=1),
-            "longest_span": self._longest,
-            "matched_records": self._records,
+            "longest_span": np.maximum(self._longest, corpus.longest),
+            "matched_records": self._records + corpus.records,
+            "discounted_ngrams": dropped_per_field.sum(axis=1),
         })
         out["matched_field"] = [_matched_field(p, a, self.config.clean_below)
                                 for p, a in zip(out["prompt_coverage"], out["answer_coverage"])]
@@ -464,9 +711,11 @@ class ExactMatches:
         return out
 
     def evidence(self) -> pd.DataFrame:
-        if not self._pairs:
+        corpus = self._decide_corpus()
+        frames = [p for p in [*self._pairs, corpus.pairs] if len(p)]
+        if not frames:
             return _empty_pairs().assign(rank=pd.Series(dtype="int64"))
-        pairs = _top(pd.concat(self._pairs, ignore_index=True), self.config.top_k).reset_index(drop=True)
+        pairs = _top(pd.concat(frames, ignore_index=True), self.config.top_k).reset_index(drop=True)
         pairs["rank"] = pairs.groupby("item").cumcount() + 1
         return pairs
 

@@ -64,6 +64,7 @@ VERDICTS = pa.schema(_SCAN_KEY + [
     ("cosine", pa.float64()),  # semantic: best window cosine
     ("judge_score", pa.float64()),  # judged: P(same problem) from the judge model
     ("stages", pa.string()),  # the stages that ran, comma-separated
+    ("discounted_ngrams", pa.int64()),  # matched n-gram positions discounted as stop-grams (exact stage)
 ])
 
 EVIDENCE = pa.schema(_SCAN_KEY + [
@@ -95,6 +96,7 @@ EVIDENCE = pa.schema(_SCAN_KEY + [
     ("check_passed", pa.bool_()),  # null: not run, not applicable, or could not run
     ("check_reason", pa.string()),
     ("reason", pa.string()),  # the pair's evidence in one line
+    ("discounted_ngrams", pa.int64()),  # exact: the pair's matched n-grams discounted as stop-grams
 ])
 
 CALIBRATION_SWEEPS = pa.schema([
