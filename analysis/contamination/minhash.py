@@ -43,6 +43,24 @@ Fields and sides
     ``answer`` or ``record``) saying where it was found. ``masked_jaccard`` is
     the largest masked Jaccard over the same combinations.
 
+Stop shingles
+    A shingle found in at least ``max(stop_item_min, ceil(stop_item_share *
+    items))`` distinct benchmark field texts is the benchmark's format (``from
+    typing import list def``, ``for i in range len``, the lettered choices),
+    not evidence. It is removed from both sides before comparing, so the
+    confirmed Jaccard is that of what is left::
+
+        J' = |(A - S) ∩ (B - S)| / |(A - S) ∪ (B - S)|
+
+    with ``S`` the stop shingles (the masked sets have their own). Item
+    signatures are made from ``A - S``; record signatures stay those of the
+    whole record (they are stored once per dataset, whatever the benchmark),
+    so LSH estimates ``J(A - S, B)``, at most ``J'``: ``lsh_threshold`` sits far
+    enough below ``flag_at`` for that (HumanEval has 39 stop shingles among its
+    13,010). Only the benchmark side is learned: counting the corpus's records
+    per shingle would need a pass over every record's shingles, which this
+    stage avoids. ``stop_item_share = 0`` turns it off.
+
 Storage
     Signatures of a synthetic dataset version are written once, atomically, to
     ``indexes/minhash/<name>/<version>/<config_key>.parquet`` — plain arrays, no
@@ -58,6 +76,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import time
 from collections.abc import Callable
@@ -109,6 +128,10 @@ class NearDuplicateConfig:
     """Also compare with every number token replaced by one placeholder (number-substituted variants)."""
     seed: int = 1
     """Seed of datasketch's permutations; signatures of different seeds cannot be compared."""
+    stop_item_share: float = 0.02
+    """Share of the benchmark's items from which a shingle is the benchmark's format, not evidence (0: off)."""
+    stop_item_min: int = 3
+    """Fewest distinct benchmark field texts that make a stop shingle, whatever the share."""
 
     def __post_init__(self) -> None:
         if self.shingle < 1:
@@ -121,6 +144,16 @@ class NearDuplicateConfig:
             raise ValueError(f"flag_at must be in (0, 1], got {self.flag_at}")
         if self.top_k < 1:
             raise ValueError(f"top_k must be at least 1, got {self.top_k}")
+        if not 0 <= self.stop_item_share <= 1:
+            raise ValueError(f"stop_item_share must be between 0 (off) and 1, got {self.stop_item_share}")
+        if self.stop_item_min < 2:
+            raise ValueError(f"stop_item_min must be at least 2 (a stop shingle is shared), got {self.stop_item_min}")
+
+    def stop_at(self, items: int) -> int | None:
+        """Distinct benchmark field texts from which a shingle is a stop shingle; ``None`` when off."""
+        if self.stop_item_share <= 0:
+            return None
+        return max(self.stop_item_min, math.ceil(self.stop_item_share * items - 1e-9))
 
     @property
     def bands(self) -> tuple[int, int]:
@@ -262,6 +295,8 @@ class _Benchmark:
     lsh_plain: Any
     lsh_masked: Any
     too_short: list[dict[str, Any]]
+    stop_plain: np.ndarray  # uint64, sorted: the stop shingles (empty when off)
+    stop_masked: np.ndarray
 
     @classmethod
     def build(cls, benchmark: pd.DataFrame, config: NearDuplicateConfig) -> _Benchmark:
@@ -274,24 +309,47 @@ class _Benchmark:
         plain, masked, too_short = [], [], []
         lshs = [MinHashLSH(num_perm=config.num_perm, params=config.bands) for _ in range(2)]
         ids = benchmark["item_id"].tolist() if "item_id" in benchmark else [None] * len(benchmark)
-        for f, name in enumerate(FIELDS):
+        for name in FIELDS:
             texts = [t if isinstance(t, str) else "" for t in benchmark[name].tolist()]
-            sets = shingle(texts, config.shingle)
-            plain.append(sets)
-            kinds = [(sets, lshs[0])]
+            plain.append(shingle(texts, config.shingle))
             if config.mask_numbers:
                 masked.append(shingle(texts, config.shingle, masked=True))
-                kinds.append((masked[-1], lshs[1]))
-            for pos in np.flatnonzero(sets.sizes() == 0):
+            for pos in np.flatnonzero(plain[-1].sizes() == 0):
                 if texts[pos].strip():
                     too_short.append({"item": int(benchmark["item"].iloc[pos]), "item_id": ids[pos], "field": name})
+        at = config.stop_at(len(benchmark))
+        stop_plain, stop_masked = stop_shingles(plain, at), stop_shingles(masked, at)
+        plain = [without(sets, stop_plain) for sets in plain]
+        masked = [without(sets, stop_masked) for sets in masked]
+        for f in range(len(FIELDS)):
+            kinds = [(plain[f], lshs[0])] + ([(masked[f], lshs[1])] if config.mask_numbers else [])
             for field_sets, lsh in kinds:
                 sigs = signatures(field_sets, config.num_perm, config.seed)
                 for pos in np.flatnonzero(field_sets.sizes() > 0):
                     lsh.insert((int(pos), f), MinHash(seed=config.seed, hashvalues=sigs[pos], permutations=perms,
                                                       scheme="affine32"), check_duplication=False)
         return cls(benchmark["item"].to_numpy(), plain, masked if config.mask_numbers else None,
-                   lshs[0], lshs[1], too_short)
+                   lshs[0], lshs[1], too_short, stop_plain, stop_masked)
+
+
+def stop_shingles(sets: list[Shingles], at: int | None) -> np.ndarray:
+    """The shingles found in at least ``at`` distinct texts of ``sets`` (every field's sets; a text
+    repeated in several items or fields counts once), sorted; empty when ``at`` is ``None``."""
+    if at is None or not sets:
+        return np.empty(0, dtype=np.uint64)
+    distinct = {sets_.of(i).tobytes(): sets_.of(i) for sets_ in sets for i in range(len(sets_))}
+    values = np.concatenate([np.empty(0, dtype=np.uint64), *distinct.values()])
+    found, df = np.unique(values, return_counts=True)  # each text's set is distinct: df = texts containing it
+    return found[df >= at]
+
+
+def without(sets: Shingles, stop: np.ndarray) -> Shingles:
+    """``sets`` with the shingles in ``stop`` (sorted) removed."""
+    if len(stop) == 0 or len(sets.values) == 0:
+        return sets
+    keep = ~np.isin(sets.values, stop, assume_unique=False)
+    offsets = np.concatenate(([0], np.cumsum(keep)))[sets.offsets].astype(np.int64)
+    return Shingles(sets.values[keep], offsets)
 
 
 # -- the scan -------------------------------------------------------------------------------
@@ -313,7 +371,8 @@ def near_duplicates(ws: Workspace, benchmark: pd.DataFrame, synthetic: DatasetRe
     descending, ties by ``record_id``; rows come sorted by ``item`` then that rank.
     ``masked_jaccard`` is NaN when ``mask_numbers`` is off. ``attrs["too_short"]``
     lists the non-empty benchmark fields shorter than ``shingle`` words (skipped),
-    ``attrs["candidates"]`` counts the pairs LSH proposed.
+    ``attrs["stop_shingles"]`` counts the benchmark's stop shingles (see the module
+    docstring), ``attrs["candidates"]`` counts the pairs LSH proposed.
     """
     from datasketch import MinHash
 
@@ -353,6 +412,7 @@ def near_duplicates(ws: Workspace, benchmark: pd.DataFrame, synthetic: DatasetRe
     pairs = _confirm(ws, synthetic, bench, found, config, report)
     out = _rank(pairs, config)
     out.attrs["too_short"] = bench.too_short
+    out.attrs["stop_shingles"] = len(bench.stop_plain)
     out.attrs["candidates"] = len({(p, g, r) for p, _, g, r in found})
     out.attrs["seconds"] = round(time.perf_counter() - started, 3)
     return out
@@ -377,8 +437,9 @@ def _confirm(ws: Workspace, synthetic: DatasetRef, bench: _Benchmark, found: set
         answers = [a or "" for a in taken.column("answer").to_pylist()]
         texts = [*prompts, *answers, *(record_text(p, a) for p, a in zip(prompts, answers))]
         n = len(wanted)
-        plain = shingle(texts, config.shingle)
-        masked = shingle(texts, config.shingle, masked=True) if config.mask_numbers else None
+        plain = without(shingle(texts, config.shingle), bench.stop_plain)
+        masked = without(shingle(texts, config.shingle, masked=True), bench.stop_masked) \
+            if config.mask_numbers else None
         for j, r in enumerate(wanted):
             for pos in sorted(by_group[g][r]):
                 best = (-1.0, -1.0, "", "")

@@ -202,6 +202,44 @@ def test_signatures_match_across_worker_counts(tmp_path: Path, monkeypatch: pyte
     assert a["masked"].any()  # answers of numbers and one word: a masked signature
 
 
+def test_shingles_of_the_benchmark_format_are_not_evidence(tmp_path: Path) -> None:
+    """Items that share a 20-word scaffold: a record with the scaffold and another question is not a
+    near-duplicate once the scaffold's shingles are dropped; a copy still is, at J = 1."""
+    rng = np.random.default_rng(5)
+    scaffold = words(rng, 20)
+    questions = [words(rng, 12) for _ in range(6)]
+    prompts = [" ".join(scaffold + q) for q in questions]
+    other = " ".join(scaffold + words(rng, 12))
+    ws = make_ws(tmp_path, [{"prompt": other}, {"prompt": prompts[4]}])
+    ids = record_ids(ws)
+
+    off = near_duplicates(ws, bench(prompts), DatasetRef("syn"), NearDuplicateConfig(stop_item_share=0))
+    assert off.attrs["stop_shingles"] == 0
+    before = off[off["record_id"] == ids[0]].set_index("item")["jaccard"]
+    # 16 of the 28 shingles on each side are the scaffold's: J = 16 / 40.
+    assert len(before) == 6 and (before == 16 / 40).all()
+
+    out = near_duplicates(ws, bench(prompts), DatasetRef("syn"))
+    assert out.attrs["stop_shingles"] == 16  # the shingles inside the scaffold, in all six items
+    # What is left of the other record shares nothing with any item; the copy is whole.
+    assert out[["item", "record_id", "jaccard"]].values.tolist() == [[4, ids[1], 1.0]]
+
+
+def test_stop_shingles_count_distinct_texts_not_repeated_items() -> None:
+    from synthscope.algorithms.minhash import shingle
+
+    a, b = "one two three four five six", "seven eight nine ten eleven twelve"
+    sets = shingle([a, a, a, b], 5)
+    assert len(mh.stop_shingles([sets], 2)) == 0  # `a` three times is one text
+    assert len(mh.stop_shingles([sets, shingle([a], 5)], 2)) == 0  # and once more as another field
+    assert mh.stop_shingles([sets], None).tolist() == []
+    both = shingle([a + " x", a + " y", "z " + a], 5)
+    assert mh.stop_shingles([both], 3).tolist() == sorted(set(shingle([a], 5).values.tolist()))
+    assert NearDuplicateConfig().stop_at(164) == 4 and NearDuplicateConfig(stop_item_share=0).stop_at(164) is None
+    with pytest.raises(ValueError):
+        NearDuplicateConfig(stop_item_min=1)
+
+
 # -- real data ----------------------------------------------------------------------------------
 
 
