@@ -81,11 +81,15 @@ ns = [13, 8]          # word n-gram sizes; a field uses the largest n that fits 
 clean_below = 0.20    # coverage below this: clean (Llama 2 buckets)
 dirty_from = 0.80     # coverage from this: dirty; between: partial
 top_k = 5             # evidence rows kept per benchmark item
+# Stop-grams (frequent n-grams are not evidence); a share of 0 turns that source off:
+# stop_item_share = 0.02    # an n-gram in this share of the benchmark's items (stop_item_min = 3 at least)
+# stop_record_share = 0.005 # matched by this share of the records not copying its item (stop_record_min = 20)
 
 # Thresholds of the later stages default to values calibrated on known positives and
 # negatives; `synthscope calibrate` measures them on your data and prints what to set here.
 [contamination.near_duplicate]
 # flag_at = 0.5       # exact Jaccard of word 5-gram shingles
+# stop_item_share = 0.02  # a shingle in this share of the benchmark's items is its format; 0: off
 
 [contamination.semantic]
 # model = "all-MiniLM-L6-v2"
