@@ -58,6 +58,12 @@ _DOING = {"input", "print", "open", "exit", "quit", "breakpoint", "eval", "exec"
 _BUILTINS = frozenset(dir(builtins))
 
 
+# Standard-library modules a record's code sees already imported: synthetic answers are often snippets that use
+# math.sqrt or re.sub without the import line (CodeAlpaca's prime factorisation does), and a missing import is not a
+# different problem.
+RECORD_MODULES = ("math", "re", "string", "collections", "itertools", "functools", "heapq")
+
+
 @dataclass(frozen=True)
 class CodeCheck:
     """The verdict on one (benchmark item, synthetic record) pair; ``reason`` is one line for the evidence view."""
@@ -363,6 +369,11 @@ def _harness(plan: _Plan, code: _RecordCode, candidates: Iterable[_Function]) ->
         f"__MODULES = {list(plan.modules)!r}\n"
         f"__PICK = {pick!r}\n"
         "__record = {'__name__': '__record__'}\n"
+        f"for __m in {list(RECORD_MODULES)!r}:\n"  # snippets often use math or re without importing them
+        "    try:\n"
+        "        __record[__m] = __import__(__m)\n"
+        "    except BaseException:\n"
+        "        pass\n"
         "for __s in __RECORD:\n"
         "    try:\n"
         "        exec(compile(__s, '<record>', 'exec'), __record)\n"

@@ -235,6 +235,7 @@ def _cascade(ws: Workspace, bench: pd.DataFrame, synthetic: DatasetRef, config: 
         from synthscope.contamination.semantic import chance_of_flag
 
         chance = chance_of_flag(ws, bench, synthetic, config.semantic.likely_at, config.semantic)
+        chance = cascade.chance_after_checks(evidence, chance, config)
         verdicts["chance"] = verdicts["item"].map(chance).to_numpy()
     return verdicts, evidence
 
