@@ -9,16 +9,30 @@ from typing import Any
 from synthscope import tasks
 from synthscope.cli.common import CliError, open_workspace, table
 from synthscope.cli.progress import ProgressBar
+from synthscope.core import hub
 from synthscope.core.workspace import Workspace
+
+# The judge's backend and server: the operator's settings, so the command line's and synthscope.toml's only. They
+# are not in scan.OVERRIDE_FLAGS, the settings a dashboard scan may change (tasks.start_scan refuses the rest).
+JUDGE_FLAGS = {"judge.backend": "--judge-backend", "judge.model": "--judge-model",
+               "judge.endpoint": "--judge-endpoint", "judge.api_key_env": "--judge-api-key-env"}
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
-    from synthscope.contamination.scan import OVERRIDE_FLAGS
+    from synthscope.contamination.scan import OVERRIDE_FLAGS, config_from
 
     ws = open_workspace(args)
-    overrides = {key: getattr(args, flag.lstrip("-").replace("-", "_")) for key, flag in OVERRIDE_FLAGS.items()}
-    task = tasks.ScanTask(args.benchmark, args.synthetic, {k: v for k, v in overrides.items() if v is not None},
-                          args.engine, args.address, args.workers)
+    if args.online:
+        hub.configure(None, online=True)
+    flags = {**OVERRIDE_FLAGS, **JUDGE_FLAGS}
+    overrides = {key: getattr(args, flag.lstrip("-").replace("-", "_")) for key, flag in flags.items()}
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if "judge.endpoint" in overrides:
+        overrides.setdefault("judge.backend", "endpoint")  # an endpoint named on the command line is meant to be used
+    judge = config_from(ws, overrides).judge
+    if judge is not None and judge.backend == "endpoint":
+        judge.chat_endpoint().check_allowed()  # before the cheaper stages spend minutes, not after
+    task = tasks.ScanTask(args.benchmark, args.synthetic, overrides, args.engine, args.address, args.workers)
     with ProgressBar("rows") as bar:
         summaries = task.run(ws, bar)
     for summary in summaries:
@@ -99,6 +113,17 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="cosine from which a semantic match counts as likely without a check (default 0.80)")
     p.add_argument("--model", help="embedding model: name, local path, or hub id (hub needs --online)")
     p.add_argument("--device", help="auto (default), cpu or cuda")
+    p.add_argument("--judge-backend", choices=["logits", "chat", "endpoint"],
+                   help="the judged stage's judge: next-token logits of a local model (default), a local chat "
+                   "model's JSON verdict, or an OpenAI-compatible server's")
+    p.add_argument("--judge-model", help="the judge's model: local name, path or hub id; for an endpoint, the name "
+                   "it serves")
+    p.add_argument("--judge-endpoint", metavar="URL", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1 "
+                   "(implies --judge-backend endpoint; another host than this machine needs --online)")
+    p.add_argument("--judge-api-key-env", metavar="NAME",
+                   help="environment variable holding the endpoint's API key (the key itself is never stored)")
+    p.add_argument("--online", action="store_true",
+                   help="allow the Hugging Face Hub and a judge endpoint on another machine")
     p.add_argument("--engine", choices=["local", "ray"], default="local",
                    help="where the n-gram, MinHash and embedding stages run: this machine (default) or Ray")
     p.add_argument("--address", help="a running Ray cluster (e.g. auto, ray://HOST:10001); "
