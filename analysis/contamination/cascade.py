@@ -201,7 +201,8 @@ def decide(exact_verdicts: pd.DataFrame, exact_evidence: pd.DataFrame, config: C
     if semantic is not None:
         pairs = pairs.merge(semantic, on=["item", "record_id"], how="outer")
     if judged is not None and not judged.empty:
-        pairs = pairs.merge(judged[["item", "record_id", "judge_score"]], on=["item", "record_id"], how="outer")
+        columns = [c for c in ("item", "record_id", "judge_score", "judge_reason") if c in judged]
+        pairs = pairs.merge(judged[columns], on=["item", "record_id"], how="outer")
     if checks is not None and not checks.empty:
         pairs = pairs.merge(checks[["item", "record_id", "check", "check_passed", "check_reason", "answer_leaked"]],
                             on=["item", "record_id"], how="outer")
@@ -282,7 +283,10 @@ def _tiers(pairs: pd.DataFrame, config: CascadeConfig) -> pd.DataFrame:
                                 [m for _, _, m, _ in rules] + [m for _, m in found], default="exact")
     default_reason = np.select(conditions, [r or "" for *_, r in rules], default="")
     check_reason = pairs["check_reason"].fillna("") if "check_reason" in pairs else pd.Series("", index=pairs.index)
-    pairs["reason"] = np.where(check_reason != "", check_reason, default_reason)
+    judge_reason = pairs["judge_reason"].fillna("") if "judge_reason" in pairs else pd.Series("", index=pairs.index)
+    from_judge = (pairs["method"] == "judged") & (judge_reason != "")
+    pairs["reason"] = np.where(check_reason != "", check_reason,
+                               np.where(from_judge, "judge: " + judge_reason, default_reason))
     question = (prompt_cov >= ng.clean_below) & pairs["flag_exact"] | (pairs["flag_near"] & pairs.get(
         "near_field", pd.Series("", index=pairs.index)).fillna("").eq("prompt")) | pairs["flag_semantic"] | pairs[
         "flag_judged"]
@@ -337,5 +341,6 @@ def _rank_evidence(pairs: pd.DataFrame, config: CascadeConfig) -> pd.DataFrame:
     pairs = pairs.sort_values(["item", "tier_rank", "strength", "score", "record_id"],
                               ascending=[True, True, True, False, True])
     pairs["rank"] = pairs.groupby("item").cumcount() + 1
-    drop = ["found_exact", "tier_rank", "strength", "score", "flag_exact", "flag_near", "flag_semantic", "flag_judged"]
+    drop = ["found_exact", "judge_reason", "tier_rank", "strength", "score", "flag_exact", "flag_near",
+            "flag_semantic", "flag_judged"]
     return pairs.drop(columns=[c for c in drop if c in pairs]).reset_index(drop=True)
