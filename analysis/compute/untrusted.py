@@ -16,22 +16,24 @@ Threat model
 The layers, outermost first (:func:`isolation` probes once per process which of them this
 machine allows and caches the answer)
     1. **A process of its own** per run: ``python -I -S -B`` (isolated mode, no site-packages,
-       no bytecode writes), an *empty* environment, stdin from ``/dev/null``, its own process
-       group, started in a fresh private folder (the working directory) that is removed
-       afterwards. The parent captures stdout and stderr together, keeping the last
-       ``Limits.output_bytes``, and kills the whole process group past the wall-clock limit.
-    2. **Namespaces** (``unshare --user --net --pid --kill-child``): a new network namespace
-       holds only a loopback device that is down, so every connection, even to 127.0.0.1, fails
-       with "network is unreachable" whatever the code calls; a new PID namespace makes the
-       Python process its init, so when it ends (or the parent kills it) the kernel kills every
-       process it left behind, however it detached itself (``setsid``, double fork); the user
-       namespace maps no user, so the code runs with no capabilities at all.
+       no bytecode writes), an *empty* environment (Python itself adds ``LC_CTYPE`` when it
+       coerces the C locale), stdin from ``/dev/null``, its own process group, started in a
+       fresh private folder (the working directory) that is removed afterwards. The parent
+       captures stdout and stderr together, keeping the last ``Limits.output_bytes``, and kills
+       the whole process group past the wall-clock limit.
+    2. **Namespaces** (``unshare --user --net --pid --kill-child --mount-proc``): a new network
+       namespace holds only a loopback device that is down, so every connection, even to
+       127.0.0.1, fails with "network is unreachable" whatever the code calls; a new PID
+       namespace makes the Python process its init, so when it ends (or the parent kills it) the
+       kernel kills every process it left behind, however it detached itself (``setsid``,
+       double fork), and its own ``/proc`` shows no other process (not the parent's environment
+       or command line); the user namespace maps no user, so the code runs with no capabilities.
     3. **An unprivileged user**: run as root, the child is dropped to ``nobody`` (uid and gid
-       65534, no supplementary groups, no new privileges: ``setpriv`` first in its command) before
-       the namespaces are made, so file permissions hold: it cannot write to root's files (nor
-       read ``/root``). The interpreter must then be one that
-       ``nobody`` may run, so the probe tries ``sys.executable`` and then the system's
-       ``python3`` (a venv under ``/root`` is unreadable to ``nobody``).
+       65534, no supplementary groups, no new privileges: ``setpriv`` first in its command)
+       before the namespaces are made, so file permissions hold: it cannot write to root's
+       files (nor read ``/root``). The interpreter must then be one ``nobody`` may run, so the
+       probe tries ``sys.executable`` and then the system's ``python3`` (a virtual environment
+       under ``/root`` is unreadable to ``nobody``); the code needs only the standard library.
     4. **Resource limits** set by the child on itself before the code runs, soft = hard, so
        the code cannot raise them back: CPU seconds (``RLIMIT_CPU``; the kernel kills the
        process at the limit), address space (``RLIMIT_AS``: an allocation past it raises
@@ -59,7 +61,8 @@ What the audit hook does not stop, and why layers 1-4 are the walls
     depth and a readable reason in :attr:`Outcome.refused`; what actually holds is the kernel:
     the network namespace, the PID namespace, the unprivileged user and the rlimits. World-
     writable folders (``/tmp``, ``/dev/shm``) are the one place only the hook keeps ``nobody``
-    from writing (bounded by ``RLIMIT_FSIZE`` per file); run as an ordinary user, the code
+    from writing (bounded by ``RLIMIT_FSIZE`` per file, not in number: only the time limits
+    bound how many files a run can make, in its folder too); run as an ordinary user, the code
     writes with that user's rights wherever the hook does not look.
 
 Without namespaces
@@ -183,6 +186,8 @@ def isolation() -> Isolation:
 
 
 def _probe() -> Isolation:
+    if os.name != "posix":
+        return Isolation(None, reason="the sandbox needs a POSIX system (process groups, rlimits)")
     base = _dropping()
     if sys.platform != "linux":
         return _probe_without_namespaces(base, f"namespaces need Linux, this is {sys.platform}")
@@ -196,8 +201,9 @@ def _probe() -> Isolation:
         if outcome.passed:
             return replace(base, python=python, python_version=outcome.result or "")
         reasons.append(f"{python}: {outcome.detail}")
+    why = "; ".join(dict.fromkeys(reasons))
     return _probe_without_namespaces(replace(base, namespaces=False, unshare=()),
-                                     f"unshare --user --net --pid failed ({'; '.join(reasons)})")
+                                     f"unshare --user --net --pid failed ({why})")
 
 
 def _dropping() -> Isolation:

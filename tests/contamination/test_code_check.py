@@ -218,3 +218,13 @@ def test_an_unavailable_sandbox_never_confirms(humaneval: dict[str, dict[str, An
     result = check_pair(item, solution(item))
     assert (result.applicable, result.passed, result.status) == (True, False, "unavailable")
     assert result.reason == "sandbox unavailable: no interpreter"
+
+
+@pytest.mark.parametrize("text, code", [
+    ("```cpp\nint f(int a) { return a; }\n```\n```python\ndef f(a):\n    return a\n```", "def f(a):\n    return a"),
+    ("Answer:\n```\ndef f(a):\n    return a", "def f(a):\n    return a"),  # a fence the generation never closed
+    ("1. Define it:\n\n    def f(a):\n        return a\n\n2. Done.", "def f(a):\n    return a"),  # indented, in a list
+    ("if __name__ == '__main__':\n    def f(a):\n        return a\n", ""),  # only reachable by running the script
+])
+def test_extract_code_reads_fences_and_bare_code(text: str, code: str) -> None:
+    assert extract_code(text) == code
