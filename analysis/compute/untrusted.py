@@ -374,7 +374,8 @@ def _judge(nonce: bytes, output: bytes, verdict: bytes, killed: bool, cpu: float
     if killed:
         return Outcome("timeout", f"ran past its {limits.wall_seconds:g} s wall-clock limit", **ran)
     if cpu >= limits.cpu_seconds - 0.05:
-        return Outcome("timeout", f"used up its {limits.cpu_seconds} CPU seconds", **ran)
+        plural = "" if limits.cpu_seconds == 1 else "s"
+        return Outcome("timeout", f"used up its {limits.cpu_seconds} CPU second{plural}", **ran)
     last = {kind: line[len(kind) + 1:] for line in lines for kind in ("failed", "error", "unavailable")
             if line.startswith(kind + " ")}
     if "unavailable" in last or "started" not in lines:

@@ -121,10 +121,10 @@ def test_a_file_larger_than_the_limit_cannot_be_written() -> None:
 
 @needs_sandbox
 def test_an_infinite_loop_ends_at_its_cpu_limit() -> None:
-    started = time.monotonic()
-    outcome = run_untrusted("while True:\n    pass\n", Limits(cpu_seconds=1, wall_seconds=5.0))
-    assert outcome.status == "timeout" and "1 CPU seconds" in outcome.detail
-    assert time.monotonic() - started < 3.0
+    started = time.monotonic()  # the wall limit is generous: on a busy machine 1 CPU second takes longer
+    outcome = run_untrusted("while True:\n    pass\n", Limits(cpu_seconds=1, wall_seconds=20.0))
+    assert outcome.status == "timeout" and outcome.detail == "used up its 1 CPU second"
+    assert time.monotonic() - started < 20.0
 
 
 @needs_sandbox
