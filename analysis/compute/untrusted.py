@@ -16,21 +16,24 @@ Threat model
 The layers, outermost first (:func:`isolation` probes once per process which of them this
 machine allows and caches the answer)
     1. **A process of its own** per run: ``python -I -S -B`` (isolated mode, no site-packages,
-       no bytecode writes), an *empty* environment, stdin from ``/dev/null``, its own process
-       group, started in a fresh private folder (the working directory) that is removed
-       afterwards. The parent captures stdout and stderr together, keeping the last
-       ``Limits.output_bytes``, and kills the whole process group past the wall-clock limit.
-    2. **Namespaces** (``unshare --user --net --pid --kill-child``): a new network namespace
-       holds only a loopback device that is down, so every connection, even to 127.0.0.1, fails
-       with "network is unreachable" whatever the code calls; a new PID namespace makes the
-       Python process its init, so when it ends (or the parent kills it) the kernel kills every
-       process it left behind, however it detached itself (``setsid``, double fork); the user
-       namespace maps no user, so the code runs with no capabilities at all.
-    3. **An unprivileged user**: run as root, the parent drops the child to ``nobody`` (uid and
-       gid 65534, no supplementary groups) before exec, so file permissions hold: it cannot
-       write to root's files (nor read ``/root``). The interpreter must then be one that
-       ``nobody`` may run, so the probe tries ``sys.executable`` and then the system's
-       ``python3`` (a venv under ``/root`` is unreadable to ``nobody``).
+       no bytecode writes), an *empty* environment (Python itself adds ``LC_CTYPE`` when it
+       coerces the C locale), stdin from ``/dev/null``, its own process group, started in a
+       fresh private folder (the working directory) that is removed afterwards. The parent
+       captures stdout and stderr together, keeping the last ``Limits.output_bytes``, and kills
+       the whole process group past the wall-clock limit.
+    2. **Namespaces** (``unshare --user --net --pid --kill-child --mount-proc``): a new network
+       namespace holds only a loopback device that is down, so every connection, even to
+       127.0.0.1, fails with "network is unreachable" whatever the code calls; a new PID
+       namespace makes the Python process its init, so when it ends (or the parent kills it) the
+       kernel kills every process it left behind, however it detached itself (``setsid``,
+       double fork), and its own ``/proc`` shows no other process (not the parent's environment
+       or command line); the user namespace maps no user, so the code runs with no capabilities.
+    3. **An unprivileged user**: run as root, the child is dropped to ``nobody`` (uid and gid
+       65534, no supplementary groups, no new privileges: ``setpriv`` first in its command)
+       before the namespaces are made, so file permissions hold: it cannot write to root's
+       files (nor read ``/root``). The interpreter must then be one ``nobody`` may run, so the
+       probe tries ``sys.executable`` and then the system's ``python3`` (a virtual environment
+       under ``/root`` is unreadable to ``nobody``); the code needs only the standard library.
     4. **Resource limits** set by the child on itself before the code runs, soft = hard, so
        the code cannot raise them back: CPU seconds (``RLIMIT_CPU``; the kernel kills the
        process at the limit), address space (``RLIMIT_AS``: an allocation past it raises
@@ -58,7 +61,8 @@ What the audit hook does not stop, and why layers 1-4 are the walls
     depth and a readable reason in :attr:`Outcome.refused`; what actually holds is the kernel:
     the network namespace, the PID namespace, the unprivileged user and the rlimits. World-
     writable folders (``/tmp``, ``/dev/shm``) are the one place only the hook keeps ``nobody``
-    from writing (bounded by ``RLIMIT_FSIZE`` per file); run as an ordinary user, the code
+    from writing (bounded by ``RLIMIT_FSIZE`` per file, not in number: only the time limits
+    bound how many files a run can make, in its folder too); run as an ordinary user, the code
     writes with that user's rights wherever the hook does not look.
 
 Without namespaces
@@ -89,7 +93,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 STATUSES = ("passed", "failed", "timeout", "error", "unavailable")
 NOBODY = 65534
@@ -137,9 +141,11 @@ class Isolation:
     python: str | None  # the interpreter children run; None when none could run at all
     python_version: str = ""
     namespaces: bool = False  # network + PID + user namespaces via unshare
-    user: int | None = None  # the uid children drop to (root parents only)
+    user: int | None = None  # the uid children run as (root parents only)
     reason: str = ""  # why namespaces or the whole sandbox are unavailable
-    prefix: tuple[str, ...] = field(default=(), repr=False)  # the unshare command that wraps each child
+    drop: tuple[str, ...] = field(default=(), repr=False)  # setpriv: to `user`, no new privileges
+    unshare: tuple[str, ...] = field(default=(), repr=False)  # the unshare command, when namespaces
+    popen_drops: bool = field(default=False, repr=False)  # no setpriv: Popen itself drops to `user` (slower)
 
     def describe(self) -> str:
         """One line for reports: which walls a run has here."""
@@ -180,35 +186,53 @@ def isolation() -> Isolation:
 
 
 def _probe() -> Isolation:
+    if os.name != "posix":
+        return Isolation(None, reason="the sandbox needs a POSIX system (process groups, rlimits)")
+    base = _dropping()
     if sys.platform != "linux":
-        return _probe_without_namespaces(f"namespaces need Linux, this is {sys.platform}")
-    user = NOBODY if os.geteuid() == 0 else None
-    unshare = shutil.which("unshare", path="/usr/bin:/bin:/usr/sbin:/sbin:/usr/local/bin")
+        return _probe_without_namespaces(base, f"namespaces need Linux, this is {sys.platform}")
+    unshare = _which("unshare")
     if unshare is None:
-        return _probe_without_namespaces("the unshare command is not installed")
-    prefix = (unshare, "--user", "--net", "--pid", "--kill-child", "--mount-proc")
+        return _probe_without_namespaces(base, "the unshare command is not installed")
+    base = replace(base, namespaces=True, unshare=(unshare, "--user", "--net", "--pid", "--kill-child", "--mount-proc"))
     reasons = []
     for python in _interpreters():
-        iso = Isolation(python=python, namespaces=True, user=user, prefix=prefix)
-        outcome = _execute(iso, _PROBE_SOURCE, Limits(), True)
+        outcome = _execute(replace(base, python=python), _PROBE_SOURCE, Limits(), True)
         if outcome.passed:
-            return Isolation(python, outcome.result or "", True, user, prefix=prefix)
+            return replace(base, python=python, python_version=outcome.result or "")
         reasons.append(f"{python}: {outcome.detail}")
-    fallback = _probe_without_namespaces("; ".join(reasons))
-    return fallback if fallback.python is None else Isolation(
-        fallback.python, fallback.python_version, False, user,
-        reason=f"unshare --user --net --pid failed ({'; '.join(reasons)})")
+    why = "; ".join(dict.fromkeys(reasons))
+    return _probe_without_namespaces(replace(base, namespaces=False, unshare=()),
+                                     f"unshare --user --net --pid failed ({why})")
 
 
-def _probe_without_namespaces(reason: str) -> Isolation:
-    user = NOBODY if hasattr(os, "geteuid") and os.geteuid() == 0 else None
+def _dropping() -> Isolation:
+    """Who children run as: root drops them to nobody, with setpriv in the command where it exists.
+
+    setpriv rather than ``Popen(user=...)``: Popen can only vfork() when it changes no ids, and
+    fork() of a large parent (a scan holding a model) costs tens of milliseconds per child.
+    """
+    setpriv = _which("setpriv")
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return Isolation(None, drop=(setpriv, "--no-new-privs") if setpriv else ())
+    if setpriv is None:
+        return Isolation(None, user=NOBODY, popen_drops=True)
+    return Isolation(None, user=NOBODY, drop=(setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+                                               "--no-new-privs"))
+
+
+def _probe_without_namespaces(base: Isolation, reason: str) -> Isolation:
     tried = []
     for python in _interpreters():
-        outcome = _execute(Isolation(python, user=user), _PROBE_SOURCE, Limits(), True)
+        outcome = _execute(replace(base, python=python), _PROBE_SOURCE, Limits(), True)
         if outcome.passed:
-            return Isolation(python, outcome.result or "", False, user, reason=reason)
+            return replace(base, python=python, python_version=outcome.result or "", reason=reason)
         tried.append(f"{python}: {outcome.detail}")
     return Isolation(None, reason=f"{reason}; no Python interpreter runs in the sandbox ({'; '.join(tried)})")
+
+
+def _which(name: str) -> str | None:
+    return shutil.which(name, path="/usr/bin:/bin:/usr/sbin:/sbin:/usr/local/bin")
 
 
 def _interpreters() -> list[str]:
@@ -237,11 +261,12 @@ def _execute(iso: Isolation, source: str, limits: Limits, audit_hook: bool) -> O
         os.write(nonce_w, nonce)
         os.close(nonce_w)
         nonce_w = -1
-        args = [*iso.prefix, iso.python, "-I", "-S", "-B", "-X", "utf8", "-c", _BOOTSTRAP,
+        args = [*iso.drop, *(iso.unshare if iso.namespaces else ()), iso.python, "-I", "-S", "-B", "-X", "utf8",
+                "-c", _BOOTSTRAP,
                 f"{_MARKER}:{os.getpid()}", str(nonce_r), str(verdict_w), str(limits.cpu_seconds),
                 str(limits.memory_bytes), str(limits.file_bytes), str(limits.processes), str(limits.open_files),
                 "1" if audit_hook else "0"]
-        drop = {"user": iso.user, "group": iso.user, "extra_groups": []} if iso.user is not None else {}
+        drop = {"user": iso.user, "group": iso.user, "extra_groups": []} if iso.popen_drops else {}
         try:
             proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                     env={}, cwd=workdir, pass_fds=(nonce_r, verdict_w), process_group=0,
@@ -349,7 +374,8 @@ def _judge(nonce: bytes, output: bytes, verdict: bytes, killed: bool, cpu: float
     if killed:
         return Outcome("timeout", f"ran past its {limits.wall_seconds:g} s wall-clock limit", **ran)
     if cpu >= limits.cpu_seconds - 0.05:
-        return Outcome("timeout", f"used up its {limits.cpu_seconds} CPU seconds", **ran)
+        plural = "" if limits.cpu_seconds == 1 else "s"
+        return Outcome("timeout", f"used up its {limits.cpu_seconds} CPU second{plural}", **ran)
     last = {kind: line[len(kind) + 1:] for line in lines for kind in ("failed", "error", "unavailable")
             if line.startswith(kind + " ")}
     if "unavailable" in last or "started" not in lines:

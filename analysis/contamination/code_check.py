@@ -216,22 +216,27 @@ def _parse(block: str) -> list[ast.stmt]:
     found: list[ast.stmt] = []
     start = 0
     while start < len(lines):
-        if not _CODE_START.match(lines[start]):
+        stripped = lines[start].lstrip()
+        if not _CODE_START.match(stripped):
             start += 1
             continue
-        end = len(lines)
-        tree = None
-        while end > start and tree is None:
+        indent = len(lines[start]) - len(stripped)  # code indented in prose (a list item): the lines under it
+        stop = start + 1
+        while stop < len(lines) and (not lines[stop].strip() or len(lines[stop]) - len(lines[stop].lstrip()) >= indent):
+            stop += 1
+        region = [line[indent:] for line in lines[start:stop]]
+        end, tree = len(region), None
+        while end > 0 and tree is None:
             try:
-                tree = ast.parse("\n".join(lines[start:end]))
+                tree = ast.parse("\n".join(region[:end]))
             except (SyntaxError, ValueError) as exc:
-                bad = start + (getattr(exc, "lineno", None) or 1) - 1  # cut at the line the parser stopped on
-                end = bad if start < bad < end else end - 1
+                bad = (getattr(exc, "lineno", None) or 1) - 1  # cut at the line the parser stopped on
+                end = bad if 0 < bad < end else end - 1
         if tree is None:
             start += 1
             continue
         found.extend(tree.body)
-        start = end
+        start += end
     return found
 
 
