@@ -50,8 +50,8 @@ def _print_scan(ws: Workspace, summary: Any) -> None:
                        "candidate (not counted)", "expected false", "seconds"]))
     for s in summary.per_synthetic:
         if s.expected_false is not None:
-            print(f"{s.synthetic}: {s.contaminated} flagged · expected false ≈ {s.expected_false:.1f} by chance "
-                  "(semantic matches at likely_at in a corpus this size; confirmed ones are checked)")
+            print(f"expected false flags in {s.synthetic}: {s.contaminated} flagged · expected false ≈ "
+                  f"{s.expected_false:.1f} by chance (semantic matches at likely_at in a corpus this size)")
     top = ws.query(
         "SELECT synthetic || '@' || synthetic_version AS synthetic, item_id, tier, verdict AS stage, leaked,"
         " coverage, jaccard, cosine, reason FROM verdicts WHERE scan_id = ? AND verdict <> 'clean'"
@@ -60,7 +60,7 @@ def _print_scan(ws: Workspace, summary: Any) -> None:
         " CASE verdict WHEN 'exact' THEN coverage WHEN 'near_duplicate' THEN jaccard WHEN 'judged' THEN judge_score"
         " ELSE cosine END DESC NULLS LAST, item_id LIMIT 15", [summary.scan_id])
     if len(top):
-        print("\nmost contaminated items (strongest evidence first):")
+        print("\nmost contaminated items:")
         print(table(top.itertuples(index=False), list(top.columns)))
     print(f"\nevidence: synthscope sql \"SELECT * FROM evidence WHERE scan_id = '{summary.scan_id}'\"")
 
