@@ -73,26 +73,35 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in {"stages": args.stages, "semantic.model": args.model,
                                    "semantic.device": args.device}.items() if v is not None}
     task = tasks.CalibrateTask(args.benchmark, args.positives, str(Path(args.truth).resolve()) if args.truth else None,
-                               args.negatives_per_item, args.target_fpr, overrides)
+                               args.target_fpr, overrides)
     _print_calibration(ws, task.run(ws, tasks.Console()))
     return 0
 
 
 def _print_calibration(ws: Workspace, calibration_id: str) -> None:
-    from synthscope.contamination.calibrate import SETTING
+    """Per stage: the threshold, its recall and item FPR on hard negatives, the negatives behind it, and either
+    the synthscope.toml lines or why no threshold is recommended."""
+    from synthscope.contamination import calibration_results as cal
 
-    (meta,) = ws.query("SELECT description, positives, negatives, target_fpr FROM calibrations "
+    (meta,) = ws.query("SELECT description, positives, negative_items, negative_pairs, target_fpr FROM calibrations "
                        "WHERE calibration_id = ?", [calibration_id]).itertuples(index=False)
     print(f"\ncalibration {calibration_id}: {meta.description}")
-    print(f"{meta.positives} known positives, {meta.negatives} known negatives; target FPR {meta.target_fpr:g}\n")
-    recs = ws.query("SELECT stage, score, threshold, recall, fpr, precision, f1, current_threshold, current_recall,"
-                    " current_fpr FROM calibration_recommendations WHERE calibration_id = ?", [calibration_id])
-    print(table(recs.itertuples(index=False), ["stage", "score", "recommended", "recall", "fpr", "precision", "f1",
-                                                "current", "recall@current", "fpr@current"]))
-    lines = [f"{SETTING[r.stage]} = {r.threshold:.3f}" for r in recs.itertuples() if r.threshold == r.threshold]
-    if lines:
-        print("\nto use the recommended thresholds, set in synthscope.toml:\n  " + "\n  ".join(lines))
+    print(f"{meta.positives} known positives; hard negatives: {meta.negative_items} items against every non-twin "
+          f"candidate ({meta.negative_pairs:,} pairs); target item-level FPR {meta.target_fpr:g}\n")
+    recs = cal.recommendations(ws, calibration_id)
+    rows = [(r.stage, r.score, r.status, r.threshold, r.recall, r.item_fpr, r.pair_fpr, r.negative_items,
+             r.current_threshold, r.current_recall, r.current_item_fpr) for r in recs.itertuples()]
+    print(table(rows, ["stage", "score", "status", "threshold", "recall", "item FPR", "pair FPR", "negative items",
+                       "current", "recall@current", "item FPR@current"]))
+    print("\nitem FPR: share of items some non-twin candidate reaches the threshold with (what a scan shows)")
+    for r in recs.itertuples():
+        if r.status == "refused":
+            print(f"{r.stage}: no threshold recommended: {r.reason}")
+    snippet = cal.toml_snippet(recs)
+    if snippet:
+        print("\nto use the recommended thresholds, set in synthscope.toml:\n  " + snippet.replace("\n", "\n  "))
     print(f"\nsweep: synthscope sql \"SELECT * FROM calibration_sweeps WHERE calibration_id = '{calibration_id}'\"")
+    print(f"FPR curves: synthscope sql \"SELECT * FROM calibration_fpr WHERE calibration_id = '{calibration_id}'\"")
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -133,15 +142,15 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_scan)
 
     p = sub.add_parser("calibrate", parents=[common],
-                       help="measure each stage on known positives and negatives; recommend thresholds")
+                       help="measure each stage on known positives and hard negatives; recommend thresholds")
     p.add_argument("--benchmark", required=True, metavar="NAME[@VERSION]")
     p.add_argument("--positives", metavar="NAME[@VERSION]",
                    help="a dataset whose row i is known contamination of benchmark row i (e.g. its rephrasing)")
     p.add_argument("--truth", metavar="FILE", help="planted truth (Parquet, JSONL or CSV): dataset, version, "
                    "record_id, task_id, must_flag[, kind]; e.g. demo/planted_truth.parquet")
-    p.add_argument("--negatives-per-item", type=int, default=5,
-                   help="shuffled pairs per item used as known negatives (default 5)")
-    p.add_argument("--target-fpr", type=float, default=0.01, help="false-positive rate to recommend for (0.01)")
+    p.add_argument("--target-fpr", type=float, default=0.01,
+                   help="item-level false-positive rate on hard negatives to recommend for (0.01; needs at least "
+                   "3 / target benchmark items)")
     p.add_argument("--stages", nargs="+", choices=["exact", "near_duplicate", "semantic", "judged"],
                    help="stages to measure (default: the workspace's)")
     p.add_argument("--model", help="embedding model: name, local path, or hub id (hub needs --online)")
