@@ -64,14 +64,15 @@ def scan(workspace: Workspace | str | Path, benchmark: DatasetRef | str, synthet
 
 
 def calibrate(workspace: Workspace | str | Path, benchmark: DatasetRef | str, positives: DatasetRef | str, *,
-              negatives_per_item: int = 5, target_fpr: float = 0.01, progress: Progress | None = None) -> str:
-    """Measure every stage on known positives (row i of ``positives`` rephrases benchmark row i) and
-    negatives; returns the calibration id (``calibrations/<id>/``: sweep and recommended thresholds)."""
+              target_fpr: float = 0.01, progress: Progress | None = None) -> str:
+    """Measure every stage on known positives (row i of ``positives`` rephrases benchmark row i) and hard
+    negatives (every item against every other item and row, as a scan compares it); returns the calibration
+    id (``calibrations/<id>/``: sweeps, FPR curves, and each stage's recommended threshold or why there is none)."""
     from synthscope.contamination import calibrate as cal
     from synthscope.contamination.scan import config_from
 
     ws = _ws(workspace)
-    pairs = cal.aligned_pairs(ws, _ref(benchmark), _ref(positives), negatives_per_item)
+    pairs = cal.aligned_pairs(ws, _ref(benchmark), _ref(positives))
     return cal.run_calibration(ws, pairs, config_from(ws), target_fpr, progress)
 
 

@@ -84,13 +84,12 @@ class ScanTask:
 
 @dataclass(frozen=True)
 class CalibrateTask:
-    """``synthscope calibrate``: every stage scored on known positives and negatives, thresholds swept."""
+    """``synthscope calibrate``: every stage scored on known positives and hard negatives, thresholds swept."""
 
     kind: ClassVar[str] = "calibrate"
     benchmark: str
     positives: str | None = None  # row i of this dataset rephrases benchmark row i ...
     truth: str | None = None  # ... or a planted-truth file (absolute path)
-    negatives_per_item: int = 5
     target_fpr: float = 0.01
     overrides: dict[str, Any] = field(default_factory=dict)  # stages, semantic.model, semantic.device
 
@@ -104,10 +103,9 @@ class CalibrateTask:
         config = config_from(ws, self.overrides)
         bench = DatasetRef.parse(self.benchmark)
         if self.positives:
-            pairs = calibrate.aligned_pairs(ws, bench, DatasetRef.parse(self.positives), self.negatives_per_item)
+            pairs = calibrate.aligned_pairs(ws, bench, DatasetRef.parse(self.positives))
         else:
-            pairs = calibrate.truth_pairs(ws, bench, calibrate.read_truth(Path(str(self.truth))),
-                                          self.negatives_per_item)
+            pairs = calibrate.truth_pairs(ws, bench, calibrate.read_truth(Path(str(self.truth))))
         return calibrate.run_calibration(ws, pairs, config, self.target_fpr, ctx.progress)
 
     def summary(self, outcome: str) -> dict[str, Any]:
@@ -277,14 +275,15 @@ def start_scan(ws: Workspace, benchmark: DatasetRef, synthetics: Sequence[Datase
 
 
 def start_calibration(ws: Workspace, benchmark: DatasetRef, positives: DatasetRef | None = None,
-                      truth: str | Path | None = None, target_fpr: float = 0.01, negatives_per_item: int = 5,
+                      truth: str | Path | None = None, target_fpr: float = 0.01,
                       stages: Sequence[str] | None = None) -> str:
     """Check the inputs, then start a calibration job; returns the job id.
 
     Known positives come either from ``positives`` (row ``i`` is known
     contamination of benchmark row ``i``) or from a planted-truth file
-    ``truth``, exactly one of them. Raises ``ValueError`` for a bad setting or
-    truth file and :class:`synthscope.core.workspace.WorkspaceError` for an unknown dataset.
+    ``truth``, exactly one of them; every other item and candidate is a hard
+    negative. Raises ``ValueError`` for a bad setting or truth file and
+    :class:`synthscope.core.workspace.WorkspaceError` for an unknown dataset.
     """
     from synthscope.contamination.calibrate import read_truth
     from synthscope.contamination.cascade import STAGES
@@ -293,8 +292,6 @@ def start_calibration(ws: Workspace, benchmark: DatasetRef, positives: DatasetRe
         raise ValueError("give known positives as a dataset or as a planted-truth file, exactly one of them")
     if not 0 < target_fpr < 1:
         raise ValueError(f"the target false-positive rate must lie between 0 and 1; got {target_fpr}")
-    if negatives_per_item < 1:
-        raise ValueError(f"negatives per item must be at least 1; got {negatives_per_item}")
     chosen = list(stages or [])
     unknown = set(chosen) - set(STAGES)
     if unknown:
@@ -309,7 +306,7 @@ def start_calibration(ws: Workspace, benchmark: DatasetRef, positives: DatasetRe
         truth_path = str(path)
     overrides = {"stages": [s for s in STAGES if s in chosen]} if chosen else {}
     return start(ws, CalibrateTask(str(benchmark), str(ws.resolve(positives)) if positives is not None else None,
-                                   truth_path, int(negatives_per_item), float(target_fpr), overrides))
+                                   truth_path, float(target_fpr), overrides))
 
 
 def spec_of(ws: Workspace, job_id: str) -> Task:

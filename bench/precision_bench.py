@@ -11,10 +11,11 @@ cache:
 * **after**: the default verdict (confirmed + likely, checks on).
 
 Each is scored against ``tests/contamination/data/codealpaca_humaneval_labels.jsonl``
-(552 pairs read by hand: every pair any stage flagged before tiers, plus each
+(554 pairs read by hand: every pair any stage flagged before tiers, plus each
 item's three nearest records). An item counted as contaminated is right when one
-of its labelled pairs is ``same_problem``; recall is over the 14 items (and the
-46 pairs) labelled so. The expected-false estimate printed by the scan is set
+of the pairs that made it count is labelled ``same_problem`` (an unlabelled pair
+counts as wrong); recall is over the 15 items (and the
+47 pairs) labelled so. The expected-false estimate printed by the scan is set
 beside the number of counted items the labels call wrong.
 """
 
@@ -95,17 +96,18 @@ def score(ws: Workspace, name: str, overrides: dict[str, Any]) -> Score:
     same_items = set(same["item_id"])
     counted = set(v.loc[v["verdict"] != "clean", "item_id"])
     found_pairs = same.merge(e[e["flagged"]], on=["item_id", "record_id"])
-    return Score(name, len(counted), len(counted & same_items), len(counted & same_items), len(same_items),
+    right = set(found_pairs["item_id"])  # counted through a pair read as the same problem
+    return Score(name, len(counted), len(right), len(right & same_items), len(same_items),
                  len(found_pairs), len(same), per.expected_false, per.by_tier, seconds,
-                 sorted(counted - same_items, key=lambda s: int(s.split("/")[-1]) if s.split("/")[-1].isdigit() else 0))
+                 sorted(counted - right, key=lambda s: int(s.split("/")[-1]) if s.split("/")[-1].isdigit() else 0))
 
 
 def report(scores: list[Score]) -> str:
     lines = ["## Detection quality — CodeAlpaca-2k × HumanEval against labelled pairs", "",
              f"`python -m bench.precision_bench` on {platform.machine()}, {platform.python_version()}; "
              "one run, both rows on the same workspace and embedding cache. Labels: "
-             "`tests/contamination/data/codealpaca_humaneval_labels.jsonl` (552 pairs read by hand; 14 items, "
-             "46 pairs are the same problem).", "",
+             "`tests/contamination/data/codealpaca_humaneval_labels.jsonl` (554 pairs read by hand; 15 items, "
+             "47 pairs are the same problem).", "",
              "| verdict | counted items | precision | items found | same-problem pairs counted | expected false "
              "(scan) | false (labels) | confirmed / likely / candidate | seconds |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |"]

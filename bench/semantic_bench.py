@@ -121,10 +121,20 @@ def at_fpr(scores: np.ndarray, labels: np.ndarray, fpr: float = 0.01) -> dict[st
 
 
 def _recall_table(ws: Workspace, bench: str, positives: str, config: SemanticConfig) -> dict[str, Any]:
-    items = len(calibrate._records(ws, DatasetRef(bench)))
-    pairset = calibrate.aligned_pairs(ws, DatasetRef(bench), DatasetRef(positives), negatives_per_item=items)
-    scores = calibrate.score_semantic(ws, pairset, config)
-    labels = pairset.pairs["label"].to_numpy(bool)
+    """Every item against every rephrasing: row i's is its positive, the others are shuffled-style negatives.
+
+    (``bench/detection_bench.py`` measures the harder, scan-level negatives: each item's nearest non-twin.)
+    """
+    pairset = calibrate.aligned_pairs(ws, DatasetRef(bench), DatasetRef(positives))
+    scores = calibrate.SemanticScores(ws, pairset, config).block(0, len(pairset.items))
+    rows = np.flatnonzero((pairset.candidates["kind"] == "aligned row").to_numpy())
+    twin_i, twin_c, _, _ = pairset.index()
+    labels = np.zeros(scores.shape, dtype=bool)
+    labels[twin_i, twin_c] = True
+    has_twin = np.zeros(len(pairset.items), dtype=bool)
+    has_twin[twin_i] = True
+    scores, labels = scores[has_twin][:, rows], labels[has_twin][:, rows]  # items with a rephrasing x rephrasings
+    scores, labels = scores.reshape(-1), labels.reshape(-1)
     at = scores >= config.flag_at
     return {"positives": int(labels.sum()), "negatives": int((~labels).sum()), **at_fpr(scores, labels),
             "recall_default": float(at[labels].mean()),

@@ -22,7 +22,8 @@ Evidence tiers: how strong the proof is
         a copy (the exact stage covers the item's question, or its whole
         answer; a near-duplicate), or a semantic match that passed a task-aware
         check (:mod:`.checks`: the record's code passes the item's tests, it
-        states the item's final answer, ...);
+        states the item's final answer, ...); identity checks (code tests,
+        final answer) confirm any semantic pair from ``candidate_at``;
     ``likely``
         a semantic match (mutual best, from ``flag_at``) whose cosine reaches
         ``likely_at`` (calibrated on hard negatives) and that no identity check
@@ -143,14 +144,19 @@ def config_from(settings: Mapping[str, Any], overrides: Mapping[str, Any] | None
 
 def check_candidates(exact_evidence: pd.DataFrame, semantic: pd.DataFrame | None,
                      config: CascadeConfig) -> pd.DataFrame:
-    """The pairs a task-aware check can promote: semantic matches and partial overlaps of an answer alone.
+    """The pairs a task-aware check may promote: semantic pairs from ``candidate_at``, and partial answer overlaps.
 
-    Columns ``item, record_id, record_span`` (the matched record window, or None).
+    Every semantic pair an item kept (its ``top_k`` records) from ``candidate_at``
+    is checked, not only the mutual-best matches: a record whose code passes the
+    item's own tests is that problem whatever its cosine (HumanEval/61's
+    bracket checker sits at 0.65 and is another item's best match too). The
+    number checked is bounded by items x ``top_k``. Columns ``item, record_id,
+    record_span`` (the matched record window, or None).
     """
     frames = []
     if semantic is not None and len(semantic):
-        match = config.semantic.flags(semantic["cosine"], semantic["record_best"])
-        frames.append(semantic.loc[match, ["item", "record_id", "record_span"]])
+        frames.append(semantic.loc[semantic["cosine"] >= config.semantic.candidate_at,
+                                   ["item", "record_id", "record_span"]])
     if len(exact_evidence) and "prompt_coverage" in exact_evidence:
         answer_only = ((exact_evidence["coverage"] >= config.ngram.clean_below)
                        & (exact_evidence["prompt_coverage"].fillna(0) < config.ngram.clean_below)
@@ -195,7 +201,8 @@ def decide(exact_verdicts: pd.DataFrame, exact_evidence: pd.DataFrame, config: C
     if semantic is not None:
         pairs = pairs.merge(semantic, on=["item", "record_id"], how="outer")
     if judged is not None and not judged.empty:
-        pairs = pairs.merge(judged[["item", "record_id", "judge_score"]], on=["item", "record_id"], how="outer")
+        columns = [c for c in ("item", "record_id", "judge_score", "judge_reason") if c in judged]
+        pairs = pairs.merge(judged[columns], on=["item", "record_id"], how="outer")
     if checks is not None and not checks.empty:
         pairs = pairs.merge(checks[["item", "record_id", "check", "check_passed", "check_reason", "answer_leaked"]],
                             on=["item", "record_id"], how="outer")
@@ -254,12 +261,14 @@ def _tiers(pairs: pd.DataFrame, config: CascadeConfig) -> pd.DataFrame:
         pairs["flag_judged"] = _num(pairs, "judge_score").fillna(0) >= config.judge.confirm_at
     likely_at = config.semantic.likely_at if config.semantic is not None else np.inf
     candidate_at = config.semantic.candidate_at if config.semantic is not None else np.inf
+    cosine = cosine.fillna(-1.0)
 
     rules = [  # (condition, tier, method, reason), strongest first
         (exact_copy, "confirmed", "exact", "copied: n-grams cover the item"),
         (pairs["flag_near"], "confirmed", "near_duplicate", "near-duplicate text"),
         (pairs["flag_exact"] & passed, "confirmed", "exact", None),
         (pairs["flag_semantic"] & passed, "confirmed", "semantic", None),
+        ((cosine >= candidate_at) & passed & check.isin(VETO_CHECKS), "confirmed", "semantic", None),
         (pairs["flag_semantic"] & (cosine >= likely_at) & ~refuted, "likely", "semantic", "semantic match"),
         (pairs["flag_judged"], "likely", "judged", "the judge says same problem"),
         (pairs["flag_exact"], "candidate", "exact", "shares part of the answer only"),
@@ -274,7 +283,10 @@ def _tiers(pairs: pd.DataFrame, config: CascadeConfig) -> pd.DataFrame:
                                 [m for _, _, m, _ in rules] + [m for _, m in found], default="exact")
     default_reason = np.select(conditions, [r or "" for *_, r in rules], default="")
     check_reason = pairs["check_reason"].fillna("") if "check_reason" in pairs else pd.Series("", index=pairs.index)
-    pairs["reason"] = np.where(check_reason != "", check_reason, default_reason)
+    judge_reason = pairs["judge_reason"].fillna("") if "judge_reason" in pairs else pd.Series("", index=pairs.index)
+    from_judge = (pairs["method"] == "judged") & (judge_reason != "")
+    pairs["reason"] = np.where(check_reason != "", check_reason,
+                               np.where(from_judge, "judge: " + judge_reason, default_reason))
     question = (prompt_cov >= ng.clean_below) & pairs["flag_exact"] | (pairs["flag_near"] & pairs.get(
         "near_field", pd.Series("", index=pairs.index)).fillna("").eq("prompt")) | pairs["flag_semantic"] | pairs[
         "flag_judged"]
@@ -284,6 +296,26 @@ def _tiers(pairs: pd.DataFrame, config: CascadeConfig) -> pd.DataFrame:
                                 default="")
     pairs["flagged"] = pairs["tier"].isin(config.count)
     return pairs
+
+
+def chance_after_checks(evidence: pd.DataFrame, chance: pd.Series, config: CascadeConfig) -> pd.Series:
+    """Per item, the chance of a counted semantic flag by chance alone, once identity checks have had their say.
+
+    ``chance`` is P(a record reaches ``likely_at`` by chance) per item (index:
+    item; :func:`synthscope.contamination.semantic.chance_of_flag`). Where an
+    identity check (code tests, final answer) ran on the item's pairs, a chance
+    match is counted only if the check does not refute it, so it is scaled by
+    the share of this scan's matches from ``likely_at`` that such checks did not
+    refute. True matches are among those and survive, so the share, and the
+    estimate, lean high.
+    """
+    cosine = _num(evidence, "cosine").fillna(-1.0)
+    checked = evidence.get("check", pd.Series("", index=evidence.index)).fillna("").isin(VETO_CHECKS)
+    strong = evidence[checked & (cosine >= config.semantic.likely_at)]
+    survive = 1.0 - float(strong["check_passed"].eq(False).mean()) if len(strong) else 1.0
+    identity_items = set(evidence.loc[checked, "item"])
+    factor = pd.Series([survive if i in identity_items else 1.0 for i in chance.index], index=chance.index)
+    return chance * factor
 
 
 def _item_leak(ranked: pd.DataFrame, config: CascadeConfig) -> pd.Series:
@@ -309,5 +341,6 @@ def _rank_evidence(pairs: pd.DataFrame, config: CascadeConfig) -> pd.DataFrame:
     pairs = pairs.sort_values(["item", "tier_rank", "strength", "score", "record_id"],
                               ascending=[True, True, True, False, True])
     pairs["rank"] = pairs.groupby("item").cumcount() + 1
-    drop = ["found_exact", "tier_rank", "strength", "score", "flag_exact", "flag_near", "flag_semantic", "flag_judged"]
+    drop = ["found_exact", "judge_reason", "tier_rank", "strength", "score", "flag_exact", "flag_near",
+            "flag_semantic", "flag_judged"]
     return pairs.drop(columns=[c for c in drop if c in pairs]).reset_index(drop=True)

@@ -215,7 +215,7 @@ def _cascade(ws: Workspace, bench: pd.DataFrame, synthetic: DatasetRef, config: 
     if "judged" in config.stages:
         candidates = cascade.judge_candidates(verdicts, semantic, config)
         if len(candidates):
-            from synthscope.contamination.judge import judge_pairs
+            from synthscope.contamination.judge import judge_pairs_with_reasons
             from synthscope.core.text import record_text
 
             records = pq.read_table(ws.records_path(synthetic), columns=["record_id", "prompt", "answer"],
@@ -225,16 +225,17 @@ def _cascade(ws: Workspace, bench: pd.DataFrame, synthetic: DatasetRef, config: 
             pairs = pd.DataFrame({
                 "item_text": [record_text(items.at[i, "prompt"], items.at[i, "answer"]) for i in candidates["item"]],
                 "record_text": [texts[r] for r in candidates["record_id"]]})
-            scores = judge_pairs(ws, pairs, config.judge,
+            scores, reasons = judge_pairs_with_reasons(ws, pairs, config.judge,
                                  lambda done, total, msg: bar.report(bar.total - 1, bar.total,
                                                                      f"judging {done}/{total} pairs: {synthetic}"))
-            judged = candidates.assign(judge_score=scores)
+            judged = candidates.assign(judge_score=scores, judge_reason=reasons)
             verdicts, evidence = cascade.decide(exact_verdicts, exact_evidence, config, near, semantic, judged, checks)
     verdicts["chance"] = np.nan
     if "semantic" in config.stages and "likely" in config.count:
         from synthscope.contamination.semantic import chance_of_flag
 
         chance = chance_of_flag(ws, bench, synthetic, config.semantic.likely_at, config.semantic)
+        chance = cascade.chance_after_checks(evidence, chance, config)
         verdicts["chance"] = verdicts["item"].map(chance).to_numpy()
     return verdicts, evidence
 

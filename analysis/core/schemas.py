@@ -99,16 +99,33 @@ EVIDENCE = pa.schema(_SCAN_KEY + [
     ("discounted_ngrams", pa.int64()),  # exact: the pair's matched n-grams discounted as stop-grams
 ])
 
-CALIBRATION_SWEEPS = pa.schema([
-    ("threshold", pa.float64()), ("tp", pa.int64()), ("fp", pa.int64()), ("recall", pa.float64()),
-    ("fpr", pa.float64()), ("precision", pa.float64()), ("f1", pa.float64()), ("stage", pa.string()),
+# Calibrations (synthscope.contamination.calibrate): rates on known positives and hard negatives. "item" rates are a
+# scan's (is an item flagged by some non-twin candidate), "pair" rates are per comparison.
+CALIBRATION_SWEEPS = pa.schema([  # item level, every distinct score as the threshold
+    ("threshold", pa.float64()), ("tp", pa.int64()), ("fp", pa.int64()),  # fp: items flagged by a non-twin
+    ("recall", pa.float64()), ("item_fpr", pa.float64()), ("precision", pa.float64()), ("f1", pa.float64()),
+    ("stage", pa.string()), ("calibration_id", pa.string()),
+])
+
+CALIBRATION_FPR = pa.schema([  # per stage on a grid of calibrate.GRID_STEP: read with calibrate.FprCurve
+    ("stage", pa.string()), ("threshold", pa.float64()),
+    ("pair_fp", pa.int64()), ("pair_negatives", pa.int64()), ("pair_fpr", pa.float64()),
+    ("item_fp", pa.int64()), ("item_negatives", pa.int64()), ("item_fpr", pa.float64()),
+    ("tp", pa.int64()), ("positives", pa.int64()), ("recall", pa.float64()),
     ("calibration_id", pa.string()),
 ])
 
 CALIBRATION_RECOMMENDATIONS = pa.schema([
-    ("stage", pa.string()), ("score", pa.string()), ("target_fpr", pa.float64()), ("threshold", pa.float64()),
-    ("recall", pa.float64()), ("fpr", pa.float64()), ("precision", pa.float64()), ("f1", pa.float64()),
-    ("current_threshold", pa.float64()), ("current_recall", pa.float64()), ("current_fpr", pa.float64()),
+    ("stage", pa.string()), ("score", pa.string()), ("setting", pa.string()), ("target_fpr", pa.float64()),
+    ("floor", pa.float64()),  # the lowest threshold the stage can use (exact, judged: only above it)
+    ("status", pa.string()),  # recommended | refused
+    ("reason", pa.string()),  # why refused (null when recommended)
+    ("threshold", pa.float64()), ("recall", pa.float64()), ("item_fpr", pa.float64()), ("pair_fpr", pa.float64()),
+    ("precision", pa.float64()), ("f1", pa.float64()),
+    ("toml", pa.string()),  # the synthscope.toml lines to set it (null when refused)
+    ("positives", pa.int64()), ("negative_items", pa.int64()), ("negative_pairs", pa.int64()),
+    ("current_threshold", pa.float64()), ("current_recall", pa.float64()), ("current_item_fpr", pa.float64()),
+    ("current_pair_fpr", pa.float64()),
     ("calibration_id", pa.string()),
 ])
 
@@ -177,8 +194,11 @@ JSON_COLUMNS: dict[str, dict[str, str]] = {
         "mapping": "VARCHAR",
     },
     "calibrations": {
-        "calibration_id": "VARCHAR", "created_at": "VARCHAR", "description": "VARCHAR", "positives": "BIGINT",
-        "negatives": "BIGINT", "target_fpr": "DOUBLE", "stages": "VARCHAR",
+        "calibration_id": "VARCHAR", "created_at": "VARCHAR", "description": "VARCHAR", "benchmark": "VARCHAR",
+        "method": "VARCHAR", "positives": "BIGINT", "items": "BIGINT", "candidates": "BIGINT",
+        "negatives": "BIGINT",  # = negative_items: what the item-level FPR is measured on
+        "negative_items": "BIGINT", "negative_pairs": "BIGINT", "target_fpr": "DOUBLE",
+        "min_negative_items": "BIGINT", "stages": "VARCHAR",
     },
     "scans": {
         "scan_id": "VARCHAR", "created_at": "VARCHAR", "benchmark": "VARCHAR",
@@ -225,6 +245,7 @@ BASE_VIEWS: dict[str, tuple[str, str]] = {
     "calibrations": ("calibrations/*/manifest.json", "json"),
     "calibration_sweeps": ("calibrations/*/sweep.parquet", "parquet"),
     "calibration_recommendations": ("calibrations/*/recommendations.parquet", "parquet"),
+    "calibration_fpr": ("calibrations/*/fpr.parquet", "parquet"),
     "runs": ("runs/*/manifest.json", "json"),
     "evals": ("evals/*/manifest.json", "json"),
     "eval_samples": ("evals/*/samples.parquet", "parquet"),
@@ -253,6 +274,7 @@ EMPTY: dict[str, Callable[[], pa.Table]] = {
     "calibrations": _empty_json("calibrations"),
     "calibration_sweeps": _empty(CALIBRATION_SWEEPS),
     "calibration_recommendations": _empty(CALIBRATION_RECOMMENDATIONS),
+    "calibration_fpr": _empty(CALIBRATION_FPR),
     "runs": _empty_json("runs"),
     "evals": _empty_json("evals"),
     "eval_samples": _empty(EVAL_SAMPLES),

@@ -25,18 +25,29 @@ RATE = {"format": "percent", "min_value": 0.0, "max_value": 1.0}
 RECOMMENDATIONS = {
     "stage": st.column_config.TextColumn("stage"),
     "score": st.column_config.TextColumn("score", help="what the stage's threshold applies to"),
-    "threshold": st.column_config.NumberColumn("recommended", format="%.3f",
-                                               help="the lowest threshold whose FPR stays within the target"),
-    "recall": st.column_config.NumberColumn("recall", format="percent"),
-    "fpr": st.column_config.NumberColumn("FPR", format="percent", help="false-positive rate"),
+    "status": st.column_config.TextColumn("status", help="recommended, or refused (the reason is shown below)"),
+    "threshold": st.column_config.NumberColumn(
+        "recommended", format="%.3f", help="the threshold with the most recall whose item-level FPR on hard negatives "
+        "stays within the target, never below the stage's floor"),
+    "recall": st.column_config.NumberColumn("recall", format="percent", help="known positives caught"),
+    "item_fpr": st.column_config.NumberColumn(
+        "item FPR", format="percent", help="share of items that some non-twin candidate (another benchmark item, "
+        "another item's positive) reaches the threshold with: the false-positive rate a scan shows"),
+    "pair_fpr": st.column_config.NumberColumn(
+        "pair FPR", format="percent", help="share of hard-negative pairs at or above the threshold: per comparison"),
     "precision": st.column_config.NumberColumn("precision", format="percent"),
     "f1": st.column_config.NumberColumn("F1", format="%.3f"),
+    "negative_items": st.column_config.NumberColumn("negative items", help="items the item FPR is measured on"),
+    "negative_pairs": st.column_config.NumberColumn("negative pairs", help="pairs the pair FPR is measured on"),
+    "floor": st.column_config.NumberColumn(
+        "floor", format="%.3f", help="the lowest threshold the stage can use (LSH candidates, candidate_at)"),
     "current_threshold": st.column_config.NumberColumn("current", format="%.3f",
                                                        help="the threshold the workspace uses now"),
     "current_recall": st.column_config.NumberColumn("recall @ current", format="percent"),
-    "current_fpr": st.column_config.NumberColumn("FPR @ current", format="percent"),
+    "current_item_fpr": st.column_config.NumberColumn("item FPR @ current", format="percent"),
     "setting": st.column_config.TextColumn("set in synthscope.toml"),
 }
+HIDDEN = ["target_fpr", "toml", "reason", "positives", "current_pair_fpr"]
 
 
 def open_calibration(job: jobs.JobStatus) -> None:
@@ -68,22 +79,26 @@ def summary(calibration_id: str, meta: pd.Series) -> None:
             language=None, wrap_lines=True)
     cols = st.columns(4)
     cols[0].metric("Known positives", int(meta["positives"]))
-    cols[1].metric("Known negatives", int(meta["negatives"]))
-    cols[2].metric("Target FPR", f"{meta['target_fpr']:g}")
+    cols[1].metric("Hard-negative items", int(meta["negatives"]),
+                   help="items compared with every candidate that is not their twin: the item FPR's denominator")
+    cols[2].metric("Target item FPR", f"{meta['target_fpr']:g}")
     cols[3].metric("Stages", len(str(meta["stages"]).split(",")), help=md(meta["stages"]))
     if meta["coarse"]:
-        st.warning(f"Only {int(meta['negatives'])} known negatives for a target FPR of {meta['target_fpr']:g}: "
-                   f"the target allows fewer than {cal.NEGATIVES_PER_FALSE_POSITIVE} false positives, so one "
-                   f"negative more or less moves the measured FPR a lot. For a firm estimate use at least "
-                   f"{int(meta['min_negatives']):,} negatives (more negatives per item, or more items).")
+        st.warning(f"Only {int(meta['negatives'])} items back the item-level FPR: a target of "
+                   f"{meta['target_fpr']:g} allows fewer than 3 falsely flagged items, so one item more or less "
+                   f"moves the measured rate by a third of the target or more, and no threshold is recommended. "
+                   f"Use at least {int(meta['min_negative_items']):,} items (a larger benchmark) or a higher target.")
 
 
 def recommendations_section(recs: pd.DataFrame) -> None:
-    st.dataframe(recs.drop(columns=["target_fpr"]), hide_index=True, key="cal_recs", placeholder=MISSING,
+    st.dataframe(recs.drop(columns=HIDDEN), hide_index=True, key="cal_recs", placeholder=MISSING,
                  column_config=RECOMMENDATIONS)
-    missing = [stage_name(s) for s, t in zip(recs["stage"], recs["threshold"]) if pd.isna(t)]
-    if missing:
-        st.info(f"No threshold of {', '.join(missing)} keeps the false-positive rate within the target.")
+    st.caption("Rates on hard negatives: every item against every other benchmark item and every other item's known "
+               "positive, as a scan compares it. *Item FPR* is the share of items falsely flagged by some non-twin; "
+               "*pair FPR* the share of single comparisons.")
+    for rec in recs.itertuples():
+        if rec.status == "refused":
+            st.warning(f"{stage_name(rec.stage)}: no threshold recommended — {md(rec.reason)}.")
     snippet = cal.toml_snippet(recs)
     if snippet:
         st.caption("To use the recommended thresholds, set in the workspace's synthscope.toml:")
@@ -93,9 +108,9 @@ def recommendations_section(recs: pd.DataFrame) -> None:
 def stage_charts(ws: Workspace, calibration_id: str, recs: pd.DataFrame) -> None:
     curves = cal.sweep_curves(ws, calibration_id)
     histograms = cal.score_distributions(ws, calibration_id)
-    st.caption("Left: recall, precision and false-positive rate if the stage flagged every pair scoring at or "
-               "above the threshold. Right: how the scores of known positives and negatives spread. "
-               "Solid rule: recommended threshold; dashed: the one in use.")
+    st.caption("Left: recall, precision, item FPR and pair FPR if the stage flagged everything scoring at or above "
+               "the threshold. Right: how the known positives' scores and each item's hardest non-twin score "
+               "spread. Solid rule: recommended threshold; dashed: the one in use.")
     for rec in recs.itertuples():
         st.markdown(f"**{stage_name(rec.stage)}** — {md(rec.score)}")
         left, right = st.columns(2)
@@ -136,12 +151,12 @@ def new_calibration_form(ws: Workspace) -> None:
         positives = c2.selectbox("Known positives (dataset)", [NO_DATASET, *versions["ref"]], key="cal_positives")
         truth = c3.text_input("or planted-truth file (path on this machine)", key="cal_truth",
                               placeholder=str(demo_truth) if demo_truth.exists() else "/data/truth.parquet")
-        c1, c2, c3 = st.columns(3)
-        target_fpr = c1.number_input("Target false-positive rate", 0.0001, 0.5, 0.01, 0.005, format="%.4f",
-                                     key="cal_target_fpr", help="the recommended thresholds keep the FPR within this")
-        negatives = c2.number_input("Negatives per item", 1, 200, 5, key="cal_negatives",
-                                    help="shuffled pairs of each item with other items' texts")
-        stages = c3.multiselect("Stages", list(STAGES), default=default_stages, key="cal_stages",
+        c1, c2 = st.columns(2)
+        target_fpr = c1.number_input("Target item-level false-positive rate", 0.0001, 0.5, 0.01, 0.005,
+                                     format="%.4f", key="cal_target_fpr",
+                                     help="the recommended thresholds keep the share of items falsely flagged by a "
+                                     "non-twin within this; it needs at least 3 / target benchmark items")
+        stages = c2.multiselect("Stages", list(STAGES), default=default_stages, key="cal_stages",
                                 format_func=lambda s: STAGE_NAMES.get(s, s))
         submitted = st.form_submit_button("Start calibration", type="primary")
     if not submitted:
@@ -150,8 +165,7 @@ def new_calibration_form(ws: Workspace) -> None:
         job_id = tasks.start_calibration(
             ws, DatasetRef.parse(benchmark),
             positives=None if positives == NO_DATASET else DatasetRef.parse(positives),
-            truth=truth.strip() or None, target_fpr=float(target_fpr), negatives_per_item=int(negatives),
-            stages=stages)
+            truth=truth.strip() or None, target_fpr=float(target_fpr), stages=stages)
     except (ValueError, WorkspaceError) as exc:
         st.error(f"The calibration was not started: {md(exc)}")
         return
@@ -160,8 +174,8 @@ def new_calibration_form(ws: Workspace) -> None:
 
 ws = require_workspace()
 st.title("Calibration")
-st.caption("Each stage's threshold, measured on known positives and negatives: what it catches and what it "
-           "wrongly flags (`synthscope calibrate`).")
+st.caption("Each stage's threshold, measured on known positives and hard negatives: what it catches and what "
+           "a scan would wrongly flag (`synthscope calibrate`).")
 
 st.subheader("Calibration jobs")
 jobs_box = st.container()  # filled last, so a calibration started by the form below shows at once

@@ -11,7 +11,7 @@ import pandas as pd
 
 from synthscope.dashboard.components.widgets import is_missing
 
-METRIC_COLOURS = {"recall": "#2e7d32", "precision": "#1565c0", "fpr": "#c62828"}
+METRIC_COLOURS = {"recall": "#2e7d32", "precision": "#1565c0", "item_fpr": "#c62828", "pair_fpr": "#ef9a9a"}
 LABEL_COLOURS = {"positive": "#c62828", "negative": "#607d8b"}
 RULE_STYLES = {"recommended": [], "current": [5, 4]}
 
@@ -31,7 +31,7 @@ def _rules(recommended: float | None, current: float | None) -> alt.Chart | None
 
 def threshold_chart(curves: pd.DataFrame, score_name: str, recommended: float | None,
                     current: float | None, height: int = 260) -> alt.LayerChart:
-    """Step lines of recall, precision and FPR (``curves``: ``threshold, metric, value``) with the two rules.
+    """Step lines of recall, precision, item and pair FPR (``curves``: ``threshold, metric, value``) with the rules.
 
     Steps go *before* each point: a threshold between two swept scores flags what the higher one flags.
     """
@@ -49,12 +49,12 @@ def threshold_chart(curves: pd.DataFrame, score_name: str, recommended: float | 
 
 def distribution_chart(histogram: pd.DataFrame, score_name: str, recommended: float | None,
                        current: float | None, height: int = 260) -> alt.LayerChart:
-    """Share of known positives and of known negatives per score bin (overlaid bars) with the two rules."""
+    """Share of known positives and of items' hardest negatives per score bin (overlaid bars) with the two rules."""
     bars = alt.Chart(histogram).mark_bar(opacity=0.55, binSpacing=0).encode(
         x=alt.X("bin_start:Q", title=score_name, bin="binned"),
         x2="bin_end:Q",
-        y=alt.Y("share:Q", title="share of the label's pairs", stack=None, axis=alt.Axis(format="%")),
-        color=alt.Color("label:N", title="pairs", scale=alt.Scale(domain=list(LABEL_COLOURS),
+        y=alt.Y("share:Q", title="share of the label's scores", stack=None, axis=alt.Axis(format="%")),
+        color=alt.Color("label:N", title="scores", scale=alt.Scale(domain=list(LABEL_COLOURS),
                                                                   range=list(LABEL_COLOURS.values()))),
         tooltip=["label:N", alt.Tooltip("bin_start:Q", format=".2f", title="from"),
                  alt.Tooltip("bin_end:Q", format=".2f", title="to"), "pairs:Q",

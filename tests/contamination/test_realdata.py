@@ -100,13 +100,29 @@ def test_the_cascade_on_code_alpaca_finds_the_problems_it_restates(real_ws: Work
 
 
 def test_calibration_on_the_real_rephrasings(real_ws: Workspace) -> None:
-    """`synthscope calibrate --positives`: row i of the rephrasing is a known positive of item i."""
+    """`synthscope calibrate --positives` on hard negatives: each item against every other item and rephrasing.
+
+    HumanEval's own near-twins (cosine up to 0.96 between different problems) and same-topic rephrasings put
+    all-MiniLM-L6-v2 far from the 0.90 recall it shows on shuffled pairs (see bench/reports/detection.md).
+    """
     config = config_from(real_ws, {"stages": ["exact", "near_duplicate", "semantic"]})
-    pairs = aligned_pairs(real_ws, DatasetRef("humaneval"), DatasetRef("humaneval-rephrased"), negatives_per_item=20)
+    pairs = aligned_pairs(real_ws, DatasetRef("humaneval"), DatasetRef("humaneval-rephrased"))
     assert "17 empty rows left out" in pairs.description  # an empty rephrasing is no evidence
-    calibration_id = run_calibration(real_ws, pairs, config, target_fpr=0.01)
+    assert pairs.negative_items() == 164 and len(pairs.positives) == 147
+    # 164 items cannot back an item-level FPR of 1 % (300 needed): nothing is recommended, every stage says why.
+    strict = real_ws.query("SELECT * FROM calibration_recommendations WHERE calibration_id = ?",
+                           [run_calibration(real_ws, pairs, config, target_fpr=0.01)])
+    assert (strict["status"] == "refused").all() and strict["reason"].str.contains("only 164 items").all()
     recs = real_ws.query("SELECT * FROM calibration_recommendations WHERE calibration_id = ?",
-                         [calibration_id]).set_index("stage")
-    assert recs.loc["semantic", "recall"] >= 0.90 and recs.loc["semantic", "fpr"] <= 0.01
-    assert recs.loc["exact", "current_recall"] <= 0.05 and recs.loc["near_duplicate", "current_recall"] <= 0.05
-    assert recs.loc["semantic", "current_recall"] >= 0.90  # at the default flag_at
+                         [run_calibration(real_ws, pairs, config, target_fpr=0.05)]).set_index("stage")
+    # Rephrasings share no shingles: the near-duplicate stage would need a Jaccard below its LSH floor.
+    near = recs.loc["near_duplicate"]
+    assert near["status"] == "refused" and "from the floor 0.3" in near["reason"]
+    exact = recs.loc["exact"]  # one partial n-gram match among 147 rephrasings: recall above 0, barely
+    assert exact["status"] == "recommended" and 0 < exact["recall"] <= 0.05 and exact["item_fpr"] <= 0.05
+    semantic = recs.loc["semantic"]
+    assert semantic["status"] == "recommended" and semantic["item_fpr"] <= 0.05
+    assert 0.80 <= semantic["threshold"] <= 0.90 and 0.2 <= semantic["recall"] <= 0.4
+    # at the likely_at in use (0.80) a scan would flag about one item in eight through a non-twin
+    assert semantic["current_threshold"] == 0.8 and 0.08 <= semantic["current_item_fpr"] <= 0.2
+    assert semantic["current_pair_fpr"] < 0.001  # per pair it looks tiny: the shuffled view of issue 14

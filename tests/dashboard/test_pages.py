@@ -455,32 +455,57 @@ def test_calibration_page_shows_the_demo_calibration(open_app, demo_ws: Path) ->
     assert any(f"{manifest['positives']} positives, {manifest['negatives']} negatives" in o for o in picker.options)
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Known positives"] == str(manifest["positives"])
-    assert metrics["Known negatives"] == str(manifest["negatives"])
-    # a few hundred negatives cannot measure an FPR of 1%: the page says so
-    assert manifest["negatives"] < 10 / manifest["target_fpr"]
-    assert any(f"Only {manifest['negatives']} known negatives" in w for w in texts(at.warning))
+    assert metrics["Hard-negative items"] == str(manifest["negative_items"]) == "164"
+    assert metrics["Target item FPR"] == "0.05"
+    # 164 items back a target of 5 % (60 needed): no warning, every stage recommended
+    assert not any("items back the item-level FPR" in w for w in texts(at.warning))
 
     recs = frame(at, "current_threshold")
     stages = manifest["stages"].split(",")
     assert list(recs["stage"]) == stages
+    for column in ("threshold", "recall", "item_fpr", "pair_fpr", "negative_items", "status"):
+        assert column in recs.columns
     expected = Workspace.open(demo_ws).query(
-        "SELECT stage, threshold, current_threshold FROM calibration_recommendations WHERE calibration_id = ?",
-        [calibration_id]).set_index("stage")
+        "SELECT stage, threshold, item_fpr, negative_items, current_threshold FROM calibration_recommendations "
+        "WHERE calibration_id = ?", [calibration_id]).set_index("stage")
     for row in recs.itertuples():
         assert row.threshold == pytest.approx(expected.loc[row.stage, "threshold"])
+        assert row.item_fpr == pytest.approx(expected.loc[row.stage, "item_fpr"])
+        assert row.negative_items == expected.loc[row.stage, "negative_items"]
         assert row.current_threshold == pytest.approx(expected.loc[row.stage, "current_threshold"])
-    assert any("[contamination.semantic]" in c and "flag_at = " in c for c in texts(at.code))
+    assert any("[contamination.semantic]" in c and "likely_at = " in c for c in texts(at.code))
 
     drawn = charts(at)
     assert len(drawn) == 2 * len(stages)  # per stage: rates against threshold, and score distributions
     curves, rules = chart_data(drawn[0])
-    assert set(curves["metric"]) == {"recall", "precision", "fpr"}
+    assert set(curves["metric"]) == {"recall", "precision", "item_fpr", "pair_fpr"}
     first = expected.loc[stages[0]]
     assert dict(zip(rules["rule"], rules["threshold"])) == pytest.approx(
         {"recommended": first["threshold"], "current": first["current_threshold"]})
     histogram = chart_data(drawn[1])[0]
     assert set(histogram["label"]) == {"positive", "negative"}
     assert histogram.loc[histogram["label"] == "positive", "pairs"].sum() == manifest["positives"]
+    assert histogram.loc[histogram["label"] == "negative", "pairs"].sum() == 164  # each item's hardest
+
+
+def test_calibration_page_says_why_a_stage_is_refused(open_app, demo_ws: Path) -> None:
+    from synthscope.contamination.calibrate import run_calibration, truth_pairs
+    from synthscope.contamination.scan import config_from
+
+    ws = Workspace.open(demo_ws)
+    truth = pd.read_parquet(demo_ws / "demo" / "planted_truth.parquet")
+    new_id = run_calibration(ws, truth_pairs(ws, DatasetRef("humaneval", "v1"), truth),
+                             config_from(ws, {"stages": ["exact", "near_duplicate"]}), target_fpr=0.01)
+    at = open_app(demo_ws, CALIBRATION)
+    assert at.selectbox(key="cal_id").options[0] == f"newest ({new_id})"
+    warnings = texts(at.warning)
+    assert any("Only 164 items back the item-level FPR" in w and "at least 300" in w for w in warnings)
+    for stage in ("exact n-grams", "near-duplicate"):
+        assert any(w.startswith(stage) and "no threshold recommended" in w and "only 164 items" in w
+                   for w in warnings), warnings
+    recs = frame(at, "current_threshold")
+    assert (recs["status"] == "refused").all() and recs["threshold"].isna().all()
+    assert not any("clean_below" in c or "flag_at" in c for c in texts(at.code))
 
 
 def test_calibration_page_of_a_workspace_without_calibrations(open_app, tmp_path: Path) -> None:
@@ -508,13 +533,12 @@ def test_a_calibration_started_from_the_page_runs_and_shows(open_app, demo_ws: P
     at.selectbox(key="cal_id").select(old_id).run()  # a picked calibration stays put
     at.text_input(key="cal_truth").input(str(demo_ws / "demo" / "planted_truth.parquet"))
     at.number_input(key="cal_target_fpr").set_value(0.05)
-    at.number_input(key="cal_negatives").set_value(3)
     at = button(at, "Start calibration").click().run()
     (started,) = [s for s in texts(at.success) if s.startswith("Started calibration job")]
     job_id = started.split()[3].rstrip(";")
     params = json.loads((ws.jobs_dir / job_id / "job.json").read_text())["params"]
     assert params["benchmark"] == "humaneval@v1"
-    assert params["target_fpr"] == 0.05 and params["negatives_per_item"] == 3
+    assert params["target_fpr"] == 0.05 and "negatives_per_item" not in params
 
     status = jobs.wait(ws, job_id, timeout=180)
     assert status.state == jobs.SUCCEEDED, jobs.log_tail(ws, job_id)
@@ -528,9 +552,9 @@ def test_a_calibration_started_from_the_page_runs_and_shows(open_app, demo_ws: P
     at = button(at, "Show it").click().run()
     assert at.selectbox(key="cal_id").value == new_id
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Target FPR"] == "0.05"
+    assert metrics["Target item FPR"] == "0.05"
     manifest = json.loads((demo_ws / "calibrations" / new_id / "manifest.json").read_text())
-    assert metrics["Known negatives"] == str(manifest["negatives"])
+    assert metrics["Hard-negative items"] == str(manifest["negatives"])
     assert len(charts(at)) == 2 * len(manifest["stages"].split(","))
 
 
