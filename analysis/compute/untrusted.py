@@ -446,6 +446,10 @@ def _main(argv):
         text = " ".join(str_(text).split())
         return text[:297] + "..." if len_(text) > 300 else text
 
+    # Built now: when the code has used up its memory, describing its exception may itself fail.
+    undescribed = {kind: (kind + " an exception that could not be described (out of memory?)\n").encode()
+                   for kind in ("failed", "error")}
+
     def report(kind, exc):
         try:
             name = type_(exc).__name__
@@ -454,9 +458,12 @@ def _main(argv):
             except BaseException:
                 message = ""
             text = "%s %s: %s" % (kind, name, message) if message else "%s %s" % (kind, name)
+            write(out, text.replace("\n", " ").encode("utf-8", "replace") + b"\n")
         except BaseException:
-            text = kind + " an exception that cannot be described"
-        write(out, text.replace("\n", " ").encode("utf-8", "replace") + b"\n")
+            try:
+                write(out, undescribed[kind])
+            except BaseException:
+                pass
 
     flushes = []
     for stream in (sys.stdout, sys.stderr):
