@@ -117,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     unexplained = [p for p in cross_passes if p[:2] not in EXPLAINED]
     all_ran = [r.seconds for r in own + cross if r.seconds > 0]
     timeouts = sum(r.status == "timeout" for r in own + cross)
+    errors = sum(r.status == "error" for r in own + cross)
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     total_seconds = own_seconds + cross_seconds
 
@@ -164,6 +165,10 @@ def main(argv: list[str] | None = None) -> int:
             f"{items[i]['task_id']} × {items[j]['task_id']} ({r.reason.split(': ', 1)[-1]})"
             for (i, j), r in zip(own_pairs + cross_pairs, own + cross, strict=True) if r.status == "timeout")
             + ". A function run on another problem's inputs may loop or recurse without end; the limits end it."),
+        "",
+        f"**Errors:** {errors}" + ("." if not errors else " (item's tests × record): " + "; ".join(
+            f"{items[i]['task_id']} × {items[j]['task_id']} ({r.reason})"
+            for (i, j), r in zip(own_pairs + cross_pairs, own + cross, strict=True) if r.status == "error") + "."),
         "",
         f"**Passes across items:** {len(cross_passes)} of {len(cross_pairs):,}, each checked by hand. None is a "
         "fault of the sandbox or the harness: in each, the record's function behaves like the item's on every input "

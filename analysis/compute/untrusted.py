@@ -34,13 +34,13 @@ machine allows and caches the answer)
        files (nor read ``/root``). The interpreter must then be one ``nobody`` may run, so the
        probe tries ``sys.executable`` and then the system's ``python3`` (a virtual environment
        under ``/root`` is unreadable to ``nobody``); the code needs only the standard library.
-    4. **Resource limits** set by the child on itself before the code runs, soft = hard, so
-       the code cannot raise them back: CPU seconds (``RLIMIT_CPU``; the kernel kills the
-       process at the limit), address space (``RLIMIT_AS``: an allocation past it raises
-       ``MemoryError`` instead of taking the machine's memory), the size of any file written
-       (``RLIMIT_FSIZE``), processes and threads (``RLIMIT_NPROC``, counted per user in the
-       new user namespace; root ignores this limit, which is one more reason to drop to
-       ``nobody``), open files, and no core dumps.
+    4. **Resource limits** set by the child on itself before the code runs, hard ones, so
+       the code cannot raise them back: CPU seconds (``RLIMIT_CPU``: ``SIGXCPU`` at the limit,
+       which the child reports, ``SIGKILL`` one second later), address space (``RLIMIT_AS``: an
+       allocation past it raises ``MemoryError`` instead of taking the machine's memory), the
+       size of any file written (``RLIMIT_FSIZE``), processes and threads (``RLIMIT_NPROC``,
+       counted per user in the new user namespace; root ignores this limit, which is one more
+       reason to drop to ``nobody``), open files, and no core dumps.
     5. **An audit hook** (:pep:`578`) installed in the child before the code is compiled. It
        refuses socket ``connect``/``bind``/``sendto``/``sendmsg``; ``subprocess``,
        ``os.system``, ``os.exec*``, ``os.spawn*``, ``posix_spawn``, ``fork`` and ``kill``;
@@ -373,7 +373,9 @@ def _judge(nonce: bytes, output: bytes, verdict: bytes, killed: bool, cpu: float
             return Outcome("passed", "ran to its end", result=result, **ran)
     if killed:
         return Outcome("timeout", f"ran past its {limits.wall_seconds:g} s wall-clock limit", **ran)
-    if cpu >= limits.cpu_seconds - 0.05:
+    # The child says so when SIGXCPU reaches it; if the code took that signal over, SIGKILL came a second later.
+    # rusage samples CPU time coarser than the limit counts it, hence the margin.
+    if "timeout cpu" in lines or cpu >= 0.9 * limits.cpu_seconds:
         plural = "" if limits.cpu_seconds == 1 else "s"
         return Outcome("timeout", f"used up its {limits.cpu_seconds} CPU second{plural}", **ran)
     last = {kind: line[len(kind) + 1:] for line in lines for kind in ("failed", "error", "unavailable")
@@ -433,7 +435,8 @@ def _main(argv):
             hard = resource.getrlimit(kind)[1]
             if hard != resource.RLIM_INFINITY:
                 value = min(value, hard)
-            resource.setrlimit(kind, (value, value))
+            # CPU: SIGXCPU at the limit (the handler below reports it), SIGKILL a second later whatever the code did
+            resource.setrlimit(kind, (value, value + 1 if kind == resource.RLIMIT_CPU else value))
         with open("main.py", "rb") as f:
             source = f.read()
     except BaseException as exc:
@@ -446,6 +449,10 @@ def _main(argv):
         text = " ".join(str_(text).split())
         return text[:297] + "..." if len_(text) > 300 else text
 
+    # Built now: when the code has used up its memory, describing its exception may itself fail.
+    undescribed = {kind: (kind + " an exception that could not be described (out of memory?)\n").encode()
+                   for kind in ("failed", "error")}
+
     def report(kind, exc):
         try:
             name = type_(exc).__name__
@@ -454,9 +461,12 @@ def _main(argv):
             except BaseException:
                 message = ""
             text = "%s %s: %s" % (kind, name, message) if message else "%s %s" % (kind, name)
+            write(out, text.replace("\n", " ").encode("utf-8", "replace") + b"\n")
         except BaseException:
-            text = kind + " an exception that cannot be described"
-        write(out, text.replace("\n", " ").encode("utf-8", "replace") + b"\n")
+            try:
+                write(out, undescribed[kind])
+            except BaseException:
+                pass
 
     flushes = []
     for stream in (sys.stdout, sys.stderr):
@@ -536,6 +546,14 @@ def _main(argv):
         elif event == "import" and args[0] in modules:
             refuse("import " + args[0])
 
+    def out_of_cpu(signum, frame):
+        try:
+            write(out, b"timeout cpu\n")
+        finally:
+            finish(124)
+
+    import _signal  # not signal, which imports enum: a few milliseconds on every run
+    _signal.signal(_signal.SIGXCPU, out_of_cpu)
     if argv[9] == "1":
         sys.addaudithook(hook)
     namespace = {"__name__": "__main__", "__builtins__": __builtins__}

@@ -120,9 +120,13 @@ def test_a_file_larger_than_the_limit_cannot_be_written() -> None:
 
 
 @needs_sandbox
-def test_an_infinite_loop_ends_at_its_cpu_limit() -> None:
+@pytest.mark.parametrize("source", [
+    "while True:\n    pass\n",
+    "import signal\nsignal.signal(signal.SIGXCPU, signal.SIG_IGN)\nwhile True:\n    pass\n",  # then SIGKILL
+], ids=["loop", "loop-ignoring-SIGXCPU"])
+def test_an_infinite_loop_ends_at_its_cpu_limit(source: str) -> None:
     started = time.monotonic()  # the wall limit is generous: on a busy machine 1 CPU second takes longer
-    outcome = run_untrusted("while True:\n    pass\n", Limits(cpu_seconds=1, wall_seconds=20.0))
+    outcome = run_untrusted(source, Limits(cpu_seconds=1, wall_seconds=20.0))
     assert outcome.status == "timeout" and outcome.detail == "used up its 1 CPU second"
     assert time.monotonic() - started < 20.0
 
