@@ -9,16 +9,30 @@ from typing import Any
 from synthscope import tasks
 from synthscope.cli.common import CliError, open_workspace, table
 from synthscope.cli.progress import ProgressBar
+from synthscope.core import hub
 from synthscope.core.workspace import Workspace
+
+# The judge's backend and server: the operator's settings, so the command line's and synthscope.toml's only. They
+# are not in scan.OVERRIDE_FLAGS, the settings a dashboard scan may change (tasks.start_scan refuses the rest).
+JUDGE_FLAGS = {"judge.backend": "--judge-backend", "judge.model": "--judge-model",
+               "judge.endpoint": "--judge-endpoint", "judge.api_key_env": "--judge-api-key-env"}
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
-    from synthscope.contamination.scan import OVERRIDE_FLAGS
+    from synthscope.contamination.scan import OVERRIDE_FLAGS, config_from
 
     ws = open_workspace(args)
-    overrides = {key: getattr(args, flag.lstrip("-").replace("-", "_")) for key, flag in OVERRIDE_FLAGS.items()}
-    task = tasks.ScanTask(args.benchmark, args.synthetic, {k: v for k, v in overrides.items() if v is not None},
-                          args.engine, args.address, args.workers)
+    if args.online:
+        hub.configure(None, online=True)
+    flags = {**OVERRIDE_FLAGS, **JUDGE_FLAGS}
+    overrides = {key: getattr(args, flag.lstrip("-").replace("-", "_")) for key, flag in flags.items()}
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if "judge.endpoint" in overrides:
+        overrides.setdefault("judge.backend", "endpoint")  # an endpoint named on the command line is meant to be used
+    judge = config_from(ws, overrides).judge
+    if judge is not None and judge.backend == "endpoint":
+        judge.chat_endpoint().check_allowed()  # before the cheaper stages spend minutes, not after
+    task = tasks.ScanTask(args.benchmark, args.synthetic, overrides, args.engine, args.address, args.workers)
     with ProgressBar("rows") as bar:
         summaries = task.run(ws, bar)
     for summary in summaries:
@@ -28,15 +42,23 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 def _print_scan(ws: Workspace, summary: Any) -> None:
     print(f"\nscan {summary.scan_id}: benchmark {summary.benchmark}")
-    stages = list(summary.per_synthetic[0].by_stage) if summary.per_synthetic else []
     rows = [(s.synthetic, s.records, s.items, s.contaminated, s.contaminated / s.items if s.items else 0.0,
-             *(s.by_stage[k] for k in stages), s.seconds) for s in summary.per_synthetic]
-    print(table(rows, ["synthetic", "records", "items", "contaminated", "share", *stages, "seconds"]))
+             s.by_tier.get("confirmed", 0), s.by_tier.get("likely", 0), s.by_tier.get("candidate", 0),
+             "-" if s.expected_false is None else f"{s.expected_false:.1f}", s.seconds)
+            for s in summary.per_synthetic]
+    print(table(rows, ["synthetic", "records", "items", "contaminated", "share", "confirmed", "likely",
+                       "candidate (not counted)", "expected false", "seconds"]))
+    for s in summary.per_synthetic:
+        if s.expected_false is not None:
+            print(f"expected false flags in {s.synthetic}: {s.contaminated} flagged · expected false ≈ "
+                  f"{s.expected_false:.1f} by chance (semantic matches at likely_at in a corpus this size)")
     top = ws.query(
-        "SELECT synthetic || '@' || synthetic_version AS synthetic, item_id, verdict, bucket, coverage,"
-        " jaccard, cosine, matched_field FROM verdicts WHERE scan_id = ? AND verdict <> 'clean'"
-        " ORDER BY list_position(['exact', 'near_duplicate', 'semantic', 'judged'], verdict),"
-        " coverage DESC, jaccard DESC NULLS LAST, cosine DESC NULLS LAST LIMIT 15", [summary.scan_id])
+        "SELECT synthetic || '@' || synthetic_version AS synthetic, item_id, tier, verdict AS stage, leaked,"
+        " coverage, jaccard, cosine, reason FROM verdicts WHERE scan_id = ? AND verdict <> 'clean'"
+        " ORDER BY list_position(['confirmed', 'likely'], tier),"
+        " list_position(['exact', 'near_duplicate', 'semantic', 'judged'], verdict),"
+        " CASE verdict WHEN 'exact' THEN coverage WHEN 'near_duplicate' THEN jaccard WHEN 'judged' THEN judge_score"
+        " ELSE cosine END DESC NULLS LAST, item_id LIMIT 15", [summary.scan_id])
     if len(top):
         print("\nmost contaminated items:")
         print(table(top.itertuples(index=False), list(top.columns)))
@@ -90,13 +112,27 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--n", type=int, nargs="+", help="n-gram sizes (default from synthscope.toml: 13 8)")
     p.add_argument("--clean-below", type=float, help="coverage below this is clean (default 0.2)")
     p.add_argument("--dirty-from", type=float, help="coverage from this is dirty (default 0.8)")
-    p.add_argument("--top-k", type=int, help="evidence records kept per item (default 5)")
+    p.add_argument("--top-k", type=int, help="evidence records kept per item, by every stage (default 5)")
     p.add_argument("--stages", nargs="+", choices=["exact", "near_duplicate", "semantic", "judged"],
                    help="stages to run, cheapest first (default from synthscope.toml: exact near_duplicate semantic)")
     p.add_argument("--near-flag-at", type=float, help="Jaccard from which a near-duplicate is flagged")
-    p.add_argument("--semantic-flag-at", type=float, help="cosine from which a semantic match is flagged")
+    p.add_argument("--semantic-flag-at", type=float,
+                   help="cosine from which a mutual-best semantic pair is a match, sent to the task-aware checks")
+    p.add_argument("--likely-at", type=float,
+                   help="cosine from which a semantic match counts as likely without a check (default 0.80)")
     p.add_argument("--model", help="embedding model: name, local path, or hub id (hub needs --online)")
     p.add_argument("--device", help="auto (default), cpu or cuda")
+    p.add_argument("--judge-backend", choices=["logits", "chat", "endpoint"],
+                   help="the judged stage's judge: next-token logits of a local model (default), a local chat "
+                   "model's JSON verdict, or an OpenAI-compatible server's")
+    p.add_argument("--judge-model", help="the judge's model: local name, path or hub id; for an endpoint, the name "
+                   "it serves")
+    p.add_argument("--judge-endpoint", metavar="URL", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1 "
+                   "(implies --judge-backend endpoint; another host than this machine needs --online)")
+    p.add_argument("--judge-api-key-env", metavar="NAME",
+                   help="environment variable holding the endpoint's API key (the key itself is never stored)")
+    p.add_argument("--online", action="store_true",
+                   help="allow the Hugging Face Hub and a judge endpoint on another machine")
     p.add_argument("--engine", choices=["local", "ray"], default="local",
                    help="where the n-gram, MinHash and embedding stages run: this machine (default) or Ray")
     p.add_argument("--address", help="a running Ray cluster (e.g. auto, ray://HOST:10001); "

@@ -11,9 +11,34 @@ Stages, in order of strength and cost:
 
 The first three are computed for every item — once the synthetic corpus is
 signed and embedded, scoring all items costs little — so the drill-down shows
-every stage's scores. The verdict takes the first stage, in this order, whose
-threshold the item reaches. The judge is the expensive one: it only looks at
-items the first three left undecided whose best cosine reached ``candidate_at``.
+every stage's scores. The judge is the expensive one: it only looks at items
+the others left uncounted whose best cosine reached ``candidate_at``.
+
+Evidence tiers: how strong the proof is
+    A semantic neighbour is often another problem on the same topic, so every
+    pair, and every item through its best pair, gets a *tier*:
+
+    ``confirmed``
+        a copy (the exact stage covers the item's question, or its whole
+        answer; a near-duplicate), or a semantic match that passed a task-aware
+        check (:mod:`.checks`: the record's code passes the item's tests, it
+        states the item's final answer, ...); identity checks (code tests,
+        final answer) confirm any semantic pair from ``candidate_at``;
+    ``likely``
+        a semantic match (mutual best, from ``flag_at``) whose cosine reaches
+        ``likely_at`` (calibrated on hard negatives) and that no identity check
+        (code tests, final answer) refuted; or a judge's yes;
+    ``candidate``
+        worth a look, not counted: a partial overlap of the answer alone
+        (shared building blocks such as an ``is_prime`` helper), a semantic
+        match below ``likely_at`` or refuted by a check, a cosine from
+        ``candidate_at``.
+
+    ``count`` (default confirmed and likely) says which tiers make an item
+    contaminated: ``verdict`` is then the stage of its best counted pair, else
+    ``clean``, so every count downstream (grid, gate, Compare) follows it.
+    ``leaked`` says what the counted evidence holds: ``question``, ``answer``
+    or ``question+answer``.
 """
 
 from __future__ import annotations
@@ -30,6 +55,9 @@ from synthscope.contamination.ngram import NgramConfig
 STAGES = ("exact", "near_duplicate", "semantic", "judged")
 DEFAULT_STAGES = ("exact", "near_duplicate", "semantic")
 STRENGTH = {name: i for i, name in enumerate(STAGES)}
+TIERS = ("confirmed", "likely", "candidate")
+DEFAULT_COUNT = ("confirmed", "likely")
+VETO_CHECKS = ("code_tests", "final_answer")  # checks that test the problem's identity: a failure refutes a match
 
 
 @dataclass(frozen=True)
@@ -39,15 +67,19 @@ class CascadeConfig:
     near_duplicate: Any = None  # minhash.NearDuplicateConfig when the stage runs
     semantic: Any = None  # semantic.SemanticConfig
     judge: Any = None  # judge.JudgeConfig
+    count: tuple[str, ...] = DEFAULT_COUNT  # the tiers that make an item contaminated
+    checks: bool = True  # run the task-aware checks on semantic matches
 
     def __post_init__(self) -> None:
         unknown = set(self.stages) - set(STAGES)
         if unknown or "exact" not in self.stages:
             raise ValueError(f"stages must include 'exact' and come from {', '.join(STAGES)}; got {self.stages}")
+        if not self.count or set(self.count) - set(TIERS) or "confirmed" not in self.count:
+            raise ValueError(f"count must include 'confirmed' and come from {', '.join(TIERS)}; got {self.count}")
 
     def settings(self) -> dict[str, Any]:
         """Plain data for manifests."""
-        out: dict[str, Any] = {"stages": list(self.stages)}
+        out: dict[str, Any] = {"stages": list(self.stages), "count": list(self.count), "checks": self.checks}
         for name in ("ngram", "near_duplicate", "semantic", "judge"):
             value = getattr(self, name)
             if value is not None:
@@ -84,6 +116,8 @@ def config_from(settings: Mapping[str, Any], overrides: Mapping[str, Any] | None
         else:
             table[key] = value
     stages = tuple(table.pop("stages", DEFAULT_STAGES))
+    count = tuple(table.pop("count", DEFAULT_COUNT))
+    checks = bool(table.pop("checks", True))
     ngram = _build(NgramConfig, table.pop("ngram", {}), "ngram")
     near = semantic = judge = None
     if "near_duplicate" in stages:
@@ -102,14 +136,39 @@ def config_from(settings: Mapping[str, Any], overrides: Mapping[str, Any] | None
         table.pop(section, None)  # settings of stages that are off
     if table:
         raise ValueError(f"unknown [contamination] settings: {', '.join(sorted(table))}")
-    return CascadeConfig(stages, ngram, near, semantic, judge)
+    return CascadeConfig(stages, ngram, near, semantic, judge, count, checks)
 
 
 # -- deciding ------------------------------------------------------------------------------
 
 
+def check_candidates(exact_evidence: pd.DataFrame, semantic: pd.DataFrame | None,
+                     config: CascadeConfig) -> pd.DataFrame:
+    """The pairs a task-aware check may promote: semantic pairs from ``candidate_at``, and partial answer overlaps.
+
+    Every semantic pair an item kept (its ``top_k`` records) from ``candidate_at``
+    is checked, not only the mutual-best matches: a record whose code passes the
+    item's own tests is that problem whatever its cosine (HumanEval/61's
+    bracket checker sits at 0.65 and is another item's best match too). The
+    number checked is bounded by items x ``top_k``. Columns ``item, record_id,
+    record_span`` (the matched record window, or None).
+    """
+    frames = []
+    if semantic is not None and len(semantic):
+        frames.append(semantic.loc[semantic["cosine"] >= config.semantic.candidate_at,
+                                   ["item", "record_id", "record_span"]])
+    if len(exact_evidence) and "prompt_coverage" in exact_evidence:
+        answer_only = ((exact_evidence["coverage"] >= config.ngram.clean_below)
+                       & (exact_evidence["prompt_coverage"].fillna(0) < config.ngram.clean_below)
+                       & (exact_evidence["coverage"] < config.ngram.dirty_from))
+        frames.append(exact_evidence.loc[answer_only, ["item", "record_id"]].assign(record_span=None))
+    if not frames:
+        return pd.DataFrame(columns=["item", "record_id", "record_span"])
+    return pd.concat(frames, ignore_index=True).drop_duplicates(["item", "record_id"]).reset_index(drop=True)
+
+
 def judge_candidates(verdicts: pd.DataFrame, semantic: pd.DataFrame | None, config: CascadeConfig) -> pd.DataFrame:
-    """The pairs the judge should see: undecided items' best semantic record, best cosine first."""
+    """The pairs the judge should see: uncounted items' best semantic record, best cosine first."""
     if config.judge is None or semantic is None or semantic.empty:
         return pd.DataFrame(columns=["item", "record_id", "cosine"])
     undecided = set(verdicts.loc[verdicts["verdict"] == "clean", "item"])
@@ -121,86 +180,167 @@ def judge_candidates(verdicts: pd.DataFrame, semantic: pd.DataFrame | None, conf
 
 def decide(exact_verdicts: pd.DataFrame, exact_evidence: pd.DataFrame, config: CascadeConfig,
            near: pd.DataFrame | None = None, semantic: pd.DataFrame | None = None,
-           judged: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per-item verdicts and merged evidence from every stage's output.
+           judged: pd.DataFrame | None = None, checks: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-item verdicts and merged evidence from every stage's output, with tiers.
 
     ``near`` has ``item, record_id, field, jaccard, masked_jaccard, number_substituted``;
-    ``semantic`` has ``item, record_id, cosine, item_span, record_span``; ``judged`` has
-    ``item, record_id, judge_score``. Each evidence row is one (item, record) pair with
-    every score any stage gave it and ``method``: the strongest stage that flags the
-    pair, else the strongest that surfaced it.
+    ``semantic`` has ``item, record_id, cosine, record_best, item_span, record_span``;
+    ``judged`` has ``item, record_id, judge_score``; ``checks`` has ``item, record_id,
+    check, check_passed, check_reason, answer_leaked``. Each evidence row is one
+    (item, record) pair with every score any stage gave it, its ``tier``, what
+    it shows ``leaked``, and ``method``: the stage behind its tier.
     """
-    v = exact_verdicts.copy()
-    v["verdict"] = np.where(v["bucket"] == "clean", "clean", "exact")
-    item_best = pd.DataFrame({"item": v["item"]})
-
     pairs = exact_evidence.copy()
     pairs["found_exact"] = True
-    pairs["flag_exact"] = pairs["coverage"] >= config.ngram.clean_below
+    for column in ("prompt_coverage", "answer_coverage"):
+        if column not in pairs:
+            pairs[column] = pairs["coverage"] if column == "prompt_coverage" else 0.0
     if near is not None:
-        flag_at = config.near_duplicate.flag_at
-        n = near.copy()
-        n["flag_near"] = (n["jaccard"] >= flag_at) | n["number_substituted"].astype(bool)
-        n = n.rename(columns={"field": "near_field"})
+        n = near.rename(columns={"field": "near_field"})
         pairs = pairs.merge(n, on=["item", "record_id"], how="outer")
-        per_item = n.groupby("item").agg(jaccard=("jaccard", "max"), masked_jaccard=("masked_jaccard", "max"),
-                                         number_substituted=("number_substituted", "any"),
-                                         near_flag=("flag_near", "any"))
-        item_best = item_best.merge(per_item, left_on="item", right_index=True, how="left")
     if semantic is not None:
-        s = semantic.copy()
-        s["flag_semantic"] = config.semantic.flags(s["cosine"], s["record_best"])
-        pairs = pairs.merge(s.drop(columns=["record_best"]), on=["item", "record_id"], how="outer")
-        per_item = s.groupby("item").agg(cosine=("cosine", "max"), semantic_flag=("flag_semantic", "any"))
-        item_best = item_best.merge(per_item, left_on="item", right_index=True, how="left")
+        pairs = pairs.merge(semantic, on=["item", "record_id"], how="outer")
     if judged is not None and not judged.empty:
-        j = judged[["item", "record_id", "judge_score"]].copy()
-        j["flag_judged"] = j["judge_score"] >= config.judge.confirm_at
-        pairs = pairs.merge(j, on=["item", "record_id"], how="outer")
-        per_item = j.groupby("item").agg(judge_score=("judge_score", "max"))
-        item_best = item_best.merge(per_item, left_on="item", right_index=True, how="left")
+        columns = [c for c in ("item", "record_id", "judge_score", "judge_reason") if c in judged]
+        pairs = pairs.merge(judged[columns], on=["item", "record_id"], how="outer")
+    if checks is not None and not checks.empty:
+        pairs = pairs.merge(checks[["item", "record_id", "check", "check_passed", "check_reason", "answer_leaked"]],
+                            on=["item", "record_id"], how="outer")
+    pairs = _tiers(pairs, config)
 
-    for column in ("jaccard", "masked_jaccard", "cosine", "judge_score"):
-        v[column] = item_best[column].to_numpy() if column in item_best else np.nan
-    v["number_substituted"] = (item_best["number_substituted"].fillna(False).astype(bool).to_numpy()
-                               if "number_substituted" in item_best else False)
-    clean = v["verdict"] == "clean"
-    if "near_flag" in item_best:
-        v.loc[clean & item_best["near_flag"].fillna(False).astype(bool).to_numpy(), "verdict"] = "near_duplicate"
-    clean = v["verdict"] == "clean"
-    if "semantic_flag" in item_best:
-        v.loc[clean & item_best["semantic_flag"].fillna(False).astype(bool).to_numpy(), "verdict"] = "semantic"
-    clean = v["verdict"] == "clean"
-    if judged is not None and not judged.empty:
-        v.loc[clean & (v["judge_score"] >= config.judge.confirm_at), "verdict"] = "judged"
+    v = exact_verdicts.copy()
+    per_item = pairs.groupby("item")
+    best_of = {"jaccard": "max", "masked_jaccard": "max", "cosine": "max", "judge_score": "max"}
+    for column, how in best_of.items():
+        v[column] = v["item"].map(per_item[column].agg(how)) if column in pairs else np.nan
+    v["number_substituted"] = (v["item"].map(per_item["number_substituted"].agg(
+        lambda x: bool(x.fillna(False).astype(bool).any()))).fillna(False).astype(bool)
+        if "number_substituted" in pairs else False)
+    ranked = _rank_evidence(pairs, config)
+    top = ranked[ranked["rank"] == 1].set_index("item")
+    v["tier"] = v["item"].map(top["tier"]).fillna("clean")
+    counted = v["tier"].isin(config.count)
+    v["verdict"] = np.where(counted, v["item"].map(top["method"]), "clean")
+    v["leaked"] = np.where(counted, v["item"].map(_item_leak(ranked, config)).astype(object).fillna(""), "")
+    v["reason"] = v["item"].map(top["reason"]).fillna("")
     v["stages"] = ",".join(config.stages)
-    return v, _rank_evidence(pairs, config)
+    return v, ranked
 
 
-_FLAG = {"exact": "flag_exact", "near_duplicate": "flag_near", "semantic": "flag_semantic", "judged": "flag_judged"}
-_FOUND = {"exact": "found_exact", "near_duplicate": "jaccard", "semantic": "cosine", "judged": "judge_score"}
+def _bool(pairs: pd.DataFrame, column: str) -> pd.Series:
+    if column not in pairs:
+        return pd.Series(False, index=pairs.index)
+    return pairs[column].astype("boolean").fillna(False).astype(bool)
+
+
+def _num(pairs: pd.DataFrame, column: str) -> pd.Series:
+    return pairs[column].astype(float) if column in pairs else pd.Series(np.nan, index=pairs.index)
+
+
+def _tiers(pairs: pd.DataFrame, config: CascadeConfig) -> pd.DataFrame:
+    """Each pair's tier, the stage behind it (``method``), what it shows leaked, and why (``reason``)."""
+    ng = config.ngram
+    coverage, prompt_cov, answer_cov = (_num(pairs, c).fillna(0.0)
+                                        for c in ("coverage", "prompt_coverage", "answer_coverage"))
+    check = pairs["check"].fillna("") if "check" in pairs else pd.Series("", index=pairs.index)
+    passed = _bool(pairs, "check_passed")
+    refuted = check.isin(VETO_CHECKS) & pairs.get("check_passed", pd.Series(None, index=pairs.index)).eq(False)
+    pairs["flag_exact"] = _bool(pairs, "found_exact") & (coverage >= ng.clean_below)
+    exact_copy = pairs["flag_exact"] & ((prompt_cov >= ng.clean_below) | (coverage >= ng.dirty_from))
+    pairs["flag_near"] = False
+    if config.near_duplicate is not None and "jaccard" in pairs:
+        pairs["flag_near"] = (_num(pairs, "jaccard").fillna(0) >= config.near_duplicate.flag_at) | _bool(
+            pairs, "number_substituted")
+    cosine = _num(pairs, "cosine")
+    pairs["flag_semantic"] = False
+    if config.semantic is not None and "cosine" in pairs:
+        best = _num(pairs, "record_best").fillna(cosine)
+        pairs["flag_semantic"] = config.semantic.flags(cosine.fillna(-1.0), best).astype(bool)
+    pairs["flag_judged"] = False
+    if config.judge is not None and "judge_score" in pairs:
+        pairs["flag_judged"] = _num(pairs, "judge_score").fillna(0) >= config.judge.confirm_at
+    likely_at = config.semantic.likely_at if config.semantic is not None else np.inf
+    candidate_at = config.semantic.candidate_at if config.semantic is not None else np.inf
+    cosine = cosine.fillna(-1.0)
+
+    rules = [  # (condition, tier, method, reason), strongest first
+        (exact_copy, "confirmed", "exact", "copied: n-grams cover the item"),
+        (pairs["flag_near"], "confirmed", "near_duplicate", "near-duplicate text"),
+        (pairs["flag_exact"] & passed, "confirmed", "exact", None),
+        (pairs["flag_semantic"] & passed, "confirmed", "semantic", None),
+        ((cosine >= candidate_at) & passed & check.isin(VETO_CHECKS), "confirmed", "semantic", None),
+        (pairs["flag_semantic"] & (cosine >= likely_at) & ~refuted, "likely", "semantic", "semantic match"),
+        (pairs["flag_judged"], "likely", "judged", "the judge says same problem"),
+        (pairs["flag_exact"], "candidate", "exact", "shares part of the answer only"),
+        (pairs["flag_semantic"], "candidate", "semantic", "semantic match below likely_at"),
+        (cosine >= candidate_at, "candidate", "semantic", "semantic neighbour"),
+    ]
+    conditions = [c.to_numpy(bool) for c, *_ in rules]
+    pairs["tier"] = np.select(conditions, [t for _, t, *_ in rules], default="")
+    found = [(_bool(pairs, "found_exact"), "exact"), (_num(pairs, "jaccard").notna(), "near_duplicate"),
+             (cosine.notna(), "semantic"), (_num(pairs, "judge_score").notna(), "judged")]
+    pairs["method"] = np.select(conditions + [f.to_numpy(bool) for f, _ in found],
+                                [m for _, _, m, _ in rules] + [m for _, m in found], default="exact")
+    default_reason = np.select(conditions, [r or "" for *_, r in rules], default="")
+    check_reason = pairs["check_reason"].fillna("") if "check_reason" in pairs else pd.Series("", index=pairs.index)
+    judge_reason = pairs["judge_reason"].fillna("") if "judge_reason" in pairs else pd.Series("", index=pairs.index)
+    from_judge = (pairs["method"] == "judged") & (judge_reason != "")
+    pairs["reason"] = np.where(check_reason != "", check_reason,
+                               np.where(from_judge, "judge: " + judge_reason, default_reason))
+    question = (prompt_cov >= ng.clean_below) & pairs["flag_exact"] | (pairs["flag_near"] & pairs.get(
+        "near_field", pd.Series("", index=pairs.index)).fillna("").eq("prompt")) | pairs["flag_semantic"] | pairs[
+        "flag_judged"]
+    answer = ((answer_cov >= ng.clean_below) & pairs["flag_exact"]) | (pairs["flag_near"] & pairs.get(
+        "near_field", pd.Series("", index=pairs.index)).fillna("").eq("answer")) | _bool(pairs, "answer_leaked")
+    pairs["leaked"] = np.select([question & answer, question, answer], ["question+answer", "question", "answer"],
+                                default="")
+    pairs["flagged"] = pairs["tier"].isin(config.count)
+    return pairs
+
+
+def chance_after_checks(evidence: pd.DataFrame, chance: pd.Series, config: CascadeConfig) -> pd.Series:
+    """Per item, the chance of a counted semantic flag by chance alone, once identity checks have had their say.
+
+    ``chance`` is P(a record reaches ``likely_at`` by chance) per item (index:
+    item; :func:`synthscope.contamination.semantic.chance_of_flag`). Where an
+    identity check (code tests, final answer) ran on the item's pairs, a chance
+    match is counted only if the check does not refute it, so it is scaled by
+    the share of this scan's matches from ``likely_at`` that such checks did not
+    refute. True matches are among those and survive, so the share, and the
+    estimate, lean high.
+    """
+    cosine = _num(evidence, "cosine").fillna(-1.0)
+    checked = evidence.get("check", pd.Series("", index=evidence.index)).fillna("").isin(VETO_CHECKS)
+    strong = evidence[checked & (cosine >= config.semantic.likely_at)]
+    survive = 1.0 - float(strong["check_passed"].eq(False).mean()) if len(strong) else 1.0
+    identity_items = set(evidence.loc[checked, "item"])
+    factor = pd.Series([survive if i in identity_items else 1.0 for i in chance.index], index=chance.index)
+    return chance * factor
+
+
+def _item_leak(ranked: pd.DataFrame, config: CascadeConfig) -> pd.Series:
+    """Per item, what its counted pairs show leaked together."""
+    counted = ranked[ranked["tier"].isin(config.count)]
+    if counted.empty:
+        return pd.Series(dtype=object)
+    leaks = counted.groupby("item")["leaked"].agg(lambda x: set("+".join(x).split("+")) - {""})
+    return leaks.map(lambda parts: "+".join(p for p in ("question", "answer") if p in parts))
+
+
+_RANK = {"confirmed": 0, "likely": 1, "candidate": 2, "": 3}
+_SCORE = {"exact": "coverage", "near_duplicate": "jaccard", "semantic": "cosine", "judged": "judge_score"}
 
 
 def _rank_evidence(pairs: pd.DataFrame, config: CascadeConfig) -> pd.DataFrame:
-    """Label each pair with its method and rank an item's pairs: flagged first, stronger stage first."""
-    flags = [c for c in _FLAG.values() if c in pairs]
-    for flag in flags:
-        pairs[flag] = pairs[flag].astype("boolean").fillna(False).astype(bool)
-    stages = [s for s in STAGES if _FOUND[s] in pairs]
-    flagged_by = [pairs[_FLAG[s]] for s in stages if _FLAG[s] in pairs]
-    found_by = [pairs[_FOUND[s]].notna() & (pairs[_FOUND[s]] != False) for s in stages]  # noqa: E712
-    pairs["method"] = np.select(flagged_by + found_by,
-                                [s for s in stages if _FLAG[s] in pairs] + stages, default="exact")
-    pairs["flagged"] = pairs[flags].any(axis=1) if flags else False
-    # Within a method, the stage's own score orders the pairs.
+    """Rank an item's pairs: stronger tier first, then stronger stage, then the stage's own score."""
     score = pd.Series(0.0, index=pairs.index)
-    for stage, column in (("exact", "coverage"), ("near_duplicate", "jaccard"), ("semantic", "cosine"),
-                          ("judged", "judge_score")):
+    for stage, column in _SCORE.items():
         if column in pairs:
             score = score.mask(pairs["method"] == stage, pairs[column].astype(float).fillna(0.0))
-    pairs = pairs.assign(strength=pairs["method"].map(STRENGTH), score=score)
-    pairs = pairs.sort_values(["item", "flagged", "strength", "score", "record_id"],
-                              ascending=[True, False, True, False, True])
+    pairs = pairs.assign(tier_rank=pairs["tier"].map(_RANK), strength=pairs["method"].map(STRENGTH), score=score)
+    pairs = pairs.sort_values(["item", "tier_rank", "strength", "score", "record_id"],
+                              ascending=[True, True, True, False, True])
     pairs["rank"] = pairs.groupby("item").cumcount() + 1
-    drop = ["found_exact", "strength", "score", *flags]
+    drop = ["found_exact", "judge_reason", "tier_rank", "strength", "score", "flag_exact", "flag_near",
+            "flag_semantic", "flag_judged"]
     return pairs.drop(columns=[c for c in drop if c in pairs]).reset_index(drop=True)

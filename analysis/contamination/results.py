@@ -22,12 +22,13 @@ from synthscope.contamination.cascade import STAGES
 from synthscope.core.text import record_text, token_spans
 from synthscope.core.workspace import Workspace
 
-ITEM_COLUMNS = ["item_id", "verdict", "bucket", "coverage", "prompt_coverage", "answer_coverage",
-                "longest_span", "matched_field", "matched_records", "jaccard", "masked_jaccard",
-                "number_substituted", "cosine", "judge_score", "stages"]
+ITEM_COLUMNS = ["item_id", "tier", "verdict", "leaked", "reason", "bucket", "coverage", "prompt_coverage",
+                "answer_coverage", "longest_span", "matched_field", "matched_records", "jaccard", "masked_jaccard",
+                "number_substituted", "cosine", "judge_score", "chance", "stages"]
 VERDICTS = (*STAGES, "clean")  # strongest first; "clean" last
 # Strongest verdict first, then the stages' own scores; a missing score sorts last.
-_ITEM_ORDER = ("CASE verdict " + " ".join(f"WHEN '{v}' THEN {i}" for i, v in enumerate(VERDICTS))
+_ITEM_ORDER = ("CASE tier WHEN 'confirmed' THEN 0 WHEN 'likely' THEN 1 WHEN 'candidate' THEN 2 ELSE 3 END, "
+               "CASE verdict " + " ".join(f"WHEN '{v}' THEN {i}" for i, v in enumerate(VERDICTS))
                + f" ELSE {len(VERDICTS)} END, coverage DESC NULLS LAST, longest_span DESC NULLS LAST, "
                "jaccard DESC NULLS LAST, cosine DESC NULLS LAST, judge_score DESC NULLS LAST, item")
 
@@ -54,13 +55,18 @@ class ScanTarget:
 def grid(ws: Workspace) -> pd.DataFrame:
     """The newest verdicts per benchmark × synthetic version, counted; labels are ``name@version``.
 
-    ``contaminated`` is split by the deciding stage (``exact``, ``near_duplicate``,
-    ``semantic``, ``judged``); ``dirty``/``partial`` are the n-gram buckets.
+    ``contaminated`` counts the tiers the scan's policy counts (default confirmed
+    and likely), split by tier and by the deciding stage (``exact``,
+    ``near_duplicate``, ``semantic``, ``judged``); ``candidate`` items are shown,
+    not counted; ``expected_false`` is how many counted flags chance alone would
+    give (:func:`synthscope.contamination.semantic.chance_of_flag`);
+    ``dirty``/``partial`` are the n-gram buckets.
     """
     return ws.query("""
         SELECT benchmark || '@' || benchmark_version AS benchmark,
                synthetic || '@' || synthetic_version AS synthetic,
-               items, contaminated, exact, near_duplicate, semantic, judged, dirty, partial,
+               items, contaminated, confirmed, likely, candidate, expected_false, question_seen, answer_seen,
+               exact, near_duplicate, semantic, judged, dirty, partial,
                contaminated_share, scan_id
         FROM contamination_grid
         ORDER BY benchmark, synthetic
@@ -68,13 +74,44 @@ def grid(ws: Workspace) -> pd.DataFrame:
 
 
 def scans(ws: Workspace) -> pd.DataFrame:
-    """Every scan, newest first."""
-    return ws.query("""
+    """Every scan, newest first, with the thresholds and settings it used (``settings``: one line)."""
+    df = ws.query("""
         SELECT scan_id, created_at, benchmark || '@' || benchmark_version AS benchmark,
-               synthetic, methods, items, records, seconds
+               synthetic, methods, items, records, seconds, CAST(config AS VARCHAR) AS config_json
         FROM scans
         ORDER BY scan_id DESC
     """)
+    df["settings"] = [settings_line(c) for c in df.pop("config_json")]
+    return df
+
+
+def settings_line(config: Any) -> str:
+    """A scan's thresholds in one line: ``count confirmed+likely · n-grams 13,8 clean<0.2 · ... ``."""
+    import json
+
+    try:
+        c = json.loads(config) if isinstance(config, str) else dict(config or {})
+    except (TypeError, ValueError):
+        return ""
+    if not isinstance(c, dict):
+        return ""
+    parts = []
+    if c.get("count"):
+        parts.append("count " + "+".join(map(str, c["count"])))
+    ng = c.get("ngram") or {}
+    if ng:
+        parts.append(f"n-grams {','.join(map(str, ng.get('ns', [])))} clean<{ng.get('clean_below')} "
+                     f"dirty>={ng.get('dirty_from')}")
+    near = c.get("near_duplicate") or {}
+    if near:
+        parts.append(f"near-dup Jaccard>={near.get('flag_at')} (LSH {near.get('lsh_threshold')})")
+    sem = c.get("semantic") or {}
+    if sem:
+        parts.append(f"semantic {sem.get('candidate_at')}/{sem.get('flag_at')}/{sem.get('likely_at')} "
+                     f"(candidate/match/likely) margin {sem.get('margin')}")
+    if c.get("checks") is False:
+        parts.append("task-aware checks off")
+    return " · ".join(parts)
 
 
 def scan_targets(ws: Workspace) -> list[ScanTarget]:
@@ -88,11 +125,12 @@ def scan_targets(ws: Workspace) -> list[ScanTarget]:
 
 
 def items(ws: Workspace, target: ScanTarget, contaminated_only: bool = True,
-          verdicts: Iterable[str] | None = None) -> pd.DataFrame:
-    """Per-item verdicts of one scan target: strongest deciding stage first, then by its scores.
+          verdicts: Iterable[str] | None = None, tiers: Iterable[str] | None = None) -> pd.DataFrame:
+    """Per-item verdicts of one scan target: strongest tier and deciding stage first, then by its scores.
 
     ``verdicts`` keeps only items decided by those stages (``"clean"`` included
-    if given); ``None`` or empty keeps every item (or every contaminated one).
+    if given); ``tiers`` only those tiers; ``None`` or empty keeps every item
+    (or every contaminated one).
     """
     where, params = "", [target.scan_id, target.synthetic, target.synthetic_version]
     if contaminated_only:
@@ -101,12 +139,37 @@ def items(ws: Workspace, target: ScanTarget, contaminated_only: bool = True,
     if chosen:
         where += f" AND verdict IN ({', '.join('?' for _ in chosen)})"
         params += chosen
+    chosen_tiers = list(tiers or [])
+    if chosen_tiers:
+        where += f" AND coalesce(tier, 'clean') IN ({', '.join('?' for _ in chosen_tiers)})"
+        params += chosen_tiers
     return ws.query(f"""
         SELECT {', '.join(ITEM_COLUMNS)}
         FROM verdicts
         WHERE scan_id = ? AND synthetic = ? AND synthetic_version = ?{where}
         ORDER BY {_ITEM_ORDER}
     """, params)
+
+
+TIER_ORDER = ("confirmed", "likely", "candidate", "clean")
+
+
+def tier_counts(ws: Workspace, target: ScanTarget) -> dict[str, int]:
+    """Items per evidence tier of one scan target, strongest first; tiers no item got are left out."""
+    df = ws.query("""
+        SELECT coalesce(tier, CASE WHEN verdict = 'clean' THEN 'clean' ELSE 'confirmed' END) AS tier, count(*) AS n
+        FROM verdicts WHERE scan_id = ? AND synthetic = ? AND synthetic_version = ?
+        GROUP BY ALL
+    """, [target.scan_id, target.synthetic, target.synthetic_version])
+    found = dict(zip(df["tier"], df["n"].astype(int)))
+    return {t: found[t] for t in TIER_ORDER if t in found}
+
+
+def expected_false(ws: Workspace, target: ScanTarget) -> float | None:
+    """Counted flags expected by chance in one scan target (None when the scan had no semantic stage)."""
+    df = ws.query("SELECT sum(chance) AS e, count(chance) AS n FROM verdicts WHERE scan_id = ? AND synthetic = ? "
+                  "AND synthetic_version = ?", [target.scan_id, target.synthetic, target.synthetic_version])
+    return None if df.empty or not df["n"].iloc[0] else float(df["e"].iloc[0])
 
 
 def verdict_counts(ws: Workspace, target: ScanTarget) -> dict[str, int]:
@@ -194,6 +257,12 @@ class EvidenceRecord:
     item_prompt_ranges: list[Range]
     item_answer_ranges: list[Range]
     highlight: str = ""
+    tier: str = ""  # confirmed | likely | candidate | "" (see synthscope.contamination.cascade)
+    leaked: str = ""  # question | answer | question+answer | ""
+    reason: str = ""  # the pair's evidence in one line ("passes HumanEval/13's tests with gcd()")
+    check: str = ""  # the task-aware check run on the pair, if any
+    check_passed: bool | None = None
+    record_best: float | None = None  # the record's best cosine with any item (mutual-best rule)
     window: Range | None = None  # best semantic window of the record text
     item_prompt_window: list[Range] = field(default_factory=list)
     item_answer_window: list[Range] = field(default_factory=list)
@@ -300,7 +369,11 @@ def item_evidence(ws: Workspace, target: ScanTarget, item_id: str) -> ItemEviden
             masked_jaccard=_float(row.masked_jaccard), number_substituted=bool(_value(row.number_substituted)),
             near_field=_value(row.near_field) or "", cosine=_float(row.cosine), judge_score=_float(row.judge_score),
             text=text, ranges=ranges, item_prompt_ranges=item_prompt_ranges, item_answer_ranges=item_answer_ranges,
-            highlight=highlight, window=record_window if text is not None else None,
+            highlight=highlight, tier=_value(getattr(row, "tier", None)) or "",
+            leaked=_value(getattr(row, "leaked", None)) or "", reason=_value(getattr(row, "reason", None)) or "",
+            check=_value(getattr(row, "check", None)) or "", check_passed=_value(getattr(row, "check_passed", None)),
+            record_best=_float(getattr(row, "record_best", None)),
+            window=record_window if text is not None else None,
             item_prompt_window=prompt_window, item_answer_window=answer_window,
         ))
     return out

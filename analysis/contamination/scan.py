@@ -17,11 +17,13 @@ near-duplicates, embeddings, optionally a judge); output, written once into
 from __future__ import annotations
 
 import functools
+import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -47,8 +49,11 @@ Progress = Callable[[int, int, str], None]
 OVERRIDE_FLAGS = {
     "stages": "--stages", "ngram.ns": "--n", "ngram.clean_below": "--clean-below",
     "ngram.dirty_from": "--dirty-from", "ngram.top_k": "--top-k", "near_duplicate.flag_at": "--near-flag-at",
-    "semantic.flag_at": "--semantic-flag-at", "semantic.model": "--model", "semantic.device": "--device",
+    "semantic.flag_at": "--semantic-flag-at", "semantic.likely_at": "--likely-at", "semantic.model": "--model",
+    "semantic.device": "--device",
 }
+# ``--top-k`` keeps that many records per item in every stage, not only the exact one.
+SHARED_FLAGS = {"ngram.top_k": ("near_duplicate.top_k", "semantic.top_k")}
 
 
 def config_from(ws: Workspace, overrides: Mapping[str, Any] | None = None) -> CascadeConfig:
@@ -56,6 +61,11 @@ def config_from(ws: Workspace, overrides: Mapping[str, Any] | None = None) -> Ca
 
     See :func:`synthscope.contamination.cascade.config_from` for the override keys.
     """
+    overrides = dict(overrides or {})
+    for key, others in SHARED_FLAGS.items():
+        if overrides.get(key) is not None:
+            for other in others:
+                overrides.setdefault(other, overrides[key])
     return cascade.config_from(ws.config().get("contamination", {}), overrides)
 
 
@@ -68,7 +78,10 @@ class SyntheticSummary:
     dirty: int
     partial: int
     seconds: float
-    by_stage: dict[str, int] = field(default_factory=dict)  # items decided by each stage
+    by_stage: dict[str, int] = field(default_factory=dict)  # counted items decided by each stage
+    by_tier: dict[str, int] = field(default_factory=dict)  # items per evidence tier (confirmed, likely, candidate)
+    leaked: dict[str, int] = field(default_factory=dict)  # counted items by what leaked
+    expected_false: float | None = None  # counted flags expected by chance (semantic stage; None when it is off)
 
 
 @dataclass
@@ -121,9 +134,10 @@ def run_scan(ws: Workspace, benchmark: DatasetRef, synthetics: list[DatasetRef],
     report = progress or (lambda done, total, message: None)
     started = time.perf_counter()
 
-    bench = pq.read_table(ws.records_path(benchmark), columns=["record_id", "prompt", "answer"]).to_pandas()
+    bench = pq.read_table(ws.records_path(benchmark), columns=["record_id", "prompt", "answer", "raw"]).to_pandas()
     bench = pd.DataFrame({"item": range(len(bench)), "item_id": bench["record_id"],
-                          "prompt": bench["prompt"].fillna(""), "answer": bench["answer"].fillna("")})
+                          "prompt": bench["prompt"].fillna(""), "answer": bench["answer"].fillna(""),
+                          "raw": bench["raw"].fillna("{}")})
     report(0, 1, f"indexing {len(bench)} items of {benchmark}")
     index = BenchmarkIndex(list(bench["prompt"]), list(bench["answer"]), config.ngram.ns)
 
@@ -143,11 +157,14 @@ def run_scan(ws: Workspace, benchmark: DatasetRef, synthetics: list[DatasetRef],
         item_ids = bench["item_id"].to_numpy()
         verdict_frames.append(verdicts.assign(**key, item_id=item_ids[verdicts["item"].to_numpy(int)]))
         evidence_frames.append(evidence.assign(**key, item_id=item_ids[evidence["item"].to_numpy(int)]))
-        counts = verdicts["verdict"].value_counts()
+        counts, tiers = verdicts["verdict"].value_counts(), verdicts["tier"].value_counts()
+        leaks = verdicts.loc[verdicts["verdict"] != "clean", "leaked"].value_counts()
         summaries.append(SyntheticSummary(
             str(synthetic), scanned, len(verdicts), int((verdicts["verdict"] != "clean").sum()),
             int((verdicts["bucket"] == "dirty").sum()), int((verdicts["bucket"] == "partial").sum()),
-            time.perf_counter() - t0, {s: int(counts.get(s, 0)) for s in config.stages}))
+            time.perf_counter() - t0, {s: int(counts.get(s, 0)) for s in config.stages},
+            {t: int(tiers.get(t, 0)) for t in cascade.TIERS}, {k: int(n) for k, n in leaks.items() if k},
+            round(float(verdicts["chance"].sum()), 1) if verdicts["chance"].notna().any() else None))
 
     report(bar.total, bar.total, "writing verdicts")
     with ws.staged(ws.artefact_dir("scans", scan_id)) as tmp:
@@ -192,11 +209,13 @@ def _cascade(ws: Workspace, bench: pd.DataFrame, synthetic: DatasetRef, config: 
 
         semantic = semantic_neighbours(ws, bench, synthetic, config.semantic, bar.stage(f"embeddings: {synthetic}"),
                                        engine)
-    verdicts, evidence = cascade.decide(exact_verdicts, exact_evidence, config, near, semantic)
+    checks = _checks(ws, bench, synthetic, cascade.check_candidates(exact_evidence, semantic, config), bar) \
+        if config.checks else None
+    verdicts, evidence = cascade.decide(exact_verdicts, exact_evidence, config, near, semantic, checks=checks)
     if "judged" in config.stages:
         candidates = cascade.judge_candidates(verdicts, semantic, config)
         if len(candidates):
-            from synthscope.contamination.judge import judge_pairs
+            from synthscope.contamination.judge import judge_pairs_with_reasons
             from synthscope.core.text import record_text
 
             records = pq.read_table(ws.records_path(synthetic), columns=["record_id", "prompt", "answer"],
@@ -206,12 +225,49 @@ def _cascade(ws: Workspace, bench: pd.DataFrame, synthetic: DatasetRef, config: 
             pairs = pd.DataFrame({
                 "item_text": [record_text(items.at[i, "prompt"], items.at[i, "answer"]) for i in candidates["item"]],
                 "record_text": [texts[r] for r in candidates["record_id"]]})
-            scores = judge_pairs(ws, pairs, config.judge,
+            scores, reasons = judge_pairs_with_reasons(ws, pairs, config.judge,
                                  lambda done, total, msg: bar.report(bar.total - 1, bar.total,
                                                                      f"judging {done}/{total} pairs: {synthetic}"))
-            judged = candidates.assign(judge_score=scores)
-            verdicts, evidence = cascade.decide(exact_verdicts, exact_evidence, config, near, semantic, judged)
+            judged = candidates.assign(judge_score=scores, judge_reason=reasons)
+            verdicts, evidence = cascade.decide(exact_verdicts, exact_evidence, config, near, semantic, judged, checks)
+    verdicts["chance"] = np.nan
+    if "semantic" in config.stages and "likely" in config.count:
+        from synthscope.contamination.semantic import chance_of_flag
+
+        chance = chance_of_flag(ws, bench, synthetic, config.semantic.likely_at, config.semantic)
+        chance = cascade.chance_after_checks(evidence, chance, config)
+        verdicts["chance"] = verdicts["item"].map(chance).to_numpy()
     return verdicts, evidence
+
+
+def _checks(ws: Workspace, bench: pd.DataFrame, synthetic: DatasetRef, candidates: pd.DataFrame,
+            bar: _Progress) -> pd.DataFrame | None:
+    """The task-aware checks (:mod:`.checks`) of the pairs that a check can promote."""
+    if candidates.empty:
+        return None
+    from synthscope.contamination.checks import Pair, run_checks
+    from synthscope.core.text import record_text
+
+    bar.report(bar.total - 1, bar.total, f"task-aware checks of {len(candidates)} pairs: {synthetic}")
+    records = pq.read_table(ws.records_path(synthetic), columns=["record_id", "prompt", "answer"],
+                            filters=[("record_id", "in", list(set(candidates["record_id"])))]).to_pandas()
+    texts = {r.record_id: record_text(r.prompt or "", r.answer or "") for r in records.itertuples()}
+    items = bench.set_index("item")
+    raws: dict[int, dict[str, Any]] = {}
+    pairs = []
+    for row in candidates.itertuples():
+        if row.item not in raws:
+            try:
+                raws[row.item] = json.loads(items.at[row.item, "raw"])
+            except ValueError:
+                raws[row.item] = {}
+        span = row.record_span if isinstance(row.record_span, (list, tuple, np.ndarray)) else None
+        pairs.append(Pair(str(items.at[row.item, "item_id"]), raws[row.item], items.at[row.item, "prompt"],
+                          items.at[row.item, "answer"], texts.get(row.record_id, ""), span))
+    results = run_checks(pairs)
+    return candidates[["item", "record_id"]].assign(
+        check=[r.check for r in results], check_passed=[r.passed for r in results],
+        check_reason=[r.reason for r in results], answer_leaked=[r.answer_leaked for r in results])
 
 
 def _write(df: pd.DataFrame, schema: pa.Schema, path: Any) -> None:

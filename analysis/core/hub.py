@@ -16,6 +16,15 @@ def online_requested() -> bool:
     return os.environ.get("SYNTHSCOPE_ONLINE", "").lower() in {"1", "true", "yes"}
 
 
+def is_online() -> bool:
+    """Whether the online switch is on now: :func:`configure` last ran online.
+
+    Read from ``HF_HUB_OFFLINE`` rather than remembered, so code that only sees the
+    environment (a job's child process, :mod:`synthscope.compute.models`) agrees with it.
+    """
+    return os.environ.get("HF_HUB_OFFLINE") != "1"
+
+
 def configure(workspace_root: Path | None = None, online: bool | None = None) -> bool:
     """Set the Hugging Face environment; returns whether the hub may be reached.
 

@@ -39,7 +39,11 @@ _SCAN_KEY = [
 ]
 
 VERDICTS = pa.schema(_SCAN_KEY + [
-    ("verdict", pa.string()),  # clean, or the stage that decided: exact | near_duplicate | semantic | judged
+    ("verdict", pa.string()),  # clean, or the stage behind the counted tier: exact | near_duplicate | semantic | judged
+    ("tier", pa.string()),  # confirmed | likely | candidate | clean: how strong the best evidence is
+    ("leaked", pa.string()),  # counted items: question | answer | question+answer
+    ("reason", pa.string()),  # the best evidence in words ("passes HumanEval/13's tests with gcd()")
+    ("chance", pa.float64()),  # P(a semantic flag this strong by chance alone); sums to the expected false flags
     ("bucket", pa.string()),  # clean | partial | dirty
     ("coverage", pa.float64()),
     ("prompt_coverage", pa.float64()),
@@ -84,6 +88,13 @@ EVIDENCE = pa.schema(_SCAN_KEY + [
     ("item_span", pa.list_(pa.int32())),  # semantic: best item window [start, end) in characters
     ("record_span", pa.list_(pa.int32())),  # semantic: best record window [start, end) in characters
     ("judge_score", pa.float64()),
+    ("record_best", pa.float64()),  # semantic: the record's best cosine with any item (the mutual-best rule)
+    ("tier", pa.string()),  # confirmed | likely | candidate | "" (see synthscope.contamination.cascade)
+    ("leaked", pa.string()),  # question | answer | question+answer | ""
+    ("check", pa.string()),  # the task-aware check run on the pair: code_tests | final_answer | choice | answer
+    ("check_passed", pa.bool_()),  # null: not run, not applicable, or could not run
+    ("check_reason", pa.string()),
+    ("reason", pa.string()),  # the pair's evidence in one line
 ])
 
 # Calibrations (synthscope.contamination.calibrate): rates on known positives and hard negatives. "item" rates are a
@@ -190,7 +201,7 @@ JSON_COLUMNS: dict[str, dict[str, str]] = {
     "scans": {
         "scan_id": "VARCHAR", "created_at": "VARCHAR", "benchmark": "VARCHAR",
         "benchmark_version": "VARCHAR", "synthetic": "VARCHAR", "methods": "VARCHAR",
-        "items": "BIGINT", "records": "BIGINT", "seconds": "DOUBLE",
+        "items": "BIGINT", "records": "BIGINT", "seconds": "DOUBLE", "config": "JSON",
     },
     "runs": {
         "run_id": "VARCHAR", "created_at": "VARCHAR", "model": "VARCHAR", "model_source": "VARCHAR",
@@ -217,7 +228,7 @@ JSON_COLUMNS: dict[str, dict[str, str]] = {
 }
 
 _DUCK_TO_ARROW = {
-    "VARCHAR": pa.string(), "BIGINT": pa.int64(), "DOUBLE": pa.float64(),
+    "VARCHAR": pa.string(), "BIGINT": pa.int64(), "DOUBLE": pa.float64(), "JSON": pa.string(),
     "VARCHAR[]": pa.list_(pa.string()), "MAP(VARCHAR, DOUBLE)": pa.map_(pa.string(), pa.float64()),
     "STRUCT(name VARCHAR, version VARCHAR)[]": pa.list_(pa.struct([("name", pa.string()), ("version", pa.string())])),
 }
@@ -294,6 +305,12 @@ DERIVED_VIEWS: dict[str, str] = {
                count(*) FILTER (verdict = 'near_duplicate') AS near_duplicate,
                count(*) FILTER (verdict = 'semantic') AS semantic,
                count(*) FILTER (verdict = 'judged') AS judged,
+               count(*) FILTER (tier = 'confirmed') AS confirmed,
+               count(*) FILTER (tier = 'likely') AS likely,
+               count(*) FILTER (tier = 'candidate') AS candidate,
+               round(sum(chance), 1) AS expected_false,
+               count(*) FILTER (verdict <> 'clean' AND leaked = 'question') AS question_seen,
+               count(*) FILTER (verdict <> 'clean' AND leaked LIKE '%answer%') AS answer_seen,
                count(*) FILTER (verdict <> 'clean') / count(*) AS contaminated_share
         FROM latest_verdicts
         GROUP BY ALL

@@ -11,7 +11,9 @@ the worst n-gram bucket, the largest coverage and cosine among them.
 
 Then (maths in :mod:`synthscope.evals.stats`): each run's score overall, on clean
 and on contaminated items, per verdict and per bucket; an exact McNemar test per
-subset; the inflation ``gain(contaminated) − gain(clean)`` with a stratified
+subset (also by evidence tier, and by what leaked: clean / question seen /
+question and answer seen, since a model that saw the answer can recite it); the
+inflation ``gain(contaminated) − gain(clean)`` with a stratified
 paired bootstrap interval; the ConTAM curve over coverage or cosine; across
 several tasks, Holm-adjusted p-values; and, where the runs have Min-K%++ scores
 (:mod:`synthscope.evals.membership`), how well the model side agrees with the data
@@ -33,6 +35,9 @@ from synthscope.evals.runs import get_run
 
 VERDICT_ORDER = ["exact", "near_duplicate", "semantic", "judged", "clean"]
 BUCKET_ORDER = ["dirty", "partial", "clean"]
+TIER_ORDER = ["confirmed", "likely", "candidate", "clean"]
+# What the counted evidence of an item shows leaked, as Compare splits it.
+LEAK_SUBSETS = {"question seen": ("question",), "question and answer seen": ("question+answer", "answer")}
 
 
 @dataclass
@@ -99,7 +104,9 @@ def item_contamination(ws: Workspace, benchmark: DatasetRef, synthetics: Sequenc
         params += [s.name, str(s.version)]
     rows = ws.query(f"""
         SELECT item_id, synthetic || '@' || synthetic_version AS synthetic, verdict, bucket,
-               coalesce(coverage, 0) AS coverage, cosine
+               coalesce(coverage, 0) AS coverage, cosine,
+               coalesce(tier, CASE WHEN verdict = 'clean' THEN 'clean' ELSE 'confirmed' END) AS tier,
+               coalesce(leaked, '') AS leaked
         FROM latest_verdicts WHERE benchmark = ? AND benchmark_version = ? AND ({pairs})""", params)
     found = set(rows["synthetic"])
     missing = [str(s) for s in synthetics if str(s) not in found]
@@ -109,12 +116,22 @@ def item_contamination(ws: Workspace, benchmark: DatasetRef, synthetics: Sequenc
                              + " ".join(f"--synthetic {m}" for m in missing) + "` first")
     rows["verdict_rank"] = rows["verdict"].map(VERDICT_ORDER.index)
     rows["bucket_rank"] = rows["bucket"].map(BUCKET_ORDER.index)
+    rows["tier_rank"] = rows["tier"].map(lambda t: TIER_ORDER.index(t) if t in TIER_ORDER else len(TIER_ORDER) - 1)
+    rows["leaked"] = rows["leaked"].where(rows["verdict"] != "clean", "")
     out = rows.groupby("item_id").agg(verdict_rank=("verdict_rank", "min"), bucket_rank=("bucket_rank", "min"),
-                                      coverage=("coverage", "max"), cosine=("cosine", "max"))
+                                      tier_rank=("tier_rank", "min"), coverage=("coverage", "max"),
+                                      cosine=("cosine", "max"), leaked=("leaked", _union_leak))
     out["verdict"] = [VERDICT_ORDER[i] for i in out["verdict_rank"]]
     out["bucket"] = [BUCKET_ORDER[i] for i in out["bucket_rank"]]
+    out["tier"] = [TIER_ORDER[i] for i in out["tier_rank"]]
     out["contaminated"] = out["verdict"] != "clean"
-    return out.drop(columns=["verdict_rank", "bucket_rank"]).reset_index()
+    return out.drop(columns=["verdict_rank", "bucket_rank", "tier_rank"]).reset_index()
+
+
+def _union_leak(values: pd.Series) -> str:
+    """What the synthetic datasets together show leaked of an item: question, answer, question+answer or ''."""
+    parts = set("+".join(v for v in values if v).split("+")) - {""}
+    return "+".join(p for p in ("question", "answer") if p in parts)
 
 
 def _subset_row(name: str, items: pd.DataFrame, mask: np.ndarray) -> dict[str, object]:
@@ -162,6 +179,12 @@ def compare(ws: Workspace, baseline: str, candidate: str, task: str, *, metric: 
              for v in VERDICT_ORDER[:-1] if (items["verdict"] == v).any()]
     rows += [_subset_row(f"bucket: {b}", items, (items["bucket"] == b).to_numpy())
              for b in BUCKET_ORDER if (items["bucket"] == b).any()]
+    rows += [_subset_row(f"tier: {t}", items, (items["tier"] == t).to_numpy())
+             for t in TIER_ORDER[:-1] if (items["tier"] == t).any()]
+    for name, leaks in LEAK_SUBSETS.items():  # clean / question seen / question and answer seen
+        mask = (dirty & items["leaked"].isin(leaks)).to_numpy()
+        if mask.any():
+            rows.append(_subset_row(name, items, mask))
     result = stats.inflation(items["baseline"].to_numpy(float), items["candidate"].to_numpy(float), dirty,
                              n_boot=n_boot, seed=seed)
     items = membership.attach(items, ws, {"baseline": baseline, "candidate": candidate}, bench)

@@ -23,7 +23,14 @@ from synthscope.datasets import browse
 NEWEST = "newest"
 ITEM_TABLE = {
     "item_id": st.column_config.TextColumn("item"),
-    "verdict": st.column_config.TextColumn("decided by", help="the first stage whose threshold the item reached"),
+    "tier": st.column_config.TextColumn(
+        "evidence", help="confirmed: a copy, or a semantic match a task-aware check confirmed; likely: a semantic "
+        "match above likely_at; candidate: worth a look, not counted"),
+    "verdict": st.column_config.TextColumn("decided by", help="the stage behind the counted evidence"),
+    "leaked": st.column_config.TextColumn("leaked", help="what the counted evidence holds: question, answer or both"),
+    "reason": st.column_config.TextColumn("why", help="the best evidence in one line", width="large"),
+    "chance": st.column_config.NumberColumn("chance", format="%.2f",
+                                            help="probability that chance alone gives a semantic flag this strong"),
     "coverage": st.column_config.ProgressColumn("coverage", format="percent", min_value=0.0, max_value=1.0,
                                                 help="exact: share of the item's tokens inside matched n-grams"),
     "jaccard": st.column_config.NumberColumn("Jaccard", format="%.2f",
@@ -75,7 +82,26 @@ def select_item_row(item_ids: list[str]) -> None:
         st.session_state["cont_item"] = item_ids[rows[0]]
 
 
+def tier_summary(ws: Workspace, target: results.ScanTarget) -> None:
+    """Counted items by tier beside the candidates, and how many flags chance alone would give."""
+    tiers = results.tier_counts(ws, target)
+    expected = results.expected_false(ws, target)
+    counted = tiers.get("confirmed", 0) + tiers.get("likely", 0)
+    cols = st.columns(5)
+    cols[0].metric("Contaminated (counted)", counted, help="confirmed + likely, as the scan's policy counts")
+    cols[1].metric("Confirmed", tiers.get("confirmed", 0),
+                   help="a copy, or a semantic match a task-aware check confirmed (e.g. passes the item's tests)")
+    cols[2].metric("Likely", tiers.get("likely", 0), help="a semantic match above likely_at that no check refuted")
+    cols[3].metric("Candidates (not counted)", tiers.get("candidate", 0), help="worth a look; not in any count")
+    cols[4].metric("Expected false", MISSING if expected is None else f"≈ {expected:.1f}",
+                   help="counted flags chance alone would give in a corpus this size (semantic matches at "
+                   "likely_at; each item's null fitted on its cosines with the records)")
+    if expected is not None:
+        st.caption(f"{counted} flagged · expected false ≈ {expected:.1f} at this threshold")
+
+
 def items_section(ws: Workspace, target: results.ScanTarget) -> None:
+    tier_summary(ws, target)
     c1, c2 = st.columns([1, 3], vertical_alignment="bottom")
     only = c1.toggle("Contaminated items only", value=True, key="cont_only")
     counts = results.verdict_counts(ws, target)
@@ -94,7 +120,12 @@ def items_section(ws: Workspace, target: results.ScanTarget) -> None:
 
 
 def _item_label(row: object) -> str:
-    """``HumanEval/4 — semantic, cosine 0.78``: the item, its deciding stage and that stage's score."""
+    """``HumanEval/4 — likely: semantic, cosine 0.78``: the item, its tier, deciding stage and that stage's score."""
+    tier = "" if is_missing(row.tier) or row.tier == "clean" else f"{row.tier}: "
+    return f"{row.item_id} — {tier}{_stage_detail(row)}"
+
+
+def _stage_detail(row: object) -> str:
     verdict = row.verdict
     if verdict == "exact":
         detail = f"exact ({row.bucket}), coverage {percent(row.coverage)}, longest span {row.longest_span}"
@@ -108,8 +139,8 @@ def _item_label(row: object) -> str:
     else:
         best = [f"coverage {percent(row.coverage)}" if not is_missing(row.coverage) and row.coverage > 0 else "",
                 f"best cosine {score(row.cosine)}" if not is_missing(row.cosine) else ""]
-        detail = ", ".join(["clean", *(b for b in best if b)])
-    return f"{row.item_id} — {detail}"
+        detail = ", ".join(["not counted" if row.tier == "candidate" else "clean", *(b for b in best if b)])
+    return detail
 
 
 def evidence_section(ws: Workspace, target: results.ScanTarget) -> None:

@@ -82,13 +82,15 @@ def stage_name(stage: str) -> str:
 
 def record_label(record: EvidenceRecord) -> str:
     """One line of Markdown per record: rank, id, which stage flagged (or only found) it, and its scores."""
-    how = f"flagged by {stage_name(record.method)}" if record.flagged else \
-        f"found by {stage_name(record.method)}, not flagged"
+    how = (f"flagged by {stage_name(record.method)}" if record.flagged else
+           f"candidate from {stage_name(record.method)}, not counted" if record.tier else
+           f"found by {stage_name(record.method)}, not flagged")
     scores = [f"coverage {percent(record.coverage)}" if record.coverage is not None else None,
               f"Jaccard {score(record.jaccard)}" if record.jaccard is not None else None,
               f"cosine {score(record.cosine)}" if record.cosine is not None else None,
               f"judge {score(record.judge_score)}" if record.judge_score is not None else None]
-    return " · ".join([f"#{record.rank}", md(record.record_id), how, *(s for s in scores if s)])
+    tier = [record.tier] if record.flagged and record.tier else []
+    return " · ".join([f"#{record.rank}", md(record.record_id), how, *(s for s in scores if s), *tier])
 
 
 def _scores(record: EvidenceRecord) -> None:
@@ -101,8 +103,8 @@ def _scores(record: EvidenceRecord) -> None:
                    + f"; numbers masked: {score(record.masked_jaccard)}")
     cols[3].metric("Cosine", score(record.cosine), help="semantic: cosine of the best pair of embedding windows")
     cols[4].metric("Judge score", score(record.judge_score), help="judged: P(same problem) from the judge model")
-    badges = [f"flagged by {stage_name(record.method)}" if record.flagged else
-              f"found by {stage_name(record.method)} (below every threshold)"]
+    badges = [f"{record.tier} ({'counted' if record.flagged else 'not counted'}) by {stage_name(record.method)}"
+              if record.tier else f"found by {stage_name(record.method)} (below every threshold)"]
     if record.masked_jaccard is not None:
         badges.append(f"masked Jaccard {score(record.masked_jaccard)}")
     with st.container(horizontal=True):
@@ -112,6 +114,14 @@ def _scores(record: EvidenceRecord) -> None:
                      help="the same text with other numbers: Jaccard with numbers masked reached the threshold")
         for text in badges[1:]:
             st.badge(text, color="blue")
+        if record.leaked:
+            st.badge(for_badge(f"leaked: {record.leaked}"), color="violet")
+    if record.reason:
+        verdict = {True: "check passed", False: "check failed"}.get(record.check_passed, "")
+        st.markdown(f"**Why:** {md(record.reason)}" + (f" ({md(record.check)}: {verdict})" if verdict else ""))
+    if record.record_best is not None and record.cosine is not None:
+        st.caption(f"mutual-best rule: this pair's cosine {score(record.cosine)}, the record's best with any item "
+                   f"{score(record.record_best)}")
 
 
 def _legend(record: EvidenceRecord) -> str:
@@ -127,9 +137,12 @@ def _legend(record: EvidenceRecord) -> str:
 def item_evidence(evidence: ItemEvidence) -> None:
     """The item's verdict and scores, then one expander per matching record with item and record side by side."""
     v = evidence.verdict
-    st.markdown(f"**{md(evidence.item_id)}** in {md(evidence.target.benchmark_label)}: decided by "
-                f"{stage_name(v['verdict'])} (n-gram bucket {md(v['bucket'])}), against "
-                f"{md(evidence.target.synthetic_label)}")
+    tier = v.get("tier") or ("clean" if v["verdict"] == "clean" else "")
+    st.markdown(f"**{md(evidence.item_id)}** in {md(evidence.target.benchmark_label)}: **{md(tier.upper())}**"
+                f"{', decided by ' + stage_name(v['verdict']) if v['verdict'] != 'clean' else ''}"
+                f" (n-gram bucket {md(v['bucket'])}), against {md(evidence.target.synthetic_label)}")
+    if v.get("reason"):
+        st.caption(f"{md(v['reason'])}" + (f" · leaked: {md(v['leaked'])}" if v.get("leaked") else ""))
     cols = st.columns(6)
     cols[0].metric("Coverage", percent(v["coverage"]), help=f"prompt {percent(v['prompt_coverage'])}, "
                    f"answer {percent(v['answer_coverage'])}; longest span {v['longest_span']} tokens")

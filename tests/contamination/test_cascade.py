@@ -13,7 +13,7 @@ from synthscope.contamination.cascade import CascadeConfig, decide, judge_candid
 CONFIG = CascadeConfig(
     stages=("exact", "near_duplicate", "semantic", "judged"),
     near_duplicate=SimpleNamespace(flag_at=0.5),
-    semantic=SimpleNamespace(flag_at=0.8, candidate_at=0.6,
+    semantic=SimpleNamespace(flag_at=0.8, candidate_at=0.6, likely_at=0.8,
                              flags=lambda cos, best: (cos >= 0.8) & (cos >= best - 0.05)),
     judge=SimpleNamespace(confirm_at=0.5, max_pairs=10),
 )
@@ -82,3 +82,57 @@ def test_a_record_flags_only_the_items_it_matches_best() -> None:
     v, e = decide(verdicts, evidence.assign(record_id="copy"), CONFIG, semantic=semantic)
     assert v["verdict"].tolist() == ["exact", "clean", "semantic"]
     assert v.loc[1, "cosine"] == 0.85  # the score is still shown
+
+
+TIERED = CascadeConfig(
+    stages=("exact", "semantic"),
+    semantic=SimpleNamespace(flag_at=0.7, candidate_at=0.5, likely_at=0.85,
+                             flags=lambda cos, best: (cos >= 0.7) & (cos >= best - 0.05)),
+)
+
+
+def _semantic(cosines: list[float]) -> pd.DataFrame:
+    return pd.DataFrame({"item": range(len(cosines)), "record_id": [f"r{i}" for i in range(len(cosines))],
+                         "cosine": cosines, "record_best": cosines, "item_span": None, "record_span": None})
+
+
+def _checks(rows: list[tuple[int, str, bool | None]]) -> pd.DataFrame:
+    return pd.DataFrame({"item": [r[0] for r in rows], "record_id": [f"r{r[0]}" for r in rows],
+                         "check": [r[1] for r in rows], "check_passed": [r[2] for r in rows],
+                         "check_reason": [f"{r[1]} {'passed' if r[2] else 'failed'}" for r in rows],
+                         "answer_leaked": [bool(r[2]) for r in rows]})
+
+
+def test_a_semantic_match_needs_a_check_or_likely_at_to_count() -> None:
+    verdicts, evidence = exact(["clean"] * 6)
+    semantic = _semantic([0.75, 0.75, 0.9, 0.9, 0.6, 0.75])
+    checks = _checks([(1, "code_tests", True), (3, "code_tests", False), (5, "choice", False)])
+    v, e = decide(verdicts, evidence, TIERED, semantic=semantic, checks=checks)
+    assert v["tier"].tolist() == ["candidate", "confirmed", "likely", "candidate", "candidate", "candidate"]
+    assert v["verdict"].tolist() == ["clean", "semantic", "semantic", "clean", "clean", "clean"]
+    # a passed check says the answer leaked too; a refuting identity check (code tests) demotes even above likely_at;
+    # a failed answer check (choice) only says the answer is not there
+    assert v["leaked"].tolist() == ["", "question+answer", "question", "", "", ""]
+    assert v.loc[1, "reason"] == "code_tests passed" and v.loc[2, "reason"] == "semantic match"
+    assert e.set_index("item").loc[4, "tier"] == "candidate" and not e.set_index("item").loc[4, "flagged"]
+
+
+def test_a_partial_overlap_of_the_answer_alone_is_a_candidate_unless_checked() -> None:
+    verdicts = pd.DataFrame({"item": [0, 1, 2], "bucket": ["partial", "partial", "partial"],
+                             "coverage": [0.4, 0.4, 0.4]})
+    evidence = pd.DataFrame({"item": [0, 1, 2], "record_id": ["r0", "r1", "r2"], "coverage": [0.4, 0.4, 0.4],
+                             "prompt_coverage": [0.0, 0.0, 0.5], "answer_coverage": [0.4, 0.4, 0.0]})
+    v, _ = decide(verdicts, evidence, TIERED, checks=_checks([(1, "code_tests", True)]))
+    assert v["tier"].tolist() == ["candidate", "confirmed", "confirmed"]
+    assert v["leaked"].tolist() == ["", "answer", "question"]
+
+
+def test_the_count_policy_decides_what_is_contaminated() -> None:
+    verdicts, evidence = exact(["clean", "clean"])
+    semantic = _semantic([0.75, 0.9])
+    wide = CascadeConfig(stages=TIERED.stages, semantic=TIERED.semantic, count=("confirmed", "likely", "candidate"))
+    strict = CascadeConfig(stages=TIERED.stages, semantic=TIERED.semantic, count=("confirmed",))
+    assert decide(verdicts, evidence, wide, semantic=semantic)[0]["verdict"].tolist() == ["semantic", "semantic"]
+    assert decide(verdicts, evidence, strict, semantic=semantic)[0]["verdict"].tolist() == ["clean", "clean"]
+    with pytest.raises(ValueError, match="count must include 'confirmed'"):
+        CascadeConfig(count=("likely",))

@@ -172,3 +172,19 @@ def test_judgements_are_cached_per_pair(model_ws, monkeypatch: pytest.MonkeyPatc
     assert sum(calls) == 1 and scores[0] == first[1]
     assert len(list((ws.indexes_dir / "judge" / loaded.key).glob("*.parquet"))) == 2  # appended, not rewritten
     assert set(judge.read_cache(ws, loaded.key).values()) >= {float(scores[1]), *first.tolist()}
+
+
+def test_reasons_of_the_logits_backend_and_the_packaged_model_as_a_chat_judge(model_ws) -> None:
+    """The real SmolLM2: its logits reason is the number; as a chat judge, prefilled, it writes a JSON verdict."""
+    ws, loaded = model_ws
+    pairs = pd.DataFrame({"item_text": [MATH, CODE], "record_text": [KNOWLEDGE, CODE_REPHRASED]})
+    scores, reasons = judge.judge_pairs_with_reasons(ws, pairs, JudgeConfig(device="cpu"), model=loaded)
+    assert reasons == [f"P(yes) = {s:.2f} from next-token logits" for s in scores]
+
+    chat = JudgeConfig(backend="chat", device="cpu", max_new_tokens=48)
+    scores, reasons = judge.judge_pairs_with_reasons(ws, pairs, chat, model=loaded)
+    print("chat judge:", scores.tolist(), reasons)
+    parsed = ~np.isnan(scores)
+    assert parsed.any() and ((scores[parsed] >= 0) & (scores[parsed] <= 1)).all()
+    assert all(r and "\n" not in r for r in reasons)
+    assert list((ws.indexes_dir / "judge").glob(f"chat-{loaded.key}/*.parquet"))
