@@ -104,8 +104,9 @@ class SemanticConfig:
     trust_remote_code: bool = False
 
     def __post_init__(self) -> None:
-        if not -1.0 <= self.candidate_at <= self.flag_at <= self.likely_at <= 1.0:
-            raise ValueError("need -1 <= candidate_at <= flag_at <= likely_at <= 1, got "
+        # likely_at below flag_at is allowed: every match (from flag_at) then counts as likely
+        if not (-1.0 <= self.candidate_at <= self.flag_at <= 1.0 and -1.0 <= self.likely_at <= 1.0):
+            raise ValueError("need -1 <= candidate_at <= flag_at <= 1 and -1 <= likely_at <= 1, got "
                              f"{self.candidate_at}, {self.flag_at}, {self.likely_at}")
         if self.top_k < 1:
             raise ValueError(f"top_k must be at least 1, got {self.top_k}")

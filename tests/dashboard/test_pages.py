@@ -308,7 +308,7 @@ def test_evidence_of_a_semantic_item_marks_aligned_words_and_the_best_windows(op
     at = open_app(demo_ws, CONTAMINATION)
     at.selectbox(key="cont_synthetic").select("code-instruct@v1").run()
     label = next(o for o in at.selectbox(key="cont_item").options if o.startswith(f"{item} — "))
-    assert label.startswith(f"{item} — semantic, cosine 0.")
+    assert label.startswith(f"{item} — ") and "semantic, cosine 0." in label  # after its tier
     at.selectbox(key="cont_item").select(item).run()
     assert not at.exception
 
@@ -380,7 +380,10 @@ def test_a_scan_started_from_the_page_runs_and_its_results_show(open_app, demo_w
     assert at.selectbox(key="cont_synthetic").value == "code-instruct@v1"
     assert at.selectbox(key="cont_scan").value == scan_id
     table = at.dataframe(key="cont_items").value
-    assert len(table) >= 20 and "semantic" not in set(table["verdict"])  # cosine 0.9 flags no rephrasing
+    # cosine 0.9 makes no rephrasing a match by itself: what the semantic stage still counts, a code check confirmed
+    semantic = table[table["verdict"] == "semantic"]
+    assert len(table) >= 20 and (semantic["tier"] == "confirmed").all()
+    assert semantic["reason"].str.startswith("passes HumanEval/").all()
 
 
 def test_scan_form_shows_the_settings_of_the_chosen_stages(open_app, demo_ws: Path) -> None:
