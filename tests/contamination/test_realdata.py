@@ -92,12 +92,15 @@ def test_the_cascade_on_code_alpaca_finds_the_problems_it_restates(real_ws: Work
         "AND r.version = v.benchmark_version AND r.record_id = v.item_id "
         "WHERE v.scan_id = ? AND v.verdict <> 'clean'", [summary.scan_id])
     found = {_function(p) for p in counted["prompt"]}
-    assert {"fib", "is_prime", "is_palindrome", "median", "triangle_area", "add", "greatest_common_divisor"} <= found
+    assert {"fib", "is_prime", "is_palindrome", "median", "triangle_area", "add"} <= found
     # Before evidence tiers 78 items were flagged semantic, most of them topic neighbours (labelled by hand in
-    # tests/contamination/data); now the counted ones come with checked evidence, the neighbours stay candidates.
+    # tests/contamination/data); now only close matches count, the neighbours stay candidates.
     assert 8 <= stats.contaminated <= 20 and stats.by_tier["candidate"] >= 60
-    assert (counted["tier"] == "confirmed").mean() >= 0.8
-    assert any(r.startswith("passes HumanEval/") for r in counted["reason"])
+    # This file carries no unit tests, so no code check can confirm or refute a rephrasing: the semantic ones
+    # stay likely and say so (tests/contamination/test_precision_real.py runs the checks on the package's copy).
+    semantic = counted[counted["verdict"] == "semantic"]
+    assert (semantic["tier"] == "likely").all()
+    assert semantic["reason"].str.contains("no task-aware check applies").all()
 
 
 def test_calibration_on_the_real_rephrasings(real_ws: Workspace) -> None:
