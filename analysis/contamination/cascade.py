@@ -269,7 +269,8 @@ def _tiers(pairs: pd.DataFrame, config: CascadeConfig) -> pd.DataFrame:
         (pairs["flag_exact"] & passed, "confirmed", "exact", None),
         (pairs["flag_semantic"] & passed, "confirmed", "semantic", None),
         ((cosine >= candidate_at) & passed & check.isin(VETO_CHECKS), "confirmed", "semantic", None),
-        (pairs["flag_semantic"] & (cosine >= likely_at) & ~refuted, "likely", "semantic", "semantic match"),
+        (pairs["flag_semantic"] & (cosine >= likely_at) & ~refuted, "likely", "semantic",
+         "semantic match at or above likely_at"),
         (pairs["flag_judged"], "likely", "judged", "the judge says same problem"),
         (pairs["flag_exact"], "candidate", "exact", "shares part of the answer only"),
         (pairs["flag_semantic"], "candidate", "semantic", "semantic match below likely_at"),
@@ -285,8 +286,13 @@ def _tiers(pairs: pd.DataFrame, config: CascadeConfig) -> pd.DataFrame:
     check_reason = pairs["check_reason"].fillna("") if "check_reason" in pairs else pd.Series("", index=pairs.index)
     judge_reason = pairs["judge_reason"].fillna("") if "judge_reason" in pairs else pd.Series("", index=pairs.index)
     from_judge = (pairs["method"] == "judged") & (judge_reason != "")
-    pairs["reason"] = np.where(check_reason != "", check_reason,
-                               np.where(from_judge, "judge: " + judge_reason, default_reason))
+    # A check that ran explains the tier; one that could not run is a footnote to a likely or candidate match.
+    copied = (exact_copy | pairs["flag_near"]).to_numpy(bool)  # the text itself is the evidence
+    ran = pairs.get("check_passed", pd.Series(None, index=pairs.index)).notna().to_numpy() & ~copied
+    footnote = (check_reason != "") & pairs["tier"].isin(["likely", "candidate"])
+    pairs["reason"] = np.where(ran, check_reason, np.where(
+        from_judge, "judge: " + judge_reason,
+        np.where(footnote & ~copied, default_reason + " (" + check_reason + ")", default_reason)))
     question = (prompt_cov >= ng.clean_below) & pairs["flag_exact"] | (pairs["flag_near"] & pairs.get(
         "near_field", pd.Series("", index=pairs.index)).fillna("").eq("prompt")) | pairs["flag_semantic"] | pairs[
         "flag_judged"]
@@ -305,14 +311,18 @@ def chance_after_checks(evidence: pd.DataFrame, chance: pd.Series, config: Casca
     item; :func:`synthscope.contamination.semantic.chance_of_flag`). Where an
     identity check (code tests, final answer) ran on the item's pairs, a chance
     match is counted only if the check does not refute it, so it is scaled by
-    the share of this scan's matches from ``likely_at`` that such checks did not
-    refute. True matches are among those and survive, so the share, and the
-    estimate, lean high.
+    the share of this scan's matches from ``likely_at`` that such checks neither
+    refuted nor passed. A pair that passes is left out of that share: another
+    problem passing an item's tests is rare (5 in 26,732 HumanEval pairs,
+    ``bench/reports/code_check.md``), so a pass is a true match, not chance.
+    True matches whose check could not decide stay in, so the estimate leans high.
     """
     cosine = _num(evidence, "cosine").fillna(-1.0)
     checked = evidence.get("check", pd.Series("", index=evidence.index)).fillna("").isin(VETO_CHECKS)
-    strong = evidence[checked & (cosine >= config.semantic.likely_at)]
-    survive = 1.0 - float(strong["check_passed"].eq(False).mean()) if len(strong) else 1.0
+    outcome = evidence.get("check_passed", pd.Series(None, index=evidence.index)).astype("boolean")
+    passed, refuted = outcome.eq(True).fillna(False), outcome.eq(False).fillna(False)
+    strong = checked & (cosine >= config.semantic.likely_at) & ~passed  # strong matches a check did not pass
+    survive = 1.0 - float(refuted[strong].mean()) if strong.any() else 1.0
     identity_items = set(evidence.loc[checked, "item"])
     factor = pd.Series([survive if i in identity_items else 1.0 for i in chance.index], index=chance.index)
     return chance * factor

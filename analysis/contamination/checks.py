@@ -12,9 +12,12 @@ check applies is decided by what the item carries (:func:`task_kind`):
 ``code_tests``
     The item has its own tests (HumanEval ``test`` + ``entry_point``, MBPP
     ``test_list``): the functions the record defines are run against them in a
-    sandbox (:mod:`synthscope.contamination.code_check`). Passing another
-    problem's tests by chance did not happen once in 26,732 HumanEval pairs
-    (``make bench``, "Task-aware code check").
+    sandbox (:mod:`synthscope.contamination.code_check`). A record that
+    passes most of the asserts but not all (:data:`PARTIAL_SHARE` of at least
+    :data:`PARTIAL_MIN_ASSERTS`) neither confirms nor refutes. Passing another
+    problem's tests happened 5 times in 26,732 HumanEval pairs, each an item
+    whose few asserts cannot tell it from a neighbour (``make bench``,
+    "Task-aware code check").
 ``final_answer``
     Math with a final answer (GSM8K's ``#### N``): the record states the same
     final number and shares most of the item's other numbers. A same-kind
@@ -48,6 +51,10 @@ _CHOICE = re.compile(rf"^([{LETTERS}])[.)]\s+(.*)$", re.MULTILINE)
 _WORD = re.compile(r"\w+")
 PROXIMITY_CHARS = 400  # an answer counts as near the match within this many characters of the matched window
 MIN_ANSWER_WORDS = 3  # shorter answers ("4", "True") occur anywhere by chance: no proximity check for them
+# A record passing at least this share of an item's asserts, out of at least this many, is not refuted by the rest:
+# with fewer asserts a neighbouring problem agrees on the easy ones (the empty list, an input already in order).
+PARTIAL_SHARE = 0.7
+PARTIAL_MIN_ASSERTS = 5
 MIN_CHOICE_CHARS = 25  # a correct choice this long, found alone, is evidence; shorter needs a distractor beside it
 
 
@@ -163,6 +170,10 @@ def run_checks(pairs: Sequence[Pair], workers: int = 2) -> list[CheckResult]:
                               [(n, n) for n in range(len(code))], workers=workers)
         for i, r in zip(code, results):
             if not r.applicable:
+                out[i] = CheckResult("code_tests", None, r.reason)
+            elif not r.passed and (r.share or 0.0) >= PARTIAL_SHARE and r.asserts >= PARTIAL_MIN_ASSERTS:
+                # most of the item's behaviour: a restatement with another convention (capitals, fib(0)), or a
+                # near miss; neither confirms nor refutes, so the semantic match decides
                 out[i] = CheckResult("code_tests", None, r.reason)
             else:
                 out[i] = CheckResult("code_tests", bool(r.passed), r.reason, answer_leaked=bool(r.passed))

@@ -56,6 +56,7 @@ _PYTHON_FENCES = {"", "python", "python3", "py", "py3", "ipython", "sage"}
 _CODE_START = re.compile(r"(?:def|async\s+def|class|import|from)\b|@\w")
 _DOING = {"input", "print", "open", "exit", "quit", "breakpoint", "eval", "exec", "help", "compile", "__import__"}
 _BUILTINS = frozenset(dir(builtins))
+_BEST = re.compile(r"best (?P<passed>\d+)/(?P<total>\d+) (?P<function>[\w.]+)$")  # the harness's partial result
 
 
 # Standard-library modules a record's code sees already imported: synthetic answers are often snippets that use
@@ -74,6 +75,8 @@ class CodeCheck:
     status: str  # "not_applicable" or a sandbox status: passed, failed, timeout, error, unavailable
     reason: str
     seconds: float = 0.0  # wall time in the sandbox (0 when no process ran)
+    share: float | None = None  # of the item's asserts the best failing candidate passed (None: none, or no count)
+    asserts: int = 0  # how many asserts that share is of
 
 
 @dataclass(frozen=True)
@@ -138,7 +141,7 @@ def _plan(raw: Mapping[str, Any]) -> _Plan | None:
         reference = str(raw.get("prompt") or "") + str(raw.get("canonical_solution") or "")
         entry = raw["entry_point"]
         lo, hi = _arity_of(reference, entry)
-        return _Plan(label, entry, lo, hi, reference, (raw["test"],), True)
+        return _Plan(label, entry, lo, hi, reference, (_counting(raw["test"]),), True)
     asserts = _asserts(raw)
     if not asserts:
         return None
@@ -147,6 +150,37 @@ def _plan(raw: Mapping[str, Any]) -> _Plan | None:
         return None
     reference = "\n".join(str(raw.get(k) or "") for k in ("code", "test_setup_code"))
     return _Plan(label, entry, min(arities), max(arities), reference, tuple(asserts), False, modules)
+
+
+def _counting(test: str) -> str:
+    """HumanEval's ``check`` rewritten to count its asserts instead of stopping at the first that fails.
+
+    Each top-level statement of ``check`` that asserts something (``assert candidate(2) == 4``, or a loop of
+    asserts) is wrapped so that it adds to ``__tally`` = [passed, failed]; ``assert True`` (HumanEval's debugging
+    idiom) counts for nothing. The item's verdict does not change (it passes when nothing fails), but a record
+    that fails can say how much of the problem it solves: a restatement with another convention (``fib(0)``
+    being 1, say) passes most asserts, a neighbouring problem few. Tests that do not parse are left as they are.
+    """
+    try:
+        tree = ast.parse(test)
+    except (SyntaxError, ValueError):
+        return test
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == "check":
+            node.body = [_tallied(stmt) if _asserts_something(stmt) else stmt for stmt in node.body]
+    return ast.unparse(ast.fix_missing_locations(tree))
+
+
+def _asserts_something(stmt: ast.stmt) -> bool:
+    return any(isinstance(n, ast.Assert) and not isinstance(n.test, ast.Constant) for n in ast.walk(stmt))
+
+
+def _tallied(stmt: ast.stmt) -> ast.stmt:
+    def count(slot: int) -> ast.stmt:
+        return ast.parse(f"__tally[{slot}] += 1").body[0]
+
+    handler = ast.ExceptHandler(type=ast.Name("Exception", ast.Load()), name=None, body=[count(1)])
+    return ast.Try(body=[stmt, count(0)], handlers=[handler], orelse=[], finalbody=[])
 
 
 def _arity_of(source: str, name: str) -> tuple[int, float]:
@@ -342,7 +376,12 @@ def _check(plan: _Plan | None, label: str, code: _RecordCode, limits: Limits) ->
         return CodeCheck(True, False, None, "unavailable", outcome.detail, seconds)
     if outcome.status == "failed":  # the harness's AssertionError lists why each candidate failed
         why = outcome.detail.removeprefix("AssertionError: ")
-        return CodeCheck(True, False, None, "failed", f"fails {label}'s tests: {why}", seconds)
+        best = _BEST.match(why)
+        if best is None:
+            return CodeCheck(True, False, None, "failed", f"fails {label}'s tests: {why}", seconds)
+        passed, total, function = int(best["passed"]), int(best["total"]), best["function"]
+        return CodeCheck(True, False, function, "failed",
+                         f"{function}() passes {passed} of {label}'s {total} asserts", seconds, passed / total, total)
     return CodeCheck(True, False, None, outcome.status, f"{label}'s tests did not finish: {outcome.detail}", seconds)
 
 
@@ -360,13 +399,17 @@ def _harness(plan: _Plan, code: _RecordCode, candidates: Iterable[_Function]) ->
     listing why each failed.
     """
     pick = [(f.name.rsplit(".", 1)[-1], f.owner) for f in candidates]
-    if plan.humaneval:
+    if plan.humaneval:  # the tests count their own asserts (_counting)
         run_tests = ("    exec(compile(__TESTS[0], '<tests>', 'exec'), __ns)\n"
                      "    __ns['check'](__fn)\n")
     else:
         run_tests = (f"    __ns[{plan.entry!r}] = __fn\n"
                      "    for __t in __TESTS:\n"
-                     "        exec(compile(__t, '<tests>', 'exec'), __ns)\n")
+                     "        try:\n"
+                     "            exec(compile(__t, '<tests>', 'exec'), __ns)\n"
+                     "            __tally[0] += 1\n"
+                     "        except Exception:\n"
+                     "            __tally[1] += 1\n")
     return (
         f"__RECORD = {list(code.statements)!r}\n"
         f"__REFERENCE = {plan.reference!r}\n"
@@ -386,7 +429,8 @@ def _harness(plan: _Plan, code: _RecordCode, candidates: Iterable[_Function]) ->
         "        pass\n"
         "def __try(__name, __owner):\n"
         "    __fn = __record[__name] if __owner is None else getattr(__record[__owner](), __name)\n"
-        "    __ns = {'__name__': '__tests__'}\n"
+        "    __tally = [0, 0]\n"
+        "    __ns = {'__name__': '__tests__', '__tally': __tally}\n"
         "    for __m in __MODULES:\n"
         "        try:\n"
         "            __ns[__m] = __import__(__m)\n"
@@ -397,17 +441,25 @@ def _harness(plan: _Plan, code: _RecordCode, candidates: Iterable[_Function]) ->
         "    except BaseException:\n"
         "        pass\n"
         f"{run_tests}"
+        "    return __tally\n"
         "__why = []\n"
+        "__best = (0, 1, '')\n"
         "for __name, __owner in __PICK:\n"
         "    __shown = __name if __owner is None else __owner + '.' + __name\n"
         "    try:\n"
-        "        __try(__name, __owner)\n"
+        "        __passed, __failed = __try(__name, __owner)\n"
         "    except BaseException as __e:\n"
         "        __text = ' '.join(str(__e).split())[:80]\n"
         "        __why.append(__shown + '() ' + type(__e).__name__ + (': ' + __text if __text else ''))\n"
         "        continue\n"
-        "    __result__ = __shown\n"
-        "    break\n"
+        "    if __failed == 0:\n"
+        "        __result__ = __shown\n"
+        "        break\n"
+        "    __why.append(__shown + '() fails ' + str(__failed) + ' of ' + str(__passed + __failed) + ' asserts')\n"
+        "    if __passed * __best[1] > __best[0] * (__passed + __failed):\n"
+        "        __best = (__passed, __passed + __failed, __shown)\n"
         "else:\n"
+        "    if __best[2]:\n"
+        "        raise AssertionError('best ' + str(__best[0]) + '/' + str(__best[1]) + ' ' + __best[2])\n"
         "    raise AssertionError('; '.join(__why))\n"
     )

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synthscope.contamination.cascade import CascadeConfig, decide, judge_candidates
+from synthscope.contamination.cascade import CascadeConfig, chance_after_checks, decide, judge_candidates
 
 CONFIG = CascadeConfig(
     stages=("exact", "near_duplicate", "semantic", "judged"),
@@ -113,7 +113,8 @@ def test_a_semantic_match_needs_a_check_or_likely_at_to_count() -> None:
     # a passed check says the answer leaked too; a refuting identity check (code tests) demotes even above likely_at;
     # a failed answer check (choice) only says the answer is not there
     assert v["leaked"].tolist() == ["", "question+answer", "question", "", "", ""]
-    assert v.loc[1, "reason"] == "code_tests passed" and v.loc[2, "reason"] == "semantic match"
+    assert v.loc[1, "reason"] == "code_tests passed"
+    assert v.loc[2, "reason"].startswith("semantic match at or above likely_at")
     assert e.set_index("item").loc[4, "tier"] == "candidate" and not e.set_index("item").loc[4, "flagged"]
 
 
@@ -136,3 +137,17 @@ def test_the_count_policy_decides_what_is_contaminated() -> None:
     assert decide(verdicts, evidence, strict, semantic=semantic)[0]["verdict"].tolist() == ["clean", "clean"]
     with pytest.raises(ValueError, match="count must include 'confirmed'"):
         CascadeConfig(count=("likely",))
+
+
+def test_chance_flags_survive_identity_checks_only_as_often_as_checks_leave_them_undecided() -> None:
+    """Passes are true matches and leave the null; of the rest, refuted ones cannot be chance flags."""
+    config = CascadeConfig(semantic=SimpleNamespace(likely_at=0.8))
+    evidence = pd.DataFrame({
+        "item": [1, 1, 1, 2, 3],
+        "cosine": [0.95, 0.85, 0.82, 0.9, 0.9],
+        "check": ["code_tests", "code_tests", "code_tests", "code_tests", ""],
+        "check_passed": pd.array([True, False, None, False, None], dtype="boolean"),
+    })
+    chance = pd.Series([0.4, 0.2, 0.3], index=[1, 2, 3])
+    # strong checked pairs that did not pass: two of three refuted, a third survives; item 3 has no such check
+    assert chance_after_checks(evidence, chance, config).round(3).tolist() == [0.133, 0.067, 0.3]

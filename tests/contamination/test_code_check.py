@@ -135,7 +135,21 @@ def test_mbpp_asserts_run_with_the_items_name_bound_to_the_candidate() -> None:
     passed, failed = check_pairs([MBPP_ITEM], [good, wrong], [(0, 0), (0, 1)])
     assert (passed.passed, passed.function, passed.reason) == (True, "strip_first_last",
                                                                "passes task 11's tests with strip_first_last()")
-    assert not failed.passed and failed.status == "failed" and "AssertionError" in failed.reason
+    assert not failed.passed and failed.status == "failed"
+    assert failed.reason == "fails task 11's tests: strip_first_last() fails 3 of 3 asserts" and failed.share is None
+
+
+@needs_sandbox
+def test_a_restatement_with_another_convention_passes_most_asserts_a_neighbour_few(
+        humaneval: dict[str, dict[str, Any]]) -> None:
+    """HumanEval/51 removes vowels of either case; a record that forgets capitals solves the same problem, mostly."""
+    lowercase_only = "def remove_vowels(s):\n    return ''.join(c for c in s if c not in 'aeiou')\n"
+    neighbour = "def remove_vowels(s):\n    return ''.join(c for c in s if c in 'aeiouAEIOU')\n"  # keeps them
+    same, other = check_pairs([humaneval["HumanEval/51"]], [lowercase_only, neighbour], [(0, 0), (0, 1)])
+    assert not same.passed and not other.passed
+    assert same.share == 5 / 7 and same.function == "remove_vowels"
+    assert same.reason == "remove_vowels() passes 5 of HumanEval/51's 7 asserts"
+    assert other.share is None or other.share <= 2 / 7
 
 
 @needs_sandbox
