@@ -77,6 +77,7 @@ class Score:
     by_tier: dict[str, int]
     seconds: float
     wrong: list[str]
+    missed: pd.DataFrame  # same-problem pairs not counted: item_id, record_id, tier, cosine, why
 
     @property
     def precision(self) -> float:
@@ -90,16 +91,21 @@ def score(ws: Workspace, name: str, overrides: dict[str, Any]) -> Score:
     seconds = time.perf_counter() - t0
     per = summary.per_synthetic[0]
     v = ws.query("SELECT item_id, verdict FROM verdicts WHERE scan_id = ?", [summary.scan_id])
-    e = ws.query("SELECT item_id, record_id, flagged FROM evidence WHERE scan_id = ?", [summary.scan_id])
+    e = ws.query("SELECT item_id, record_id, flagged, tier, cosine, reason AS why FROM evidence WHERE scan_id = ?",
+                 [summary.scan_id])
     lab = labels()
     same = lab[lab["label"] == "same_problem"]
     same_items = set(same["item_id"])
     counted = set(v.loc[v["verdict"] != "clean", "item_id"])
     found_pairs = same.merge(e[e["flagged"]], on=["item_id", "record_id"])
+    missed = same[["item_id", "record_id"]].merge(e[~e["flagged"]], on=["item_id", "record_id"], how="left")
+    missed = missed[~missed.set_index(["item_id", "record_id"]).index.isin(
+        found_pairs.set_index(["item_id", "record_id"]).index)]
     right = set(found_pairs["item_id"])  # counted through a pair read as the same problem
     return Score(name, len(counted), len(right), len(right & same_items), len(same_items),
                  len(found_pairs), len(same), per.expected_false, per.by_tier, seconds,
-                 sorted(counted - right, key=lambda s: int(s.split("/")[-1]) if s.split("/")[-1].isdigit() else 0))
+                 sorted(counted - right, key=lambda s: int(s.split("/")[-1]) if s.split("/")[-1].isdigit() else 0),
+                 missed.sort_values("cosine", ascending=False))
 
 
 def report(scores: list[Score]) -> str:
@@ -119,6 +125,17 @@ def report(scores: list[Score]) -> str:
                      f"{s.seconds:.0f} |")
     lines += ["", "Counted items the labels call another problem: "
               + "; ".join(f"**{s.name}**: {', '.join(s.wrong) or 'none'}" for s in scores), ""]
+    default = scores[-1]
+    if len(default.missed):
+        lines += [f"**Same-problem pairs the default does not count** ({len(default.missed)}), and why "
+                  "(the evidence's own reason):", "",
+                  "| item | record | tier | cosine | why |", "| --- | --- | --- | ---: | --- |"]
+        for m in default.missed.itertuples():
+            tier = m.tier if isinstance(m.tier, str) and m.tier else "not in the evidence (below top-k)"
+            cosine = "-" if pd.isna(m.cosine) else f"{m.cosine:.3f}"
+            why = m.why if isinstance(m.why, str) else ""
+            lines.append(f"| {m.item_id} | `{m.record_id}` | {tier} | {cosine} | {why.replace('|', '/')} |")
+        lines.append("")
     return "\n".join(lines) + "\n"
 
 
@@ -136,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     text = report(scores)
     args.out.write_text(text, encoding="utf-8")
     print(text)
-    print(json.dumps([s.__dict__ for s in scores], default=str))
+    print(json.dumps([{k: v for k, v in s.__dict__.items() if k != "missed"} for s in scores], default=str))
     return 0
 
 

@@ -169,7 +169,7 @@ def run_checks(pairs: Sequence[Pair], workers: int = 2) -> list[CheckResult]:
         results = check_pairs([dict(pairs[i].raw) for i in code], [pairs[i].record for i in code],
                               [(n, n) for n in range(len(code))], workers=workers)
         for i, r in zip(code, results):
-            if not r.applicable:
+            if not r.applicable or r.status in ("error", "unavailable"):  # could not tell: neither way
                 out[i] = CheckResult("code_tests", None, r.reason)
             elif not r.passed and (r.share or 0.0) >= PARTIAL_SHARE and r.asserts >= PARTIAL_MIN_ASSERTS:
                 # most of the item's behaviour: a restatement with another convention (capitals, fib(0)), or a

@@ -155,11 +155,12 @@ def _plan(raw: Mapping[str, Any]) -> _Plan | None:
 def _counting(test: str) -> str:
     """HumanEval's ``check`` rewritten to count its asserts instead of stopping at the first that fails.
 
-    Each top-level statement of ``check`` that asserts something (``assert candidate(2) == 4``, or a loop of
-    asserts) is wrapped so that it adds to ``__tally`` = [passed, failed]; ``assert True`` (HumanEval's debugging
-    idiom) counts for nothing. The item's verdict does not change (it passes when nothing fails), but a record
-    that fails can say how much of the problem it solves: a restatement with another convention (``fib(0)``
-    being 1, say) passes most asserts, a neighbouring problem few. Tests that do not parse are left as they are.
+    Each top-level statement of ``check`` that asserts something (``assert candidate(2) == 4``, or a loop
+    of asserts) is wrapped so that it adds to ``__tally`` = [passed, failed, first error, missing];
+    ``assert True`` (HumanEval's debugging idiom) counts for nothing. The item's verdict does not change
+    (it passes when nothing fails), but a record that fails can say how much of the problem it solves: a
+    restatement with another convention (vowels of one case only) passes most asserts, a neighbouring
+    problem few. Tests that do not parse are left as they are.
     """
     try:
         tree = ast.parse(test)
@@ -176,11 +177,9 @@ def _asserts_something(stmt: ast.stmt) -> bool:
 
 
 def _tallied(stmt: ast.stmt) -> ast.stmt:
-    def count(slot: int) -> ast.stmt:
-        return ast.parse(f"__tally[{slot}] += 1").body[0]
-
-    handler = ast.ExceptHandler(type=ast.Name("Exception", ast.Load()), name=None, body=[count(1)])
-    return ast.Try(body=[stmt, count(0)], handlers=[handler], orelse=[], finalbody=[])
+    passed, failed = ast.parse("__tally[0] += 1").body, ast.parse("__fail(__tally, __e)").body
+    handler = ast.ExceptHandler(type=ast.Name("Exception", ast.Load()), name="__e", body=failed)
+    return ast.Try(body=[stmt, *passed], handlers=[handler], orelse=[], finalbody=[])
 
 
 def _arity_of(source: str, name: str) -> tuple[int, float]:
@@ -374,6 +373,10 @@ def _check(plan: _Plan | None, label: str, code: _RecordCode, limits: Limits) ->
         return CodeCheck(True, True, function, "passed", f"passes {label}'s tests with {function}()", seconds)
     if outcome.status == "unavailable":
         return CodeCheck(True, False, None, "unavailable", outcome.detail, seconds)
+    if outcome.status == "failed" and outcome.detail.startswith("ImportError: "):
+        why = outcome.detail.removeprefix("ImportError: ")  # e.g. it needs tensorflow: its behaviour is unknown
+        return CodeCheck(True, False, None, "error", f"{label}'s tests could not run the record's code: {why}",
+                         seconds)
     if outcome.status == "failed":  # the harness's AssertionError lists why each candidate failed
         why = outcome.detail.removeprefix("AssertionError: ")
         best = _BEST.match(why)
@@ -408,8 +411,8 @@ def _harness(plan: _Plan, code: _RecordCode, candidates: Iterable[_Function]) ->
                      "        try:\n"
                      "            exec(compile(__t, '<tests>', 'exec'), __ns)\n"
                      "            __tally[0] += 1\n"
-                     "        except Exception:\n"
-                     "            __tally[1] += 1\n")
+                     "        except Exception as __e:\n"
+                     "            __fail(__tally, __e)\n")
     return (
         f"__RECORD = {list(code.statements)!r}\n"
         f"__REFERENCE = {plan.reference!r}\n"
@@ -427,10 +430,19 @@ def _harness(plan: _Plan, code: _RecordCode, candidates: Iterable[_Function]) ->
         "        exec(compile(__s, '<record>', 'exec'), __record)\n"
         "    except BaseException:\n"
         "        pass\n"
+        "def __fail(__tally, __e):\n"  # count a failed assert; keep the first error, and whether code was missing
+        "    __tally[1] += 1\n"
+        "    if not __tally[2]:\n"
+        "        try:\n"
+        "            __text = ' '.join(str(__e).split())[:60]\n"
+        "        except BaseException:\n"
+        "            __text = ''\n"
+        "        __tally[2] = type(__e).__name__ + (': ' + __text if __text else '')\n"
+        "        __tally[3] = isinstance(__e, (NameError, ImportError))\n"
         "def __try(__name, __owner):\n"
         "    __fn = __record[__name] if __owner is None else getattr(__record[__owner](), __name)\n"
-        "    __tally = [0, 0]\n"
-        "    __ns = {'__name__': '__tests__', '__tally': __tally}\n"
+        "    __tally = [0, 0, '', False]\n"
+        "    __ns = {'__name__': '__tests__', '__tally': __tally, '__fail': __fail}\n"
         "    for __m in __MODULES:\n"
         "        try:\n"
         "            __ns[__m] = __import__(__m)\n"
@@ -443,11 +455,12 @@ def _harness(plan: _Plan, code: _RecordCode, candidates: Iterable[_Function]) ->
         f"{run_tests}"
         "    return __tally\n"
         "__why = []\n"
+        "__unrun = []\n"
         "__best = (0, 1, '')\n"
         "for __name, __owner in __PICK:\n"
         "    __shown = __name if __owner is None else __owner + '.' + __name\n"
         "    try:\n"
-        "        __passed, __failed = __try(__name, __owner)\n"
+        "        __passed, __failed, __first, __missing = __try(__name, __owner)\n"
         "    except BaseException as __e:\n"
         "        __text = ' '.join(str(__e).split())[:80]\n"
         "        __why.append(__shown + '() ' + type(__e).__name__ + (': ' + __text if __text else ''))\n"
@@ -455,11 +468,15 @@ def _harness(plan: _Plan, code: _RecordCode, candidates: Iterable[_Function]) ->
         "    if __failed == 0:\n"
         "        __result__ = __shown\n"
         "        break\n"
-        "    __why.append(__shown + '() fails ' + str(__failed) + ' of ' + str(__passed + __failed) + ' asserts')\n"
+        "    __why.append(__shown + '() fails ' + str(__failed) + ' of ' + str(__passed + __failed) + ' asserts'\n"
+        "                 + (' (' + __first + ')' if __first else ''))\n"
+        "    __unrun.append(__missing and __passed == 0)\n"
         "    if __passed * __best[1] > __best[0] * (__passed + __failed):\n"
         "        __best = (__passed, __passed + __failed, __shown)\n"
         "else:\n"
         "    if __best[2]:\n"
         "        raise AssertionError('best ' + str(__best[0]) + '/' + str(__best[1]) + ' ' + __best[2])\n"
+        "    if __unrun and all(__unrun):\n"  # every candidate stopped at a name or module this sandbox lacks
+        "        raise ImportError('; '.join(__why))\n"
         "    raise AssertionError('; '.join(__why))\n"
     )

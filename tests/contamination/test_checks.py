@@ -52,8 +52,14 @@ def test_run_checks_runs_code_in_the_sandbox_and_the_rest_inline() -> None:
     pairs = [Pair("T/1", item, item["prompt"], item["canonical_solution"], "def plus(a, b):\n    return a + b\n"),
              Pair("T/1", item, item["prompt"], item["canonical_solution"], "def plus(a, b):\n    return a - b\n"),
              Pair("T/1", item, item["prompt"], item["canonical_solution"], "Adding is easy."),
-             Pair("G/1", {}, GSM, GSM_ANSWER, "48 in April, half in May, 72 in total")]
+             Pair("G/1", {}, GSM, GSM_ANSWER, "48 in April, half in May, 72 in total"),
+             # code that needs a library the sandbox lacks says nothing about the problem: neither way
+             Pair("T/1", item, item["prompt"], item["canonical_solution"],
+                  "import numpy as np\ndef plus(a, b):\n    return int(np.add(a, b))\n")]
     results = run_checks(pairs)
     assert [(r.check, r.passed) for r in results] == [("code_tests", True), ("code_tests", False),
-                                                     ("code_tests", None), ("final_answer", True)]
+                                                     ("code_tests", None), ("final_answer", True),
+                                                     ("code_tests", None)]
     assert "plus()" in results[0].reason and results[0].answer_leaked
+    assert results[1].reason == "fails T/1's tests: plus() fails 2 of 2 asserts (AssertionError)"
+    assert results[4].reason.startswith("T/1's tests could not run the record's code: plus() fails 2 of 2 asserts (")
