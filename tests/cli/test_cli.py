@@ -187,3 +187,39 @@ def test_console_script_runs(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "synthscope.cli", "init", str(tmp_path / "w")],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "workspace ready" in proc.stdout
+
+
+def test_a_preset_takes_an_id_field(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ws = str(tmp_path / "ws")
+    run(capsys, "init", ws)
+    humaneval = tmp_path / "he.jsonl"
+    humaneval.write_text("".join(json.dumps({"task_id": f"HumanEval/{i}", "uid": f"u{i}", "prompt": f"def f{i}():",
+                                             "canonical_solution": "    return 1"}) + "\n" for i in range(2)))
+    mmlu = tmp_path / "mmlu.csv"
+    mmlu.write_text("q1,a,b,c,d,B,m1\nq2,a,b,c,d,C,m2\n")  # headerless: the id column is not a choice
+    chat = tmp_path / "chat.jsonl"
+    chat.write_text("".join(json.dumps({"conv": f"c{i}", "id": "same", "messages": [
+        {"role": "user", "content": f"hi {i}"}, {"role": "assistant", "content": "hello"}]}) + "\n" for i in range(2)))
+    for source, preset, id_field, ids in ((humaneval, "humaneval", "uid", ["u0", "u1"]),
+                                          (mmlu, "mmlu", "col6", ["m1", "m2"]),
+                                          (chat, "chat", "conv", ["c0", "c1"])):
+        code, out, err = run(capsys, "ingest", str(source), "-w", ws, "--name", preset, "--kind", "benchmark",
+                             "--preset", preset, "--id-field", id_field)
+        assert code == 0, err
+        assert f"id={id_field}" in out
+        rows = Workspace.open(ws).query(f"SELECT record_id, answer FROM records WHERE dataset = '{preset}' "
+                                        "ORDER BY source_line")
+        assert rows["record_id"].tolist() == ids
+    assert rows["answer"].tolist() == ["hello", "hello"]
+    assert Workspace.open(ws).query("SELECT answer FROM records WHERE dataset = 'mmlu' ORDER BY source_line")[
+        "answer"].tolist() == ["b", "c"]
+    # without a preset the id field goes with the detected mapping; an answer field still needs a prompt field
+    code, out, _ = run(capsys, "ingest", str(humaneval), "-w", ws, "--name", "auto", "--kind", "benchmark",
+                       "--id-field", "uid")
+    assert code == 0 and "id=uid" in out
+    code, _, err = run(capsys, "ingest", str(humaneval), "-w", ws, "--name", "x", "--kind", "benchmark",
+                       "--answer-field", "canonical_solution")
+    assert code == 2 and "--prompt-field" in err
+    code, _, err = run(capsys, "ingest", str(humaneval), "-w", ws, "--name", "x", "--kind", "benchmark",
+                       "--preset", "humaneval", "--answer-field", "uid")
+    assert code == 2 and "--preset humaneval" in err and "--prompt-field" in err
