@@ -17,7 +17,7 @@
     synthscope report NAME@VERSION [-o report.html]
     synthscope policy
     synthscope generate --seeds NAME@VERSION --template FILE --output NAME [--model M] [--n 1] [--limit N]
-    synthscope sql "SELECT ... FROM latest_verdicts"
+    synthscope sql "SELECT ... FROM latest_verdicts" [--format table|csv|json] [--limit N]
     synthscope gc
     synthscope demo PATH
     synthscope push [PATH] s3://BUCKET/PREFIX

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import csv
+import json
+import math
 import sys
+from decimal import Decimal
 from typing import Any
 
 import duckdb
@@ -58,14 +62,63 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 def cmd_sql(args: argparse.Namespace) -> int:
     ws = open_workspace(args)
+    con = ws.connect()
     try:
-        df = ws.query(args.query)
+        # Python values, not a pandas frame: a sum of integers (a HUGEINT) stays an integer, NULL stays None.
+        cursor = con.execute(args.query)
+        columns = [d[0] for d in cursor.description or ()]
+        rows = cursor.fetchall() if columns else []
     except duckdb.Error as exc:
         raise CliError(f"the query failed: {str(exc).splitlines()[0]}") from exc
-    print(table(df.head(args.limit).itertuples(index=False), list(df.columns)))
-    if len(df) > args.limit:
-        print(f"... {len(df) - args.limit} more rows (raise --limit)")
+    finally:
+        con.close()
+    limit = args.limit if args.limit is not None else 50 if args.format == "table" else len(rows)
+    shown, more = rows[:limit], len(rows) - limit
+    if args.format == "table":
+        print(table([["NULL" if v is None else v for v in row] for row in shown], columns))
+    elif args.format == "csv":
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows([_csv_value(v) for v in row] for row in shown)
+    else:
+        repeated = sorted({c for c in columns if columns.count(c) > 1})
+        if repeated:
+            raise CliError(f"two columns named {repeated[0]}: JSON objects need distinct keys; rename one with AS")
+        lines = (json.dumps(dict(zip(columns, map(_plain, row), strict=True)), ensure_ascii=False, allow_nan=False)
+                 for row in shown)
+        print("[" + ",\n".join(lines) + "]")
+    if more > 0:
+        print(f"... {more} more rows (raise --limit)", file=sys.stdout if args.format == "table" else sys.stderr)
     return 0
+
+
+def _plain(value: Any) -> Any:
+    """A DuckDB value as JSON has it: NaN and infinities null, decimals numbers, times ISO 8601."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() and value.is_finite() else _plain(float(value))
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (bytes, bytearray)):
+        return value.hex()
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+def _csv_value(value: Any) -> Any:
+    """A DuckDB value as a CSV cell: NULL empty, nested values as JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple, dict)):
+        return json.dumps(_plain(value), ensure_ascii=False)
+    if isinstance(value, Decimal):
+        return str(value)  # as many decimals as its type has, like the table
+    plain = _plain(value)
+    return "" if plain is None else plain
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
@@ -122,7 +175,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
     p = sub.add_parser("sql", parents=[common], help="query the workspace's DuckDB views")
     p.add_argument("query")
-    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table",
+                   help="table (default), or csv or json on stdout for piping (a JSON array of one object per row)")
+    p.add_argument("--limit", type=int, help="at most N rows (default: 50 in a table, all in csv and json)")
     p.set_defaults(func=cmd_sql)
     p = sub.add_parser("gc", parents=[common],
                        help="remove staging folders and temporary files left by killed processes (never a running "

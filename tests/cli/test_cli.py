@@ -223,3 +223,37 @@ def test_a_preset_takes_an_id_field(tmp_path: Path, capsys: pytest.CaptureFixtur
     code, _, err = run(capsys, "ingest", str(humaneval), "-w", ws, "--name", "x", "--kind", "benchmark",
                        "--preset", "humaneval", "--answer-field", "uid")
     assert code == 2 and "--preset humaneval" in err and "--prompt-field" in err
+
+
+SQL_TYPES = ("SELECT * FROM (VALUES ('a', 2, 1.5::DOUBLE, 1.25), ('b', NULL, NULL, NULL), ('c,\"q\"', 3, 2.0, 1.0)) "
+             "t(name, n, x, d) ")
+
+
+def test_sql_prints_integers_as_integers_and_writes_csv_or_json(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    ws = str(tmp_path / "ws")
+    run(capsys, "init", ws)
+    # sum() of integers is a HUGEINT, which a pandas frame held as a float (3.000)
+    code, out, _ = run(capsys, "sql", "-w", ws, f"SELECT sum(n) AS total, count(*) AS rows FROM ({SQL_TYPES})")
+    assert code == 0 and out.splitlines()[2].split() == ["5", "3"]
+    code, out, _ = run(capsys, "sql", "-w", ws, SQL_TYPES + "ORDER BY name")
+    assert code == 0 and [line.split()[1:] for line in out.splitlines()[2:]] == [
+        ["2", "1.500", "1.25"], ["NULL", "NULL", "NULL"], ["3", "2.000", "1.00"]]
+
+    code, out, err = run(capsys, "sql", "-w", ws, "--format", "csv", SQL_TYPES + "ORDER BY name")
+    assert code == 0 and err == ""
+    assert out == 'name,n,x,d\na,2,1.5,1.25\nb,,,\n"c,""q""",3,2.0,1.00\n'
+    code, out, err = run(capsys, "sql", "-w", ws, "--format", "json", SQL_TYPES + "ORDER BY name")
+    assert code == 0 and err == ""
+    assert json.loads(out) == [{"name": "a", "n": 2, "x": 1.5, "d": 1.25},
+                               {"name": "b", "n": None, "x": None, "d": None},
+                               {"name": 'c,"q"', "n": 3, "x": 2.0, "d": 1.0}]
+    assert '"n": 2,' in out and '"d": 1.25' in out  # numbers, not strings
+    code, out, _ = run(capsys, "sql", "-w", ws, "--format", "json",
+                       "SELECT TIMESTAMP '2024-01-02 03:04:05' AS t, [1, 2] AS l, 'nan'::DOUBLE AS nan")
+    assert json.loads(out) == [{"t": "2024-01-02T03:04:05", "l": [1, 2], "nan": None}]
+    # --limit cuts every format; csv and json say so on stderr, so stdout stays data
+    code, out, err = run(capsys, "sql", "-w", ws, "--format", "csv", "--limit", "1", SQL_TYPES + "ORDER BY name")
+    assert out == "name,n,x,d\na,2,1.5,1.25\n" and "2 more rows" in err
+    code, out, err = run(capsys, "sql", "-w", ws, "--format", "json", "SELECT 1 AS a, 2 AS a")
+    assert code == 2 and "two columns named a" in err
