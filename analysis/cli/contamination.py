@@ -107,8 +107,10 @@ def _print_calibration(ws: Workspace, calibration_id: str) -> None:
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add the contamination commands to the parser."""
     p = sub.add_parser("scan", parents=[common], help="check synthetic data for benchmark contamination")
-    p.add_argument("--synthetic", action="append", required=True, metavar="NAME[@VERSION]")
-    p.add_argument("--benchmark", action="append", required=True, metavar="NAME[@VERSION]")
+    p.add_argument("--synthetic", action="append", required=True, metavar="NAME[@VERSION]",
+                   help="a synthetic dataset to check (default version: the latest); repeat for several")
+    p.add_argument("--benchmark", action="append", required=True, metavar="NAME[@VERSION]",
+                   help="a benchmark to check it against (default version: the latest); repeat for several")
     p.add_argument("--n", type=int, nargs="+", help="n-gram sizes (default from synthscope.toml: 13 8)")
     p.add_argument("--clean-below", type=float, help="coverage below this is clean (default 0.2)")
     p.add_argument("--dirty-from", type=float, help="coverage from this is dirty (default 0.8)")

@@ -156,7 +156,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", choices=["humaneval", "mmlu", "gsm8k", "alpaca", "chat"],
                    help="field mapping preset (default: detected from the columns)")
     p.add_argument("--prompt-field", action="append", help="column(s) making the prompt; repeat to join several")
-    p.add_argument("--answer-field", action="append", help="column(s) making the answer")
+    p.add_argument("--answer-field", action="append", help="column(s) making the answer; repeat to join several")
     p.add_argument("--id-field", help="column holding a stable record id")
     header = p.add_mutually_exclusive_group()
     header.add_argument("--header", dest="header", action="store_true", default=None,

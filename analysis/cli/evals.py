@@ -183,7 +183,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     q.add_argument("--device", default="auto", help="auto (CUDA when present, default), cpu or cuda")
     q.add_argument("--batch-size", default="1", help="an integer, or auto (default 1)")
     q.add_argument("--benchmark", action="append", metavar="NAME[@VERSION]",
-                   help="benchmark version to check doc hashes against (default: the one ingested from the task)")
+                   help="benchmark version to check doc hashes against; repeat for several (default: the one "
+                        "ingested from the task)")
     q.add_argument("--trust-remote-code", action="store_true", help="let the model run its own code")
     q.add_argument("--online", action="store_true", help="allow downloads from the Hugging Face Hub")
     q.add_argument("--background", action="store_true", help="run as a job; print its id and return")
@@ -192,7 +193,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     q.add_argument("folder", help="lm-eval's --output_path folder (results_*.json, samples_<task>_*.jsonl)")
     q.add_argument("--run", required=True, metavar="RUN_ID")
     q.add_argument("--benchmark", action="append", metavar="NAME[@VERSION]",
-                   help="benchmark version to check doc hashes against (default: the one ingested from the task)")
+                   help="benchmark version to check doc hashes against; repeat for several (default: the one "
+                        "ingested from the task)")
     q.add_argument("--task", action="append", help="import only this task; repeat for several")
     q.set_defaults(func=cmd_eval_import)
     q = eval_sub.add_parser("list", parents=[common], help="list evals")
@@ -201,7 +203,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                             help="Min-K%%++ per benchmark item under a run's model (a model-side contamination signal)")
     q.add_argument("--run", required=True, metavar="RUN_ID")
     q.add_argument("--benchmark", action="append", metavar="NAME[@VERSION]",
-                   help="benchmark to score (default: every benchmark the run's evaluations are linked to)")
+                   help="benchmark to score; repeat for several (default: every benchmark the run's evaluations "
+                        "are linked to)")
     q.add_argument("--k", type=float, default=0.2, help="share of lowest-scoring tokens averaged (default 0.2)")
     q.add_argument("--max-tokens", type=int, default=512, help="longer items are cut (default 512)")
     q.add_argument("--batch-size", type=int, default=8)
@@ -217,7 +220,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--candidate", required=True, metavar="RUN_ID")
     p.add_argument("--task", action="append", required=True, help="an evaluated task (repeat for several)")
     p.add_argument("--synthetic", action="append", metavar="NAME[@VERSION]",
-                   help="whose scan verdicts define contamination (default: the candidate's synthetic datasets)")
+                   help="a synthetic dataset whose scan verdicts define contamination; repeat for several "
+                        "(default: the candidate's synthetic datasets)")
     p.add_argument("--metric", default="acc", choices=["acc", "acc_norm", "exact_match"])
     p.add_argument("--n-boot", type=int, default=10_000, help="bootstrap resamples (default 10000)")
     p.add_argument("--seed", type=int, default=0)
