@@ -9,7 +9,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from synthscope.cli.common import CliError
+from synthscope.cli.common import CliError, add_command
 from synthscope.core import allowed
 from synthscope.core.workspace import Workspace
 
@@ -106,12 +106,14 @@ def _served_folders(given: list[str] | None, flag: str, secrets_files: list[Path
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add the dashboard commands to the parser."""
-    p = sub.add_parser("demo", help="build the demo workspace (no network needed)")
+    p = add_command(sub, "demo", help="build the demo workspace (no network needed)",
+                    example="synthscope demo .demo/workspace")
     p.add_argument("path")
     p.add_argument("--force", action="store_true", help="rebuild it if it exists")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("serve", parents=[common], help="open the dashboard")
+    p = add_command(sub, "serve", parents=[common], help="open the dashboard",
+                    example="synthscope serve ws --import-dir ~/datasets")
     p.add_argument("path", nargs="?", help="workspace folder, or s3://bucket/prefix (read-only) (default: --workspace)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8501)

@@ -12,7 +12,7 @@ from typing import Any
 
 import duckdb
 
-from synthscope.cli.common import CliError, open_workspace, table
+from synthscope.cli.common import CliError, add_command, open_workspace, table
 from synthscope.core import hub
 from synthscope.core.workspace import KINDS, Workspace
 
@@ -136,16 +136,17 @@ def cmd_gc(args: argparse.Namespace) -> int:
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add the datasets commands to the parser."""
-    p = sub.add_parser("init", help="create a workspace")
+    p = add_command(sub, "init", help="create a workspace", example="synthscope init ws")
     p.add_argument("path")
     p.set_defaults(func=cmd_init)
 
-    p = sub.add_parser("ingest", parents=[common], help="import a dataset version",
-                       description="Import a file, a save_to_disk folder or an lm-eval task as a new dataset "
-                                   "version.",
-                       epilog="An lm-eval task YAML is code: lm-eval renders its templates with unsandboxed Jinja "
-                              "and runs its !function hooks as you, as lm-eval itself does. Import only task "
-                              "files (and --include-path folders) you trust.")
+    p = add_command(sub, "ingest", parents=[common], help="import a dataset version",
+                    description="Import a file, a save_to_disk folder or an lm-eval task as a new dataset version.",
+                    notes="An lm-eval task YAML is code: lm-eval renders its templates with unsandboxed Jinja "
+                          "and runs its !function hooks as you, as lm-eval itself does. Import only task "
+                          "files (and --include-path folders) you trust.",
+                    example="synthscope ingest HumanEval.jsonl.gz -w ws --name humaneval --kind benchmark "
+                            "--preset humaneval")
     p.add_argument("source", help="file, save_to_disk folder, or lm-eval task name or task YAML (with --format "
                                   "lm-eval; a task YAML runs code)")
     p.add_argument("--name", required=True)
@@ -170,16 +171,20 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--strict", action="store_true", help="import nothing if any row is bad")
     p.set_defaults(func=cmd_ingest)
 
-    p = sub.add_parser("datasets", parents=[common], help="list dataset versions")
+    p = add_command(sub, "datasets", parents=[common], help="list dataset versions",
+                    example="synthscope datasets -w ws")
     p.set_defaults(func=cmd_datasets)
 
-    p = sub.add_parser("sql", parents=[common], help="query the workspace's DuckDB views")
+    p = add_command(sub, "sql", parents=[common], help="query the workspace's DuckDB views",
+                    example="synthscope sql -w ws \"SELECT item_id, bucket, coverage FROM latest_verdicts "
+                            "WHERE verdict <> 'clean'\"")
     p.add_argument("query")
     p.add_argument("--format", choices=["table", "csv", "json"], default="table",
                    help="table (default), or csv or json on stdout for piping (a JSON array of one object per row)")
     p.add_argument("--limit", type=int, help="at most N rows (default: 50 in a table, all in csv and json)")
     p.set_defaults(func=cmd_sql)
-    p = sub.add_parser("gc", parents=[common],
-                       help="remove staging folders and temporary files left by killed processes (never a running "
-                            "one's)")
+    p = add_command(sub, "gc", parents=[common],
+                    help="remove staging folders and temporary files left by killed processes (never a running "
+                         "one's)",
+                    example="synthscope gc -w ws")
     p.set_defaults(func=cmd_gc)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from synthscope import tasks
-from synthscope.cli.common import open_workspace, started, table
+from synthscope.cli.common import add_command, open_workspace, started, table
 from synthscope.core.workspace import DatasetRef, Workspace, WorkspaceError
 
 
@@ -155,9 +155,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add the evals commands to the parser."""
-    p = sub.add_parser("run", help="trained models and what they were trained on")
+    add_run = ("synthscope run add -w ws --model ./ckpt/sft-synth --id sft-synth --dataset code-alpaca "
+               "--synthetic-share 0.4")
+    p = add_command(sub, "run", help="trained models and what they were trained on", example=add_run)
     run_sub = p.add_subparsers(dest="run_command", required=True)
-    q = run_sub.add_parser("add", parents=[common], help="record a run: a model and its training manifest")
+    q = add_command(run_sub, "add", parents=[common], help="record a run: a model and its training manifest",
+                    example=add_run)
     q.add_argument("--model", required=True, help="local model folder or hub id (org/name)")
     q.add_argument("--id", help="run id (default: from the model's name)")
     q.add_argument("--base-model", help="the model it was fine-tuned from")
@@ -169,12 +172,15 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     q.add_argument("--date", help="when it was trained (YYYY-MM-DD)")
     q.add_argument("--notes")
     q.set_defaults(func=cmd_run_add)
-    q = run_sub.add_parser("list", parents=[common], help="list runs")
+    q = add_command(run_sub, "list", parents=[common], help="list runs", example="synthscope run list -w ws")
     q.set_defaults(func=cmd_run_list)
 
-    p = sub.add_parser("eval", help="lm-eval results per sample: run tasks for a run, or import lm-eval output")
+    eval_run = "synthscope eval run -w ws --run sft-synth --tasks my_task --include-path tasks/"
+    p = add_command(sub, "eval", help="lm-eval results per sample: run tasks for a run, or import lm-eval output",
+                    example=eval_run)
     eval_sub = p.add_subparsers(dest="eval_command", required=True)
-    q = eval_sub.add_parser("run", parents=[common], help="evaluate a run's model with lm-eval (log_samples)")
+    q = add_command(eval_sub, "run", parents=[common], help="evaluate a run's model with lm-eval (log_samples)",
+                    example=eval_run)
     q.add_argument("--run", required=True, metavar="RUN_ID")
     q.add_argument("--tasks", nargs="+", required=True, metavar="TASK")
     q.add_argument("--include-path", metavar="DIR", help="folder of extra lm-eval task YAMLs")
@@ -189,7 +195,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     q.add_argument("--online", action="store_true", help="allow downloads from the Hugging Face Hub")
     q.add_argument("--background", action="store_true", help="run as a job; print its id and return")
     q.set_defaults(func=cmd_eval_run)
-    q = eval_sub.add_parser("import", parents=[common], help="import an lm-eval output folder (--log_samples)")
+    q = add_command(eval_sub, "import", parents=[common], help="import an lm-eval output folder (--log_samples)",
+                    example="synthscope eval import -w ws out/lm-eval-results/ --run sft-base")
     q.add_argument("folder", help="lm-eval's --output_path folder (results_*.json, samples_<task>_*.jsonl)")
     q.add_argument("--run", required=True, metavar="RUN_ID")
     q.add_argument("--benchmark", action="append", metavar="NAME[@VERSION]",
@@ -197,9 +204,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                         "ingested from the task)")
     q.add_argument("--task", action="append", help="import only this task; repeat for several")
     q.set_defaults(func=cmd_eval_import)
-    q = eval_sub.add_parser("list", parents=[common], help="list evals")
+    q = add_command(eval_sub, "list", parents=[common], help="list evals", example="synthscope eval list -w ws")
     q.set_defaults(func=cmd_eval_list)
-    q = eval_sub.add_parser("mink", parents=[common],
+    q = add_command(eval_sub, "mink", parents=[common], example="synthscope eval mink -w ws --run sft-synth",
                             help="Min-K%%++ per benchmark item under a run's model (a model-side contamination signal)")
     q.add_argument("--run", required=True, metavar="RUN_ID")
     q.add_argument("--benchmark", action="append", metavar="NAME[@VERSION]",
@@ -214,7 +221,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     q.add_argument("--background", action="store_true", help="run as a job; print its id and return")
     q.set_defaults(func=cmd_eval_mink)
 
-    p = sub.add_parser("compare", parents=[common],
+    p = add_command(sub, "compare", parents=[common],
+                    example="synthscope compare -w ws --baseline sft-base --candidate sft-synth --task my_task",
                        help="baseline vs candidate run per task: gains on clean and contaminated items")
     p.add_argument("--baseline", required=True, metavar="RUN_ID")
     p.add_argument("--candidate", required=True, metavar="RUN_ID")
