@@ -257,3 +257,32 @@ def test_sql_prints_integers_as_integers_and_writes_csv_or_json(tmp_path: Path,
     assert out == "name,n,x,d\na,2,1.5,1.25\n" and "2 more rows" in err
     code, out, err = run(capsys, "sql", "-w", ws, "--format", "json", "SELECT 1 AS a, 2 AS a")
     assert code == 2 and "two columns named a" in err
+
+
+@pytest.mark.parametrize("container, published, code, said", [
+    (True, "127.0.0.1", 0, "published on 127.0.0.1 only"),
+    (True, "::1", 0, "published on ::1 only"),
+    (True, None, 2, "-e SYNTHSCOPE_PUBLISHED_ON=127.0.0.1"),  # the container's own hint: what to add
+    (True, "0.0.0.0", 2, "without sign-in"),
+    (True, "192.168.1.5", 2, "without sign-in"),
+    (True, "127.0.0.1:8501", 2, "address only"),
+    (False, "127.0.0.1", 2, "not a container"),  # outside a container the variable opens nothing
+])
+def test_serve_in_a_container_binds_everywhere_only_when_told_its_port_is_published_on_loopback(
+        served: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        container: bool, published: str | None, code: int, said: str) -> None:
+    from synthscope.cli import dashboard
+
+    marker = tmp_path / ".dockerenv"
+    if container:
+        marker.touch()
+    monkeypatch.setattr(dashboard, "CONTAINER_MARKERS", (marker,))
+    if published is None:
+        monkeypatch.delenv(dashboard.PUBLISHED_ENV, raising=False)
+    else:
+        monkeypatch.setenv(dashboard.PUBLISHED_ENV, published)
+    result, out, err = run(capsys, "serve", served["ws"], "--secrets", served["secrets"], "--host", "0.0.0.0")
+    assert result == code and said in out + err
+    assert len(served["calls"]) == (1 if code == 0 else 0)
+    # on loopback, as without a container, the variable changes nothing
+    assert run(capsys, "serve", served["ws"], "--secrets", served["secrets"])[0] == 0
