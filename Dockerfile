@@ -1,8 +1,10 @@
 # The dashboard on the demo workspace, built the way `make run` builds it.
 #   docker build -t synthscope .
-#   docker run --rm -p 127.0.0.1:8501:8501 synthscope      # then open http://127.0.0.1:8501
-# Inside the container the server listens on all interfaces so the port mapping can reach it;
-# the -p 127.0.0.1:... mapping keeps it private to this machine.
+#   docker run --rm -p 127.0.0.1:8501:8501 -e SYNTHSCOPE_PUBLISHED_ON=127.0.0.1 synthscope   # then open http://127.0.0.1:8501
+# Inside the container the server listens on all interfaces so that the port mapping can reach it;
+# the -p 127.0.0.1:... mapping keeps it private to this machine. `synthscope serve` cannot see the
+# mapping, and without sign-in it listens on all interfaces only when SYNTHSCOPE_PUBLISHED_ON says the
+# port is published on loopback; without the -e the container exits saying so (README: Docker).
 FROM python:3.11-slim
 
 ENV PIP_NO_CACHE_DIR=1 \

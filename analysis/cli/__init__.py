@@ -17,7 +17,7 @@
     synthscope report NAME@VERSION [-o report.html]
     synthscope policy
     synthscope generate --seeds NAME@VERSION --template FILE --output NAME [--model M] [--n 1] [--limit N]
-    synthscope sql "SELECT ... FROM latest_verdicts"
+    synthscope sql "SELECT ... FROM latest_verdicts" [--format table|csv|json] [--limit N]
     synthscope gc
     synthscope demo PATH
     synthscope push [PATH] s3://BUCKET/PREFIX
@@ -38,6 +38,7 @@ from collections.abc import Sequence
 
 from synthscope.cli import contamination, dashboard, datasets, evals, generation, scorecard, team
 from synthscope.cli.common import USER_ERRORS, one_line, workspace_option
+from synthscope.cli.quiet import quiet_libraries
 from synthscope.core import hub
 
 GROUPS = (datasets, contamination, evals, scorecard, generation, dashboard, team)
@@ -54,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command != "serve":  # the dashboard's environment stays the operator's
+        quiet_libraries()
     hub.configure(None)
     try:
         return int(args.func(args))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import textwrap
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,6 +32,24 @@ def workspace_option() -> argparse.ArgumentParser:
     common.add_argument("-w", "--workspace", default=os.environ.get("SYNTHSCOPE_WORKSPACE", "workspace"),
                         help="workspace folder (default: $SYNTHSCOPE_WORKSPACE or ./workspace)")
     return common
+
+
+HELP_WIDTH = 88  # descriptions and notes are wrapped here, so that the example below them keeps its line
+
+
+def add_command(sub: Any, name: str, *, help: str, example: str, notes: str = "", description: str = "",
+                **kwargs: Any) -> argparse.ArgumentParser:
+    """``sub.add_parser(name)`` with the help every command has: what it does, ``notes``, and one example.
+
+    The example is the last line of ``--help``, unwrapped, so it can be copied; it starts with
+    ``synthscope NAME`` and the parser takes it (tests/cli/test_help.py). ``help`` (one line in the
+    list of commands) is also the description unless ``description`` says more.
+    """
+    text = description or help.replace("%%", "%")  # only the one-line help goes through %-formatting
+    epilog = "".join(textwrap.fill(part, HELP_WIDTH) + "\n\n" for part in [notes] if part)
+    return sub.add_parser(name, help=help, description=textwrap.fill(text, HELP_WIDTH),
+                          epilog=f"{epilog}example:\n  {example}", formatter_class=argparse.RawDescriptionHelpFormatter,
+                          **kwargs)
 
 
 def open_workspace(args: argparse.Namespace) -> Workspace:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from synthscope import tasks
-from synthscope.cli.common import CliError, open_workspace, table
+from synthscope.cli.common import CliError, add_command, open_workspace, table
 from synthscope.cli.progress import ProgressBar
 from synthscope.core import hub
 from synthscope.core.workspace import Workspace
@@ -106,9 +106,12 @@ def _print_calibration(ws: Workspace, calibration_id: str) -> None:
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add the contamination commands to the parser."""
-    p = sub.add_parser("scan", parents=[common], help="check synthetic data for benchmark contamination")
-    p.add_argument("--synthetic", action="append", required=True, metavar="NAME[@VERSION]")
-    p.add_argument("--benchmark", action="append", required=True, metavar="NAME[@VERSION]")
+    p = add_command(sub, "scan", parents=[common], help="check synthetic data for benchmark contamination",
+                    example="synthscope scan -w ws --synthetic code-alpaca --benchmark humaneval --benchmark mmlu-soc")
+    p.add_argument("--synthetic", action="append", required=True, metavar="NAME[@VERSION]",
+                   help="a synthetic dataset to check (default version: the latest); repeat for several")
+    p.add_argument("--benchmark", action="append", required=True, metavar="NAME[@VERSION]",
+                   help="a benchmark to check it against (default version: the latest); repeat for several")
     p.add_argument("--n", type=int, nargs="+", help="n-gram sizes (default from synthscope.toml: 13 8)")
     p.add_argument("--clean-below", type=float, help="coverage below this is clean (default 0.2)")
     p.add_argument("--dirty-from", type=float, help="coverage from this is dirty (default 0.8)")
@@ -141,8 +144,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                    "(default: every core)")
     p.set_defaults(func=cmd_scan)
 
-    p = sub.add_parser("calibrate", parents=[common],
-                       help="measure each stage on known positives and hard negatives; recommend thresholds")
+    p = add_command(sub, "calibrate", parents=[common],
+                    help="measure each stage on known positives and hard negatives; recommend thresholds",
+                    example="synthscope calibrate -w ws --benchmark humaneval --positives humaneval-rephrased")
     p.add_argument("--benchmark", required=True, metavar="NAME[@VERSION]")
     p.add_argument("--positives", metavar="NAME[@VERSION]",
                    help="a dataset whose row i is known contamination of benchmark row i (e.g. its rephrasing)")

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import sys
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from synthscope.cli.common import CliError
+from synthscope.cli.common import CliError, add_command
 from synthscope.core import allowed
 from synthscope.core.workspace import Workspace
+
+# In a container, the address `docker run -p ADDRESS:PORT:PORT` published the dashboard's port on. The server must
+# listen on every interface of the container for the mapping to reach it; without sign-in, serve does so only when
+# the operator says the port is published on loopback (README: Docker). Outside a container it changes nothing.
+PUBLISHED_ENV = "SYNTHSCOPE_PUBLISHED_ON"
+# Files the runtime puts in every container (Docker's, Podman's): the variable is honoured only where one exists.
+CONTAINER_MARKERS = (Path("/.dockerenv"), Path("/run/.containerenv"))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -47,6 +55,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         env.pop(variable, None)
         if folders:
             env[variable] = allowed.to_env(folders)
+    published = None  # in a container: the loopback address the operator published the port on
     if auth.configured:
         if args.no_auth:
             raise CliError("--no-auth, but sign-in is configured in the secrets; remove one of the two")
@@ -62,12 +71,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if problem:
             print(f"warning: {problem}; the provider will send users back somewhere else", file=sys.stderr)
     elif args.host not in access.LOOPBACK_HOSTS:
-        if not args.no_auth:
+        published = None if args.no_auth else _published_on_loopback()
+        if published:
+            print(f"no sign-in configured: listening on {args.host} inside a container whose port {args.port} is "
+                  f"published on {published} only ({PUBLISHED_ENV}), so only this machine can open it, and anyone "
+                  "on this machine can. Published on another address it would be open to everyone who can reach "
+                  "that address.", flush=True)
+        elif not args.no_auth:
+            hint = (f" In a container, publish the port on this machine only and say so: docker run -p "
+                    f"127.0.0.1:{args.port}:{args.port} -e {PUBLISHED_ENV}=127.0.0.1 ... (README: Docker)."
+                    if _in_container() else "")
             raise CliError(f"refusing to serve on {args.host} without sign-in: anyone who can reach this machine "
                            "could read the workspace. Configure sign-in ([auth] in .streamlit/secrets.toml, see "
-                           "the README's 'Sign-in for a shared dashboard'), or pass --no-auth to serve it open.")
-        print(f"WARNING: --no-auth: serving {ws.root} on {args.host} WITHOUT SIGN-IN. Anyone who can reach "
-              f"this machine on port {args.port} can read every dataset and result in it.", file=sys.stderr)
+                           "the README's 'Sign-in for a shared dashboard'), or pass --no-auth to serve it open."
+                           + hint)
+        else:
+            print(f"WARNING: --no-auth: serving {ws.root} on {args.host} WITHOUT SIGN-IN. Anyone who can reach "
+                  f"this machine on port {args.port} can read every dataset and result in it.", file=sys.stderr)
     else:
         print(f"no sign-in configured: the dashboard binds to {args.host} only, so only this machine can open it, "
               "and anyone on this machine can", flush=True)
@@ -75,7 +95,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"the import form reads files under: {', '.join(map(str, import_dirs))}", flush=True)
     else:
         print("the import form reads uploads only (name folders it may read with --import-dir)", flush=True)
-    print(f"synthscope dashboard: http://{args.host}:{args.port}  (workspace {ws.root})", flush=True)
+    if published:  # the address here is the container's; the user opens the host's end of the mapping
+        shown = f"[{published}]" if ":" in published else published
+        print(f"synthscope dashboard: http://{shown}:PORT, PORT being the host port of docker run -p "
+              f"{published}:PORT:{args.port}  (workspace {ws.root})", flush=True)
+    else:
+        print(f"synthscope dashboard: http://{args.host}:{args.port}  (workspace {ws.root})", flush=True)
     argv = [sys.executable, "-m", "streamlit", "run", str(app),
             "--server.address", args.host, "--server.port", str(args.port),
             "--server.headless", "true", "--browser.gatherUsageStats", "false",
@@ -87,6 +112,35 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "--server.enableXsrfProtection", "true", "--server.trustedUserHeaders", "{}"]
     os.execve(sys.executable, argv, env)
     return 0  # not reached
+
+
+def _in_container() -> bool:
+    return any(marker.exists() for marker in CONTAINER_MARKERS)
+
+
+def _published_on_loopback() -> str | None:
+    """The loopback address ``$SYNTHSCOPE_PUBLISHED_ON`` names, in a container; None when it is not set.
+
+    Raises :class:`CliError` when it is set outside a container, or names an address others can reach.
+    """
+    published = os.environ.get(PUBLISHED_ENV, "").strip()
+    if not published:
+        return None
+    if not _in_container():
+        raise CliError(f"{PUBLISHED_ENV} is set, but this is not a container (no "
+                       f"{' or '.join(map(str, CONTAINER_MARKERS))}): it only describes how `docker run -p` published "
+                       "a container's port. Serve on 127.0.0.1 (the default), or configure sign-in")
+    if ":" in published and not published.startswith(("[", ":")) and published.count(":") == 1:
+        raise CliError(f"{PUBLISHED_ENV}={published}: give the address only, e.g. {PUBLISHED_ENV}=127.0.0.1")
+    try:
+        loopback = published == "localhost" or ipaddress.ip_address(published.strip("[]")).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise CliError(f"{PUBLISHED_ENV}={published}: a port published there is open, without sign-in, to everyone "
+                       "who can reach that address; publish it on 127.0.0.1 (docker run -p 127.0.0.1:8501:8501 -e "
+                       f"{PUBLISHED_ENV}=127.0.0.1) or configure sign-in")
+    return published
 
 
 def _served_folders(given: list[str] | None, flag: str, secrets_files: list[Path]) -> list[Path]:
@@ -106,12 +160,17 @@ def _served_folders(given: list[str] | None, flag: str, secrets_files: list[Path
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add the dashboard commands to the parser."""
-    p = sub.add_parser("demo", help="build the demo workspace (no network needed)")
+    p = add_command(sub, "demo", help="build the demo workspace (no network needed)",
+                    example="synthscope demo .demo/workspace")
     p.add_argument("path")
     p.add_argument("--force", action="store_true", help="rebuild it if it exists")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("serve", parents=[common], help="open the dashboard")
+    p = add_command(sub, "serve", parents=[common], help="open the dashboard",
+                    notes="Without sign-in the dashboard binds to 127.0.0.1. In a container whose port is published "
+                          f"on loopback only (docker run -p 127.0.0.1:8501:8501), {PUBLISHED_ENV}=127.0.0.1 lets "
+                          "it listen on all of the container's interfaces (README: Docker).",
+                    example="synthscope serve ws --import-dir ~/datasets")
     p.add_argument("path", nargs="?", help="workspace folder, or s3://bucket/prefix (read-only) (default: --workspace)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8501)

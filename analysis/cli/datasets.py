@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import csv
+import json
+import math
 import sys
+from decimal import Decimal
 from typing import Any
 
 import duckdb
 
-from synthscope.cli.common import CliError, open_workspace, table
+from synthscope.cli.common import CliError, add_command, open_workspace, table
 from synthscope.core import hub
 from synthscope.core.workspace import KINDS, Workspace
 
@@ -58,14 +62,63 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 def cmd_sql(args: argparse.Namespace) -> int:
     ws = open_workspace(args)
+    con = ws.connect()
     try:
-        df = ws.query(args.query)
+        # Python values, not a pandas frame: a sum of integers (a HUGEINT) stays an integer, NULL stays None.
+        cursor = con.execute(args.query)
+        columns = [d[0] for d in cursor.description or ()]
+        rows = cursor.fetchall() if columns else []
     except duckdb.Error as exc:
         raise CliError(f"the query failed: {str(exc).splitlines()[0]}") from exc
-    print(table(df.head(args.limit).itertuples(index=False), list(df.columns)))
-    if len(df) > args.limit:
-        print(f"... {len(df) - args.limit} more rows (raise --limit)")
+    finally:
+        con.close()
+    limit = args.limit if args.limit is not None else 50 if args.format == "table" else len(rows)
+    shown, more = rows[:limit], len(rows) - limit
+    if args.format == "table":
+        print(table([["NULL" if v is None else v for v in row] for row in shown], columns))
+    elif args.format == "csv":
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows([_csv_value(v) for v in row] for row in shown)
+    else:
+        repeated = sorted({c for c in columns if columns.count(c) > 1})
+        if repeated:
+            raise CliError(f"two columns named {repeated[0]}: JSON objects need distinct keys; rename one with AS")
+        lines = (json.dumps(dict(zip(columns, map(_plain, row), strict=True)), ensure_ascii=False, allow_nan=False)
+                 for row in shown)
+        print("[" + ",\n".join(lines) + "]")
+    if more > 0:
+        print(f"... {more} more rows (raise --limit)", file=sys.stdout if args.format == "table" else sys.stderr)
     return 0
+
+
+def _plain(value: Any) -> Any:
+    """A DuckDB value as JSON has it: NaN and infinities null, decimals numbers, times ISO 8601."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() and value.is_finite() else _plain(float(value))
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (bytes, bytearray)):
+        return value.hex()
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+def _csv_value(value: Any) -> Any:
+    """A DuckDB value as a CSV cell: NULL empty, nested values as JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple, dict)):
+        return json.dumps(_plain(value), ensure_ascii=False)
+    if isinstance(value, Decimal):
+        return str(value)  # as many decimals as its type has, like the table
+    plain = _plain(value)
+    return "" if plain is None else plain
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
@@ -83,16 +136,17 @@ def cmd_gc(args: argparse.Namespace) -> int:
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add the datasets commands to the parser."""
-    p = sub.add_parser("init", help="create a workspace")
+    p = add_command(sub, "init", help="create a workspace", example="synthscope init ws")
     p.add_argument("path")
     p.set_defaults(func=cmd_init)
 
-    p = sub.add_parser("ingest", parents=[common], help="import a dataset version",
-                       description="Import a file, a save_to_disk folder or an lm-eval task as a new dataset "
-                                   "version.",
-                       epilog="An lm-eval task YAML is code: lm-eval renders its templates with unsandboxed Jinja "
-                              "and runs its !function hooks as you, as lm-eval itself does. Import only task "
-                              "files (and --include-path folders) you trust.")
+    p = add_command(sub, "ingest", parents=[common], help="import a dataset version",
+                    description="Import a file, a save_to_disk folder or an lm-eval task as a new dataset version.",
+                    notes="An lm-eval task YAML is code: lm-eval renders its templates with unsandboxed Jinja "
+                          "and runs its !function hooks as you, as lm-eval itself does. Import only task "
+                          "files (and --include-path folders) you trust.",
+                    example="synthscope ingest HumanEval.jsonl.gz -w ws --name humaneval --kind benchmark "
+                            "--preset humaneval")
     p.add_argument("source", help="file, save_to_disk folder, or lm-eval task name or task YAML (with --format "
                                   "lm-eval; a task YAML runs code)")
     p.add_argument("--name", required=True)
@@ -103,7 +157,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", choices=["humaneval", "mmlu", "gsm8k", "alpaca", "chat"],
                    help="field mapping preset (default: detected from the columns)")
     p.add_argument("--prompt-field", action="append", help="column(s) making the prompt; repeat to join several")
-    p.add_argument("--answer-field", action="append", help="column(s) making the answer")
+    p.add_argument("--answer-field", action="append", help="column(s) making the answer; repeat to join several")
     p.add_argument("--id-field", help="column holding a stable record id")
     header = p.add_mutually_exclusive_group()
     header.add_argument("--header", dest="header", action="store_true", default=None,
@@ -117,14 +171,20 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--strict", action="store_true", help="import nothing if any row is bad")
     p.set_defaults(func=cmd_ingest)
 
-    p = sub.add_parser("datasets", parents=[common], help="list dataset versions")
+    p = add_command(sub, "datasets", parents=[common], help="list dataset versions",
+                    example="synthscope datasets -w ws")
     p.set_defaults(func=cmd_datasets)
 
-    p = sub.add_parser("sql", parents=[common], help="query the workspace's DuckDB views")
+    p = add_command(sub, "sql", parents=[common], help="query the workspace's DuckDB views",
+                    example="synthscope sql -w ws \"SELECT item_id, bucket, coverage FROM latest_verdicts "
+                            "WHERE verdict <> 'clean'\"")
     p.add_argument("query")
-    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table",
+                   help="table (default), or csv or json on stdout for piping (a JSON array of one object per row)")
+    p.add_argument("--limit", type=int, help="at most N rows (default: 50 in a table, all in csv and json)")
     p.set_defaults(func=cmd_sql)
-    p = sub.add_parser("gc", parents=[common],
-                       help="remove staging folders and temporary files left by killed processes (never a running "
-                            "one's)")
+    p = add_command(sub, "gc", parents=[common],
+                    help="remove staging folders and temporary files left by killed processes (never a running "
+                         "one's)",
+                    example="synthscope gc -w ws")
     p.set_defaults(func=cmd_gc)

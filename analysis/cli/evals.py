@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from synthscope import tasks
-from synthscope.cli.common import open_workspace, started, table
+from synthscope.cli.common import add_command, open_workspace, started, table
 from synthscope.core.workspace import DatasetRef, Workspace, WorkspaceError
 
 
@@ -155,9 +155,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add the evals commands to the parser."""
-    p = sub.add_parser("run", help="trained models and what they were trained on")
+    add_run = ("synthscope run add -w ws --model ./ckpt/sft-synth --id sft-synth --dataset code-alpaca "
+               "--synthetic-share 0.4")
+    p = add_command(sub, "run", help="trained models and what they were trained on", example=add_run)
     run_sub = p.add_subparsers(dest="run_command", required=True)
-    q = run_sub.add_parser("add", parents=[common], help="record a run: a model and its training manifest")
+    q = add_command(run_sub, "add", parents=[common], help="record a run: a model and its training manifest",
+                    example=add_run)
     q.add_argument("--model", required=True, help="local model folder or hub id (org/name)")
     q.add_argument("--id", help="run id (default: from the model's name)")
     q.add_argument("--base-model", help="the model it was fine-tuned from")
@@ -169,12 +172,15 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     q.add_argument("--date", help="when it was trained (YYYY-MM-DD)")
     q.add_argument("--notes")
     q.set_defaults(func=cmd_run_add)
-    q = run_sub.add_parser("list", parents=[common], help="list runs")
+    q = add_command(run_sub, "list", parents=[common], help="list runs", example="synthscope run list -w ws")
     q.set_defaults(func=cmd_run_list)
 
-    p = sub.add_parser("eval", help="lm-eval results per sample: run tasks for a run, or import lm-eval output")
+    eval_run = "synthscope eval run -w ws --run sft-synth --tasks my_task --include-path tasks/"
+    p = add_command(sub, "eval", help="lm-eval results per sample: run tasks for a run, or import lm-eval output",
+                    example=eval_run)
     eval_sub = p.add_subparsers(dest="eval_command", required=True)
-    q = eval_sub.add_parser("run", parents=[common], help="evaluate a run's model with lm-eval (log_samples)")
+    q = add_command(eval_sub, "run", parents=[common], help="evaluate a run's model with lm-eval (log_samples)",
+                    example=eval_run)
     q.add_argument("--run", required=True, metavar="RUN_ID")
     q.add_argument("--tasks", nargs="+", required=True, metavar="TASK")
     q.add_argument("--include-path", metavar="DIR", help="folder of extra lm-eval task YAMLs")
@@ -183,25 +189,29 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     q.add_argument("--device", default="auto", help="auto (CUDA when present, default), cpu or cuda")
     q.add_argument("--batch-size", default="1", help="an integer, or auto (default 1)")
     q.add_argument("--benchmark", action="append", metavar="NAME[@VERSION]",
-                   help="benchmark version to check doc hashes against (default: the one ingested from the task)")
+                   help="benchmark version to check doc hashes against; repeat for several (default: the one "
+                        "ingested from the task)")
     q.add_argument("--trust-remote-code", action="store_true", help="let the model run its own code")
     q.add_argument("--online", action="store_true", help="allow downloads from the Hugging Face Hub")
     q.add_argument("--background", action="store_true", help="run as a job; print its id and return")
     q.set_defaults(func=cmd_eval_run)
-    q = eval_sub.add_parser("import", parents=[common], help="import an lm-eval output folder (--log_samples)")
+    q = add_command(eval_sub, "import", parents=[common], help="import an lm-eval output folder (--log_samples)",
+                    example="synthscope eval import -w ws out/lm-eval-results/ --run sft-base")
     q.add_argument("folder", help="lm-eval's --output_path folder (results_*.json, samples_<task>_*.jsonl)")
     q.add_argument("--run", required=True, metavar="RUN_ID")
     q.add_argument("--benchmark", action="append", metavar="NAME[@VERSION]",
-                   help="benchmark version to check doc hashes against (default: the one ingested from the task)")
+                   help="benchmark version to check doc hashes against; repeat for several (default: the one "
+                        "ingested from the task)")
     q.add_argument("--task", action="append", help="import only this task; repeat for several")
     q.set_defaults(func=cmd_eval_import)
-    q = eval_sub.add_parser("list", parents=[common], help="list evals")
+    q = add_command(eval_sub, "list", parents=[common], help="list evals", example="synthscope eval list -w ws")
     q.set_defaults(func=cmd_eval_list)
-    q = eval_sub.add_parser("mink", parents=[common],
+    q = add_command(eval_sub, "mink", parents=[common], example="synthscope eval mink -w ws --run sft-synth",
                             help="Min-K%%++ per benchmark item under a run's model (a model-side contamination signal)")
     q.add_argument("--run", required=True, metavar="RUN_ID")
     q.add_argument("--benchmark", action="append", metavar="NAME[@VERSION]",
-                   help="benchmark to score (default: every benchmark the run's evaluations are linked to)")
+                   help="benchmark to score; repeat for several (default: every benchmark the run's evaluations "
+                        "are linked to)")
     q.add_argument("--k", type=float, default=0.2, help="share of lowest-scoring tokens averaged (default 0.2)")
     q.add_argument("--max-tokens", type=int, default=512, help="longer items are cut (default 512)")
     q.add_argument("--batch-size", type=int, default=8)
@@ -211,13 +221,15 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     q.add_argument("--background", action="store_true", help="run as a job; print its id and return")
     q.set_defaults(func=cmd_eval_mink)
 
-    p = sub.add_parser("compare", parents=[common],
+    p = add_command(sub, "compare", parents=[common],
+                    example="synthscope compare -w ws --baseline sft-base --candidate sft-synth --task my_task",
                        help="baseline vs candidate run per task: gains on clean and contaminated items")
     p.add_argument("--baseline", required=True, metavar="RUN_ID")
     p.add_argument("--candidate", required=True, metavar="RUN_ID")
     p.add_argument("--task", action="append", required=True, help="an evaluated task (repeat for several)")
     p.add_argument("--synthetic", action="append", metavar="NAME[@VERSION]",
-                   help="whose scan verdicts define contamination (default: the candidate's synthetic datasets)")
+                   help="a synthetic dataset whose scan verdicts define contamination; repeat for several "
+                        "(default: the candidate's synthetic datasets)")
     p.add_argument("--metric", default="acc", choices=["acc", "acc_norm", "exact_match"])
     p.add_argument("--n-boot", type=int, default=10_000, help="bootstrap resamples (default 10000)")
     p.add_argument("--seed", type=int, default=0)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from synthscope import tasks
-from synthscope.cli.common import CliError, open_workspace, started
+from synthscope.cli.common import CliError, add_command, open_workspace, started
 from synthscope.core.workspace import DatasetRef
 
 
@@ -53,7 +53,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add the generation commands to the parser."""
-    p = sub.add_parser("generate", parents=[common], help="new synthetic rows from an instruct model, with provenance")
+    p = add_command(sub, "generate", parents=[common],
+                    help="new synthetic rows from an instruct model, with provenance",
+                    example="synthscope generate -w ws --seeds code-alpaca --template t.j2 --output gen --limit 20 "
+                            "--check")
     p.add_argument("--seeds", required=True, metavar="NAME[@VERSION]", help="dataset whose rows fill the template")
     p.add_argument("--template", required=True, metavar="FILE", help="Jinja prompt template ({{ prompt }}, ...)")
     p.add_argument("--output", required=True, metavar="NAME", help="dataset the rows become a new version of")

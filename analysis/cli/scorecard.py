@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from synthscope import tasks
-from synthscope.cli.common import USER_ERRORS, CliError, one_line, open_workspace, started, table
+from synthscope.cli.common import USER_ERRORS, CliError, add_command, one_line, open_workspace, started, table
 from synthscope.core.workspace import DatasetRef, Workspace
 
 
@@ -103,22 +103,26 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     inputs.add_argument("--source", metavar="NAME[@VERSION]", help="private data the generator saw (privacy)")
     inputs.add_argument("--holdout", metavar="NAME[@VERSION]",
                         help="private data of the same population the generator did not see (privacy baselines)")
-    p = sub.add_parser("score", parents=[common, inputs],
+    p = add_command(sub, "score", parents=[common, inputs],
+                    example="synthscope score -w ws synth@v3 --reference real --source crm --holdout crm-holdout",
                        help="scorecard of a synthetic version: contamination, quality, bias, privacy")
     p.add_argument("--policy", metavar="FILE", help="YAML thresholds (default: `synthscope policy`)")
     p.add_argument("--no-embeddings", dest="embeddings", action="store_false",
                    help="skip the metrics that need sentence embeddings")
     p.add_argument("--background", action="store_true", help="run as a job; print its id and return")
     p.set_defaults(func=cmd_score)
-    p = sub.add_parser("gate", parents=[common, inputs],
+    p = add_command(sub, "gate", parents=[common, inputs],
+                    example="synthscope gate -w ws synth@v3 --policy policy.yaml --json gate.json",
                        help="grade a version's scorecard by a policy; exit 1 on fail (for CI)")
     p.add_argument("--policy", metavar="FILE", help="YAML thresholds (default: `synthscope policy`)")
     p.add_argument("--json", metavar="FILE", help="write the graded report as JSON")
     p.add_argument("--rebuild", action="store_true", help="measure again even if a scorecard exists")
     p.set_defaults(func=cmd_gate)
-    p = sub.add_parser("report", parents=[common], help="one self-contained HTML report of a version's scorecard")
+    p = add_command(sub, "report", parents=[common], help="one self-contained HTML report of a version's scorecard",
+                    example="synthscope report -w ws synth@v3 -o synth-v3.html")
     p.add_argument("dataset", metavar="NAME[@VERSION]")
     p.add_argument("-o", "--output", help="default: NAME-VERSION-report.html")
     p.set_defaults(func=cmd_report)
-    p = sub.add_parser("policy", help="print the default policy (a starting point for your own)")
+    p = add_command(sub, "policy", help="print the default policy (a starting point for your own)",
+                    example="synthscope policy > policy.yaml")
     p.set_defaults(func=cmd_policy)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from synthscope.cli.common import CliError
+from synthscope.cli.common import CliError, add_command
 from synthscope.core.workspace import Workspace
 
 
@@ -28,7 +28,8 @@ def cmd_push(args: argparse.Namespace) -> int:
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add the team commands to the parser."""
-    p = sub.add_parser("push", parents=[common], help="publish the workspace to object storage for a team to read")
+    p = add_command(sub, "push", parents=[common], help="publish the workspace to object storage for a team to read",
+                    example="synthscope push ws s3://team-bucket/synthscope")
     p.add_argument("path", nargs="?", help="local workspace (default: --workspace)")
     p.add_argument("url", help="s3://bucket/prefix; credentials and endpoint from the AWS_* variables")
     p.set_defaults(func=cmd_push)

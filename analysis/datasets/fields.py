@@ -12,8 +12,11 @@ mmlu        question and lettered choices / text of the correct choice (headerle
             CSV ``question,A,B,C,D,answer``, or Hugging Face ``question, choices, answer``)
 gsm8k       ``question`` / ``answer``
 alpaca      ``instruction`` + ``input`` / ``output``
-chat        system and user turns of ``messages`` / assistant turns
+chat        system and user turns of ``messages`` / assistant turns / ``id`` when present
 ==========  ==========================================================================
+
+Every mapping takes an ``id`` column (``dataclasses.replace(mapper, id=...)``): an ``--id-field``
+given with a preset, or with a detected mapping, replaces the one it would have used.
 """
 
 from __future__ import annotations
@@ -85,8 +88,10 @@ class Mmlu:
     """Multiple choice: the question with lettered choices; the answer is the correct choice's text."""
 
     name: str = "mmlu"
+    id: str | None = None
 
     def extract(self, row: Mapping[str, Any]) -> Fields:
+        ident = _text(_get(row, self.id)) if self.id else None
         if "choices" in row:  # Hugging Face layout: question, choices (list), answer (index)
             question = _text(_get(row, "question"))
             listed = _get(row, "choices")
@@ -95,7 +100,7 @@ class Mmlu:
             choices = [_text(c) for c in listed]
             key = _get(row, "answer")
         else:  # headerless CSV: question, A, B, C, D, answer letter
-            values = [_text(row[k]) for k in row]
+            values = [_text(row[k]) for k in row if k != self.id]
             if len(values) < 3:
                 raise MissingField(f"an MMLU row needs a question, choices and an answer; got {len(values)} columns")
             question, choices, key = values[0], values[1:-1], values[-1]
@@ -103,10 +108,10 @@ class Mmlu:
             raise MissingField(f"an MMLU row has at most {len(LETTERS)} choices (A-J); this one has {len(choices)}")
         correct = choices[_choice_index(key, len(choices))]
         lettered = "\n".join(f"{LETTERS[i]}. {c}" for i, c in enumerate(choices))
-        return Fields(f"{question}\n{lettered}", correct, None)
+        return Fields(f"{question}\n{lettered}", correct, ident)
 
     def describe(self) -> str:
-        return "mmlu: prompt=question+choices, answer=correct choice"
+        return "mmlu: prompt=question+choices, answer=correct choice" + (f", id={self.id}" if self.id else "")
 
 
 @dataclass(frozen=True)
@@ -114,6 +119,7 @@ class Chat:
     """``messages: [{role, content}]``: system/user turns make the prompt, assistant turns the answer."""
 
     name: str = "chat"
+    id: str | None = None  # None: ``id`` when the row has one
 
     def extract(self, row: Mapping[str, Any]) -> Fields:
         messages = _get(row, "messages")
@@ -124,10 +130,11 @@ class Chat:
             if not isinstance(m, Mapping) or "content" not in m:
                 raise MissingField("each message needs 'role' and 'content'")
             (answer if m.get("role") == "assistant" else prompt).append(_text(m["content"]))
-        return Fields("\n\n".join(prompt), "\n\n".join(answer), _text(row["id"]) if "id" in row else None)
+        ident = _text(_get(row, self.id)) if self.id else _text(row["id"]) if "id" in row else None
+        return Fields("\n\n".join(prompt), "\n\n".join(answer), ident)
 
     def describe(self) -> str:
-        return "chat: prompt=system+user turns, answer=assistant turns"
+        return "chat: prompt=system+user turns, answer=assistant turns" + (f", id={self.id}" if self.id else "")
 
 
 def _choice_index(key: Any, count: int) -> int:

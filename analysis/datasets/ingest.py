@@ -26,7 +26,7 @@ import json
 import os
 import zlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -497,8 +497,17 @@ def _too_big(size: int, opts: IngestOptions) -> str:
 def _mapper(opts: IngestOptions, first_row: dict[str, Any] | None) -> Mapper:
     if opts.prompt_fields:
         return Columns(opts.prompt_fields, opts.answer_fields, opts.id_field, name="custom")
-    if opts.answer_fields or opts.id_field:
-        raise IngestError("an answer or id field was named without --prompt-field; name the prompt field too")
+    if opts.answer_fields:  # a preset's answer is its own (MMLU's is a choice's text, chat's the assistant turns)
+        if opts.preset:
+            raise IngestError(f"--preset {opts.preset} maps the answer itself; to choose the answer column, name "
+                              "--prompt-field and --answer-field instead of a preset")
+        raise IngestError("an answer field was named without --prompt-field; name the prompt field too")
+    mapper = _preset_or_detected(opts, first_row)
+    # The preset or the detected mapping supplies prompt and answer; a named id field replaces its id.
+    return replace(mapper, id=opts.id_field) if opts.id_field else mapper
+
+
+def _preset_or_detected(opts: IngestOptions, first_row: dict[str, Any] | None) -> Mapper:
     if opts.preset:
         if opts.preset not in PRESETS:
             raise IngestError(f"unknown preset {opts.preset!r}; presets: {', '.join(PRESETS)}")

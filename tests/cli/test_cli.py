@@ -187,3 +187,102 @@ def test_console_script_runs(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "synthscope.cli", "init", str(tmp_path / "w")],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "workspace ready" in proc.stdout
+
+
+def test_a_preset_takes_an_id_field(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ws = str(tmp_path / "ws")
+    run(capsys, "init", ws)
+    humaneval = tmp_path / "he.jsonl"
+    humaneval.write_text("".join(json.dumps({"task_id": f"HumanEval/{i}", "uid": f"u{i}", "prompt": f"def f{i}():",
+                                             "canonical_solution": "    return 1"}) + "\n" for i in range(2)))
+    mmlu = tmp_path / "mmlu.csv"
+    mmlu.write_text("q1,a,b,c,d,B,m1\nq2,a,b,c,d,C,m2\n")  # headerless: the id column is not a choice
+    chat = tmp_path / "chat.jsonl"
+    chat.write_text("".join(json.dumps({"conv": f"c{i}", "id": "same", "messages": [
+        {"role": "user", "content": f"hi {i}"}, {"role": "assistant", "content": "hello"}]}) + "\n" for i in range(2)))
+    for source, preset, id_field, ids in ((humaneval, "humaneval", "uid", ["u0", "u1"]),
+                                          (mmlu, "mmlu", "col6", ["m1", "m2"]),
+                                          (chat, "chat", "conv", ["c0", "c1"])):
+        code, out, err = run(capsys, "ingest", str(source), "-w", ws, "--name", preset, "--kind", "benchmark",
+                             "--preset", preset, "--id-field", id_field)
+        assert code == 0, err
+        assert f"id={id_field}" in out
+        rows = Workspace.open(ws).query(f"SELECT record_id, answer FROM records WHERE dataset = '{preset}' "
+                                        "ORDER BY source_line")
+        assert rows["record_id"].tolist() == ids
+    assert rows["answer"].tolist() == ["hello", "hello"]
+    assert Workspace.open(ws).query("SELECT answer FROM records WHERE dataset = 'mmlu' ORDER BY source_line")[
+        "answer"].tolist() == ["b", "c"]
+    # without a preset the id field goes with the detected mapping; an answer field still needs a prompt field
+    code, out, _ = run(capsys, "ingest", str(humaneval), "-w", ws, "--name", "auto", "--kind", "benchmark",
+                       "--id-field", "uid")
+    assert code == 0 and "id=uid" in out
+    code, _, err = run(capsys, "ingest", str(humaneval), "-w", ws, "--name", "x", "--kind", "benchmark",
+                       "--answer-field", "canonical_solution")
+    assert code == 2 and "--prompt-field" in err
+    code, _, err = run(capsys, "ingest", str(humaneval), "-w", ws, "--name", "x", "--kind", "benchmark",
+                       "--preset", "humaneval", "--answer-field", "uid")
+    assert code == 2 and "--preset humaneval" in err and "--prompt-field" in err
+
+
+SQL_TYPES = ("SELECT * FROM (VALUES ('a', 2, 1.5::DOUBLE, 1.25), ('b', NULL, NULL, NULL), ('c,\"q\"', 3, 2.0, 1.0)) "
+             "t(name, n, x, d) ")
+
+
+def test_sql_prints_integers_as_integers_and_writes_csv_or_json(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    ws = str(tmp_path / "ws")
+    run(capsys, "init", ws)
+    # sum() of integers is a HUGEINT, which a pandas frame held as a float (3.000)
+    code, out, _ = run(capsys, "sql", "-w", ws, f"SELECT sum(n) AS total, count(*) AS rows FROM ({SQL_TYPES})")
+    assert code == 0 and out.splitlines()[2].split() == ["5", "3"]
+    code, out, _ = run(capsys, "sql", "-w", ws, SQL_TYPES + "ORDER BY name")
+    assert code == 0 and [line.split()[1:] for line in out.splitlines()[2:]] == [
+        ["2", "1.500", "1.25"], ["NULL", "NULL", "NULL"], ["3", "2.000", "1.00"]]
+
+    code, out, err = run(capsys, "sql", "-w", ws, "--format", "csv", SQL_TYPES + "ORDER BY name")
+    assert code == 0 and err == ""
+    assert out == 'name,n,x,d\na,2,1.5,1.25\nb,,,\n"c,""q""",3,2.0,1.00\n'
+    code, out, err = run(capsys, "sql", "-w", ws, "--format", "json", SQL_TYPES + "ORDER BY name")
+    assert code == 0 and err == ""
+    assert json.loads(out) == [{"name": "a", "n": 2, "x": 1.5, "d": 1.25},
+                               {"name": "b", "n": None, "x": None, "d": None},
+                               {"name": 'c,"q"', "n": 3, "x": 2.0, "d": 1.0}]
+    assert '"n": 2,' in out and '"d": 1.25' in out  # numbers, not strings
+    code, out, _ = run(capsys, "sql", "-w", ws, "--format", "json",
+                       "SELECT TIMESTAMP '2024-01-02 03:04:05' AS t, [1, 2] AS l, 'nan'::DOUBLE AS nan")
+    assert json.loads(out) == [{"t": "2024-01-02T03:04:05", "l": [1, 2], "nan": None}]
+    # --limit cuts every format; csv and json say so on stderr, so stdout stays data
+    code, out, err = run(capsys, "sql", "-w", ws, "--format", "csv", "--limit", "1", SQL_TYPES + "ORDER BY name")
+    assert out == "name,n,x,d\na,2,1.5,1.25\n" and "2 more rows" in err
+    code, out, err = run(capsys, "sql", "-w", ws, "--format", "json", "SELECT 1 AS a, 2 AS a")
+    assert code == 2 and "two columns named a" in err
+
+
+@pytest.mark.parametrize("container, published, code, said", [
+    (True, "127.0.0.1", 0, "published on 127.0.0.1 only"),
+    (True, "::1", 0, "published on ::1 only"),
+    (True, None, 2, "-e SYNTHSCOPE_PUBLISHED_ON=127.0.0.1"),  # the container's own hint: what to add
+    (True, "0.0.0.0", 2, "without sign-in"),
+    (True, "192.168.1.5", 2, "without sign-in"),
+    (True, "127.0.0.1:8501", 2, "address only"),
+    (False, "127.0.0.1", 2, "not a container"),  # outside a container the variable opens nothing
+])
+def test_serve_in_a_container_binds_everywhere_only_when_told_its_port_is_published_on_loopback(
+        served: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        container: bool, published: str | None, code: int, said: str) -> None:
+    from synthscope.cli import dashboard
+
+    marker = tmp_path / ".dockerenv"
+    if container:
+        marker.touch()
+    monkeypatch.setattr(dashboard, "CONTAINER_MARKERS", (marker,))
+    if published is None:
+        monkeypatch.delenv(dashboard.PUBLISHED_ENV, raising=False)
+    else:
+        monkeypatch.setenv(dashboard.PUBLISHED_ENV, published)
+    result, out, err = run(capsys, "serve", served["ws"], "--secrets", served["secrets"], "--host", "0.0.0.0")
+    assert result == code and said in out + err
+    assert len(served["calls"]) == (1 if code == 0 else 0)
+    # on loopback, as without a container, the variable changes nothing
+    assert run(capsys, "serve", served["ws"], "--secrets", served["secrets"])[0] == 0

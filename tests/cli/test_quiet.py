@@ -1,0 +1,54 @@
+"""Library progress bars and load logs stay out of the command line's output; synthscope's own progress stays."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from synthscope import cli
+from synthscope.cli.quiet import QUIET_ENV, quiet_libraries
+from synthscope.core.workspace import Workspace
+
+
+def _environment_without_quiet_settings() -> dict[str, str]:
+    """This environment less the variables the CLI sets (an in-process CLI test may have set them here)."""
+    return {k: v for k, v in os.environ.items() if k not in QUIET_ENV}
+
+
+def test_a_semantic_scan_prints_its_own_progress_and_no_library_bars(tmp_path: Path) -> None:
+    ws = Workspace.init(tmp_path / "ws").root
+    text = "write a python function number {} that sorts a list of integers in descending order and returns it"
+    for name, kind in (("b", "benchmark"), ("s", "synthetic")):
+        source = tmp_path / f"{name}.jsonl"
+        source.write_text("".join(json.dumps({"question": text.format(i), "answer": "x"}) + "\n" for i in range(3)))
+        cli.main(["ingest", str(source), "-w", str(ws), "--name", name, "--kind", kind])
+    proc = subprocess.run([sys.executable, "-m", "synthscope.cli", "scan", "-w", str(ws), "--synthetic", "s",
+                           "--benchmark", "b", "--stages", "exact", "semantic", "--workers", "1"],
+                          capture_output=True, text=True, timeout=300, env=_environment_without_quiet_settings())
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "embeddings: s@v1" in proc.stderr  # synthscope's own bar, which loaded the embedding model
+    assert "Loading weights" not in proc.stderr and "LOAD REPORT" not in proc.stderr, proc.stderr[-3000:]
+    assert "contaminated" in proc.stdout
+
+
+def test_the_user_can_have_them_back_and_serve_leaves_the_dashboard_alone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    for name in QUIET_ENV:  # set, then removed: the test's end restores whatever was there before
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr("os.execve", lambda exe, argv, env: calls.append(env))
+    assert cli.main(["serve", str(Workspace.init(tmp_path / "ws").root)]) == 0
+    assert not set(QUIET_ENV) & set(calls[0]) and not set(QUIET_ENV) & set(os.environ)
+
+    monkeypatch.setenv("TRANSFORMERS_VERBOSITY", "info")
+    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "0")
+    quiet_libraries()
+    assert os.environ["TRANSFORMERS_VERBOSITY"] == "info" and os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "0"
+    assert os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] == "1"
