@@ -23,10 +23,18 @@ CONTAINER_MARKERS = (Path("/.dockerenv"), Path("/run/.containerenv"))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from synthscope.demo.build import build_demo
+    from synthscope.cli.progress import StepBars
+    from synthscope.demo.build import build_demo, ensure_demo
 
-    root = build_demo(Path(args.path), force=args.force)
-    print(f"demo workspace ready at {root}")
+    rest = "job" if args.rest_in_background else "now"
+    path = Path(args.path)
+    with StepBars() as bars:
+        if args.resume and not args.force:
+            did = ensure_demo(path, bars, rest=rest)
+        else:
+            build_demo(path, force=args.force, report=bars, rest=rest)
+            did = "built" if rest == "now" else "built the first half; the rest is building in the background"
+    print(f"demo workspace at {path.resolve()}: {did}")
     return 0
 
 
@@ -164,6 +172,11 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                     example="synthscope demo .demo/workspace")
     p.add_argument("path")
     p.add_argument("--force", action="store_true", help="rebuild it if it exists")
+    p.add_argument("--resume", action="store_true",
+                   help="build it if missing, finish it if its second half was interrupted, else leave it")
+    p.add_argument("--rest-in-background", action="store_true",
+                   help="return after the first half (datasets and their scan: the Contamination page); the rest "
+                        "(calibration, scorecards, tiny models, evaluations) builds as a job the dashboard shows")
     p.set_defaults(func=cmd_demo)
 
     p = add_command(sub, "serve", parents=[common], help="open the dashboard",
