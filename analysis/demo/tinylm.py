@@ -38,6 +38,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from synthscope.compute.device import cpu_threads
+
 Progress = Callable[[int, int, str], None]
 
 EOS = "<|endoftext|>"
@@ -192,7 +194,7 @@ def _threads(n: int | None) -> Iterator[None]:
     import torch
 
     before = torch.get_num_threads()
-    torch.set_num_threads(max(1, n or os.cpu_count() or 1))
+    torch.set_num_threads(max(1, n or cpu_threads()))
     try:
         yield
     finally:
@@ -232,9 +234,10 @@ def train(texts: Sequence[str], out_dir: Path, config: TinyLMConfig | None = Non
     The tokenizer is trained on ``tokenizer_texts`` when given (two models to be
     compared then share one vocabulary), else on ``texts``. ``description`` is
     stored in the manifest (what the training data is). ``threads`` defaults to
-    all CPU cores. ``force`` retrains even when cached. With ``cache`` (a folder, e.g.
-    :func:`model_cache`), a model trained before with the same configuration hash is
-    copied from there instead of trained, and a newly trained one is copied there.
+    :func:`synthscope.compute.device.cpu_threads` (half the cores). ``force`` retrains
+    even when cached. With ``cache`` (a folder, e.g. :func:`model_cache`), a model
+    trained before with the same configuration hash is copied from there instead of
+    trained, and a newly trained one is copied there.
     """
     import torch
 
