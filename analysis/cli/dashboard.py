@@ -38,10 +38,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _open_or_create(root: str) -> Workspace:
+    """The workspace at ``root``; a new one when ``root`` is missing or an empty folder (the dashboard then guides)."""
+    from synthscope.core import storage
+
+    path = Path(root)
+    if not storage.is_remote(root) and (not path.exists() or (path.is_dir() and not any(path.iterdir()))):
+        ws = Workspace.init(path)
+        print(f"created an empty workspace at {ws.root}: the Overview shows how to import and scan your data")
+        return ws
+    return Workspace.open(root)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from synthscope.team import access  # noqa: I001 - kept beside its use
 
-    ws = Workspace.open(args.path or args.workspace)
+    ws = _open_or_create(args.path or args.workspace)
     app = Path(str(resources.files("synthscope.dashboard") / "app.py"))
     if args.secrets:
         secrets_files = [Path(args.secrets).resolve()]
