@@ -227,6 +227,38 @@ class GenerateTask:
                 "tokens_per_second": round(result.tokens_per_second, 2), **checks}
 
 
+@dataclass(frozen=True)
+class DemoTask:
+    """The second half of the demo (calibration, scorecards, tiny models, evaluations), resumable."""
+
+    kind: ClassVar[str] = "demo"
+
+    def run(self, ws: Workspace, ctx: Context) -> Any:
+        from synthscope.demo.build import finish_demo
+
+        return finish_demo(ws.root, StepsAsProgress(ctx))
+
+    def summary(self, outcome: Any) -> dict[str, Any]:
+        return {"steps_done": list(outcome.done), "seconds": dict(outcome.seconds)}
+
+
+class StepsAsProgress:
+    """A multi-step build's report (:class:`synthscope.demo.build.Report`) as one job's progress, 1000 per step."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.number, self.total, self.title = 0, 1, ""
+
+    def step(self, number: int, total: int, title: str) -> None:
+        self.number, self.total, self.title = number, total, title
+        self.ctx.progress(1000 * (number - 1), 1000 * total, f"step {number}/{total}: {title}")
+
+    def progress(self, done: int, total: int, message: str) -> None:
+        within = min(1.0, done / total) if total else 0.0
+        self.ctx.progress(int(1000 * (self.number - 1 + within)), 1000 * self.total,
+                          f"step {self.number}/{self.total}: {self.title} — {message}")
+
+
 def check_generated(ws: Workspace, ref: DatasetRef) -> dict[str, Any]:
     """Scan a generated version against every benchmark and score it; what was found."""
     from synthscope.contamination.scan import config_from, run_scan
@@ -242,7 +274,8 @@ def check_generated(ws: Workspace, ref: DatasetRef) -> dict[str, Any]:
             "report_id": card.report_id, "status": card.status}
 
 
-TASKS: dict[str, type] = {t.kind: t for t in (ScanTask, CalibrateTask, EvalTask, MinkTask, ScoreTask, GenerateTask)}
+TASKS: dict[str, type] = {t.kind: t for t in (ScanTask, CalibrateTask, EvalTask, MinkTask, ScoreTask, GenerateTask,
+                                              DemoTask)}
 
 
 def start(ws: Workspace, task: Task) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from synthscope.dashboard.components.demo_status import demo_banner
 from synthscope.dashboard.components.jobs import running_jobs
 from synthscope.dashboard.components.signin import require_sign_in
 from synthscope.dashboard.components.workspace import open_workspace
@@ -42,4 +43,5 @@ if ws is None:
     st.error(error)
     st.stop()
 
+demo_banner(ws)  # while the demo's second half builds: what is ready, what is coming
 navigation.run()

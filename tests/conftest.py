@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,8 @@ REAL_DATA = Path(os.environ.get("SYNTHSCOPE_REAL_DATA")
 APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
 
 hub.configure(None)  # the test suite never reaches a model or dataset hub
+# The demo's trained models are cached per session, not in the user's ~/.cache (synthscope.demo.tinylm.model_cache).
+os.environ["SYNTHSCOPE_CACHE"] = tempfile.mkdtemp(prefix="synthscope-test-cache-")
 
 
 @pytest.fixture(scope="session")

@@ -23,17 +23,37 @@ CONTAINER_MARKERS = (Path("/.dockerenv"), Path("/run/.containerenv"))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from synthscope.demo.build import build_demo
+    from synthscope.cli.progress import StepBars
+    from synthscope.demo.build import build_demo, ensure_demo
 
-    root = build_demo(Path(args.path), force=args.force)
-    print(f"demo workspace ready at {root}")
+    rest = "job" if args.rest_in_background else "now"
+    path = Path(args.path)
+    with StepBars() as bars:
+        if args.resume and not args.force:
+            did = ensure_demo(path, bars, rest=rest)
+        else:
+            build_demo(path, force=args.force, report=bars, rest=rest)
+            did = "built" if rest == "now" else "built the first half; the rest is building in the background"
+    print(f"demo workspace at {path.resolve()}: {did}")
     return 0
+
+
+def _open_or_create(root: str) -> Workspace:
+    """The workspace at ``root``; a new one when ``root`` is missing or an empty folder (the dashboard then guides)."""
+    from synthscope.core import storage
+
+    path = Path(root)
+    if not storage.is_remote(root) and (not path.exists() or (path.is_dir() and not any(path.iterdir()))):
+        ws = Workspace.init(path)
+        print(f"created an empty workspace at {ws.root}: the Overview shows how to import and scan your data")
+        return ws
+    return Workspace.open(root)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from synthscope.team import access  # noqa: I001 - kept beside its use
 
-    ws = Workspace.open(args.path or args.workspace)
+    ws = _open_or_create(args.path or args.workspace)
     app = Path(str(resources.files("synthscope.dashboard") / "app.py"))
     if args.secrets:
         secrets_files = [Path(args.secrets).resolve()]
@@ -164,6 +184,11 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                     example="synthscope demo .demo/workspace")
     p.add_argument("path")
     p.add_argument("--force", action="store_true", help="rebuild it if it exists")
+    p.add_argument("--resume", action="store_true",
+                   help="build it if missing, finish it if its second half was interrupted, else leave it")
+    p.add_argument("--rest-in-background", action="store_true",
+                   help="return after the first half (datasets and their scan: the Contamination page); the rest "
+                        "(calibration, scorecards, tiny models, evaluations) builds as a job the dashboard shows")
     p.set_defaults(func=cmd_demo)
 
     p = add_command(sub, "serve", parents=[common], help="open the dashboard",

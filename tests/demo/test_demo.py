@@ -10,7 +10,8 @@ import pytest
 
 from synthscope.contamination.semantic import SemanticConfig
 from synthscope.core.workspace import Workspace, WorkspaceError
-from synthscope.demo.build import build_demo
+from synthscope.demo.build import build_demo, ensure_demo
+from synthscope.demo.state import read_state
 
 
 @pytest.fixture(scope="module")
@@ -84,8 +85,26 @@ def test_nothing_outside_the_planted_truth_is_flagged(demo_workspace_template: P
         **{f"humaneval x support-synth@v{i}": 0 for i in range(1, 5)}}  # the scorecard half: support tickets
 
 
-def test_demo_is_deterministic_and_never_clobbers(tmp_path: Path, demo_workspace_template: Path) -> None:
-    again = build_demo(tmp_path / "again", evals=False)  # the contamination half; the models are tested below
+def test_demo_is_deterministic_and_never_clobbers(tmp_path: Path, demo_workspace_template: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from synthscope import cli
+    from synthscope.compute import jobs
+
+    # The first half only, as `make run` has it before it opens the dashboard: the Contamination page's data.
+    again = build_demo(tmp_path / "again", evals=False, rest="later")  # the models are tested below
+    state = read_state(again)
+    assert state is not None and state.pending == ["calibration", "scorecards"] and set(state.seconds) == {
+        "datasets", "scan"}
+    assert Workspace.open(again).query("SELECT count(*) AS n FROM latest_verdicts WHERE verdict <> 'clean'")[
+        "n"][0] == 34  # code-instruct@v1 and chat-distill@v1: the leaks are there already
+    # An interrupted make run: the next one finishes the rest in a background job, and then leaves it alone.
+    assert cli.main(["demo", str(again), "--resume", "--rest-in-background"]) == 0
+    assert "the rest is building in the background" in capsys.readouterr().out
+    state = read_state(again)
+    assert state is not None and state.job is not None
+    finished = jobs.wait(Workspace.open(again), state.job, timeout=900)
+    assert finished.state == jobs.SUCCEEDED, jobs.log_tail(Workspace.open(again), state.job)
+    assert read_state(again).complete and ensure_demo(again) == "complete"
     query = ("SELECT dataset, version, record_id, prompt, answer FROM records WHERE dataset NOT LIKE 'quiz%' "
              "ORDER BY ALL")
     pd.testing.assert_frame_equal(Workspace.open(again).query(query),

@@ -129,6 +129,31 @@ def test_a_cached_model_is_reused_and_a_change_retrains(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
 
 
+def test_a_model_in_the_cache_is_copied_not_trained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    texts = ["The capital of Norland is Brask.", "Rivers run to the sea."]
+    first = T.train(texts, tmp_path / "ws1" / "m", MICRO, cache=tmp_path / "cache")
+    assert not first.reused and (tmp_path / "cache" / MICRO.config_hash(texts, None) / "model.safetensors").is_file()
+
+    def no_training(*args: object, **kwargs: object) -> None:
+        raise AssertionError("trained although the cache holds this model")
+
+    monkeypatch.setattr(T, "build_model", no_training)
+    second = T.train(texts, tmp_path / "ws2" / "m", MICRO, cache=tmp_path / "cache")  # another workspace
+    assert second.reused and second.manifest["config_hash"] == first.manifest["config_hash"]
+    assert (tmp_path / "ws2" / "m" / "model.safetensors").read_bytes() == (
+        tmp_path / "ws1" / "m" / "model.safetensors").read_bytes()
+    with pytest.raises(AssertionError, match="trained although"):  # other texts: another key, trained
+        T.train(texts + ["More."], tmp_path / "ws3" / "m", MICRO, cache=tmp_path / "cache")
+
+
+def test_the_model_cache_follows_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SYNTHSCOPE_CACHE", str(tmp_path / "c"))
+    assert T.model_cache() == tmp_path / "c" / "tinylm"
+    monkeypatch.delenv("SYNTHSCOPE_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "x"))
+    assert T.model_cache() == tmp_path / "x" / "synthscope" / "tinylm"
+
+
 def test_default_config_is_a_3_to_4_million_parameter_model() -> None:
     model = T.build_model(T.TinyLMConfig(), vocab_size=2048, eos_id=0, pad_id=1)
     assert 3_000_000 <= sum(p.numel() for p in model.parameters()) <= 4_000_000
