@@ -27,9 +27,9 @@ scan_list = results.scans(ws)
 cols[-1].metric("scans", len(scan_list))
 
 links = st.columns(3)
-links[0].page_link("app_pages/datasets.py", label="Browse and import datasets", icon="🗂️")
-links[1].page_link("app_pages/contamination.py", label="Inspect contamination and start scans", icon="🧪")
-links[2].page_link("app_pages/calibration.py", label="Calibrate the stages' thresholds", icon="🎯")
+links[0].page_link("app_pages/datasets.py", label="Browse and import datasets")
+links[1].page_link("app_pages/contamination.py", label="Inspect contamination and start scans")
+links[2].page_link("app_pages/calibration.py", label="Calibrate the stages' thresholds")
 
 st.subheader("Scorecards")
 cards = report.scorecards(ws)
