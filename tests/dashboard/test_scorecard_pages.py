@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from synthscope.core.workspace import DatasetRef, Workspace
 from synthscope.scorecard import report
+from synthscope.scorecard.metrics import format_value
 
 GRADE = re.compile(r"^:(?P<colour>\w+)-badge\[(?P<word>pass|warn|fail|info)\] ")
 COLOURS = {"pass": "green", "warn": "orange", "fail": "red", "info": "gray"}
@@ -99,7 +101,25 @@ def test_trends_draw_each_graded_metric_with_the_policy_bounds(open_app, demo_ws
     assert [m.value for m in at.metric][:4] == [":red[fail]", ":red[fail]", ":red[fail]", ":green[pass]"]
     charts = list(at.get("vega_lite_chart"))
     assert len(charts) == len(at.multiselect(key="tr_metrics").value) >= 8
-    import json
-
     spec = json.loads(charts[0].proto.spec)
     assert len(spec["layer"]) == 3  # line, graded points, the policy's bounds
+
+
+def test_each_trend_chart_is_large_and_headed_by_where_its_metric_stands(open_app, demo_ws: Path) -> None:
+    at = open_app(demo_ws, "app_pages/trends.py")
+    trends = report.version_trends(Workspace.open(demo_ws))
+    mine = trends[trends["dataset"] == "support-synth"]
+    newest = mine[mine["order"] == mine["order"].max()].set_index("label")
+    shown = at.multiselect(key="tr_metrics").value
+    charts = [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
+    assert len(charts) == len(shown)
+    for key, spec in zip(shown, charts, strict=True):
+        assert spec["height"] >= 320
+        (headline,) = spec["title"]["text"]
+        label, rest = headline.split(": ", 1)
+        row = newest.loc[label]
+        assert row["key"] == key and rest == f"{format_value(key, row['value'])} in {row['version']} ({row['grade']})"
+        (change,) = spec["title"]["subtitle"]
+        assert change.startswith(("up from", "down from", "unchanged since")), change
+        axes = spec["layer"][0]["encoding"]
+        assert axes["y"]["axis"]["tickCount"] == 5 and axes["x"]["axis"]["labelAngle"] == 0
