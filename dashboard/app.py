@@ -9,6 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from synthscope.dashboard.components.jobs import running_jobs
+from synthscope.dashboard.components.safe import md
 from synthscope.dashboard.components.signin import require_sign_in
 from synthscope.dashboard.components.workspace import open_workspace
 
@@ -34,7 +35,7 @@ with st.sidebar:
         st.error("No workspace")
     else:
         st.caption("Workspace (read-only: on object storage)" if ws.read_only else "Workspace")
-        st.code(str(ws.root), language=None, wrap_lines=True)
+        st.caption(md(ws.root))
         running_jobs(ws)
 
 if ws is None:

@@ -11,7 +11,7 @@ from synthscope import tasks
 from synthscope.core.workspace import DatasetRef, Workspace, WorkspaceError
 from synthscope.dashboard.components.safe import md
 from synthscope.dashboard.components.widgets import MISSING
-from synthscope.dashboard.components.workspace import read_only
+from synthscope.dashboard.components.workspace import cached, read_only
 from synthscope.datasets import browse
 from synthscope.scorecard import report
 from synthscope.scorecard.metrics import format_value
@@ -64,7 +64,7 @@ def headline(metrics: pd.DataFrame, section: str) -> pd.Series | None:
 
 def card(ws: Workspace, row: Any) -> None:
     """One dataset version: overall grade, then per section its grade, headline number and a link to the evidence."""
-    metrics = report.metrics(ws, row.report_id)
+    metrics = cached(report.metrics, ws, row.report_id)
     with st.container(border=True):
         st.markdown(f"**{md(row.ref)}** · {badge(row.status)}")
         for section in report.SECTIONS:
