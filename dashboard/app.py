@@ -10,23 +10,24 @@ import streamlit as st
 
 from synthscope.dashboard.components.demo_status import demo_banner
 from synthscope.dashboard.components.jobs import running_jobs
+from synthscope.dashboard.components.safe import md
 from synthscope.dashboard.components.signin import require_sign_in
 from synthscope.dashboard.components.workspace import open_workspace
 
-st.set_page_config(page_title="synthscope", page_icon="🔎", layout="wide")
+st.set_page_config(page_title="synthscope", layout="wide")
 require_sign_in()  # before any page or the sidebar's workspace: a visitor not let in stops here
 
 navigation = st.navigation([
-    st.Page("app_pages/overview.py", title="Overview", icon="🏠", default=True),
-    st.Page("app_pages/datasets.py", title="Datasets", icon="🗂️"),
-    st.Page("app_pages/contamination.py", title="Contamination", icon="🧪"),
-    st.Page("app_pages/calibration.py", title="Calibration", icon="🎯"),
-    st.Page("app_pages/quality.py", title="Quality & Bias", icon="📐"),
-    st.Page("app_pages/privacy.py", title="Privacy", icon="🔒"),
-    st.Page("app_pages/trends.py", title="Trends", icon="📈"),
-    st.Page("app_pages/generate.py", title="Generate", icon="✨"),
-    st.Page("app_pages/runs.py", title="Runs", icon="🏃"),
-    st.Page("app_pages/compare.py", title="Compare", icon="⚖️"),
+    st.Page("app_pages/overview.py", title="Overview", default=True),
+    st.Page("app_pages/datasets.py", title="Datasets"),
+    st.Page("app_pages/contamination.py", title="Contamination"),
+    st.Page("app_pages/calibration.py", title="Calibration"),
+    st.Page("app_pages/quality.py", title="Quality & Bias"),
+    st.Page("app_pages/privacy.py", title="Privacy"),
+    st.Page("app_pages/trends.py", title="Trends"),
+    st.Page("app_pages/generate.py", title="Generate"),
+    st.Page("app_pages/runs.py", title="Runs"),
+    st.Page("app_pages/compare.py", title="Compare"),
 ])
 
 ws, error = open_workspace()
@@ -35,7 +36,7 @@ with st.sidebar:
         st.error("No workspace")
     else:
         st.caption("Workspace (read-only: on object storage)" if ws.read_only else "Workspace")
-        st.code(str(ws.root), language=None, wrap_lines=True)
+        st.caption(md(ws.root))
         running_jobs(ws)
 
 if ws is None:

@@ -7,26 +7,62 @@ renders it to inline SVG with vl-convert (no JavaScript, no network).
 
 from __future__ import annotations
 
+import textwrap
+
 import altair as alt
 import pandas as pd
 
+from synthscope.scorecard.metrics import format_value
 from synthscope.scorecard.policy import Policy
 
 GRADE_COLOURS = {"pass": "#2e7d32", "warn": "#f9a825", "fail": "#c62828", "info": "#607d8b"}
 
 
-def metric_trend(frame: pd.DataFrame, key: str, policy: Policy | None = None, height: int = 220) -> alt.LayerChart:
+PERCENT_WORDS = ("rate", "share", "precision", "recall")  # as format_value reads a metric's key
+
+
+def trend_headline(frame: pd.DataFrame, key: str) -> tuple[str, str]:
+    """A trend chart's headline and the line under it: the newest version's value and grade, then how it moved
+    since the version before (better or worse where the metric has a direction). ``frame`` as for
+    :func:`metric_trend`; ``("Topic skew: 0.0625 in v4 (pass)", "up from 0.0583 in v3, worse")``."""
+    data = frame[frame["key"] == key].dropna(subset=["value"]).sort_values("order")
+    if data.empty:
+        return f"{key}: not measured", ""
+    last = data.iloc[-1]
+    graded = f" ({last['grade']})" if last["grade"] in ("pass", "warn", "fail") else ""
+    headline = f"{last['label']}: {format_value(key, last['value'])} in {last['version']}{graded}"
+    if len(data) < 2:
+        return headline, "the first version scored"
+    before = data.iloc[-2]
+    now, then = format_value(key, last["value"]), format_value(key, before["value"])
+    if now == then:
+        return headline, f"unchanged since {before['version']}"
+    up = last["value"] > before["value"]
+    better = None if pd.isna(last["higher_is_better"]) else bool(last["higher_is_better"]) == up
+    verdict = "" if better is None else (", better" if better else ", worse")
+    return headline, f"{'up' if up else 'down'} from {then} in {before['version']}{verdict}"
+
+
+def metric_trend(frame: pd.DataFrame, key: str, policy: Policy | None = None, height: int = 360,
+                 title_chars: int = 48) -> alt.LayerChart:
     """One metric across a dataset's versions (``frame``: :func:`synthscope.scorecard.report.version_trends` rows of one
-    dataset), points coloured by grade, the policy's warn and fail bounds as dashed rules."""
+    dataset), points coloured by grade, the policy's warn and fail bounds as dashed rules.
+
+    The title is the headline (:func:`trend_headline`), the change under it, each wrapped at ``title_chars``;
+    ``height`` is the whole chart's (title and legend included). The value axis has about five ticks, in percent
+    for shares and rates, and the version labels stay level."""
     data = frame[frame["key"] == key].dropna(subset=["value"])
-    label = data["label"].iloc[0] if len(data) else key
     order = list(data.sort_values("order")["version"])
-    base = alt.Chart(data).encode(x=alt.X("version:N", sort=order, title="version"))
-    line = base.mark_line(color="#546e7a").encode(y=alt.Y("value:Q", title=label))
-    dots = base.mark_circle(size=90, opacity=1).encode(
+    percent = any(word in key.rsplit(".", 1)[-1] for word in PERCENT_WORDS)
+    y_axis = alt.Axis(tickCount=5, format=".1~%" if percent else "~g", title=None, labelFontSize=12)
+    base = alt.Chart(data).encode(x=alt.X("version:N", sort=order, title=None,
+                                          axis=alt.Axis(labelAngle=0, labelFontSize=12)))
+    line = base.mark_line(color="#546e7a", strokeWidth=2).encode(y=alt.Y("value:Q", axis=y_axis))
+    dots = base.mark_circle(size=110, opacity=1).encode(
         y="value:Q",
         color=alt.Color("grade:N", scale=alt.Scale(domain=list(GRADE_COLOURS), range=list(GRADE_COLOURS.values())),
-                        legend=alt.Legend(title="grade", orient="top")),
+                        legend=alt.Legend(title="grade", orient="top", values=sorted(set(data["grade"]),
+                                                                                    key=list(GRADE_COLOURS).index))),
         tooltip=["version:N", alt.Tooltip("value:Q", format=".4g"), "grade:N", "detail:N"])
     layers: list[alt.Chart] = [line, dots]
     rule = policy.rules.get(key) if policy else None
@@ -41,7 +77,10 @@ def metric_trend(frame: pd.DataFrame, key: str, policy: Policy | None = None, he
                 color=alt.Color("grade:N", scale=alt.Scale(domain=list(GRADE_COLOURS),
                                                            range=list(GRADE_COLOURS.values())), legend=None),
                 tooltip=["bound:N", alt.Tooltip("value:Q", format=".4g")]))
-    return alt.layer(*layers).properties(height=height, title=label)
+    headline, change = trend_headline(frame, key)
+    title = alt.TitleParams(textwrap.wrap(headline, title_chars), subtitle=textwrap.wrap(change, title_chars) or "",
+                            anchor="start", fontSize=15, fontWeight="bold", subtitleFontSize=13, offset=10)
+    return alt.layer(*layers).properties(height=height, title=title)
 
 
 def cluster_shares(clusters: pd.DataFrame, height: int = 260) -> alt.Chart:

@@ -82,6 +82,11 @@ def svg(chart: Any) -> str:
     return vl_convert.vegalite_to_svg(chart.to_dict())
 
 
+def _trend(trends: pd.DataFrame, key: str, policy: Any) -> Any:
+    """A metric's trend chart at the report's size (its headline wrapped to fit)."""
+    return charts.metric_trend(trends, key, policy, height=160, title_chars=40).properties(width=300)
+
+
 def render(ws: Workspace, manifest: dict[str, Any]) -> str:
     """The report of the scorecard ``manifest`` as one HTML document."""
     report_id = manifest["report_id"]
@@ -110,8 +115,8 @@ def render(ws: Workspace, manifest: dict[str, Any]) -> str:
         graded = [k for k in rows["key"] if k in policy.rules]
         if trends["version"].nunique() > 1 and graded:
             parts.append('<div class="charts">' + "".join(
-                f'<div class="chart">{svg(charts.metric_trend(trends, key, policy, height=160).properties(width=300))}'
-                "</div>" for key in graded if trends.loc[trends["key"] == key, "value"].notna().any()) + "</div>")
+                f'<div class="chart">{svg(_trend(trends, key, policy))}</div>'
+                for key in graded if trends.loc[trends["key"] == key, "value"].notna().any()) + "</div>")
         for table in SHOWN_EVIDENCE[section]:
             try:
                 frame = report.evidence(ws, report_id, section, table)

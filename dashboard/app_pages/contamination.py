@@ -240,7 +240,7 @@ if grid.empty:
     st.info("No scan yet: start one below.")
 else:
     st.subheader("Benchmark × synthetic: contaminated share")
-    st.altair_chart(heatmap(grid), width="stretch")
+    st.altair_chart(heatmap(grid), width="content")
     grid_table(grid)
 
     st.subheader("Items")

@@ -5,50 +5,57 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from synthscope.compute import jobs
 from synthscope.contamination import results
 from synthscope.core.workspace import KINDS
 from synthscope.dashboard.components import getting_started
 from synthscope.dashboard.components.grid import grid_table
+from synthscope.dashboard.components.jobs import list_jobs
 from synthscope.dashboard.components.scorecard import card
-from synthscope.dashboard.components.workspace import require_workspace
+from synthscope.dashboard.components.workspace import cached, require_workspace
 from synthscope.datasets import browse
 from synthscope.scorecard import report
+
+CARDS_PER_ROW = 2  # a card's lines (grade, section, headline number) are links, which never wrap: room for them
+
+
+def counted(n: int, what: str, detail: str = "") -> str:
+    """``**7** synthetic versions (1,920 rows)``."""
+    return f"**{n:,}** {what}{'' if n == 1 else 's'}" + (f" ({detail})" if detail else "")
+
 
 ws = require_workspace()
 st.title("Overview")
 if getting_started.needed(ws):
     getting_started.getting_started(ws)
 
-by_kind = browse.versions_by_kind(ws).set_index("kind")
-cols = st.columns(len(KINDS) + 1)
-for col, kind in zip(cols, KINDS):
-    versions = int(by_kind["versions"].get(kind, 0))
-    rows = int(by_kind["rows"].get(kind, 0))
-    col.metric(f"{kind} versions", versions, help=f"{rows:,} rows in all")
-scan_list = results.scans(ws)
-cols[-1].metric("scans", len(scan_list))
+# What the workspace holds, as one line of Markdown: drawn the moment it arrives (a metric's renderer is
+# fetched on first use, and showed grey placeholders meanwhile).
+by_kind = cached(browse.versions_by_kind, ws).set_index("kind")
+scan_list = cached(results.scans, ws)
+st.markdown(" · ".join([*(counted(int(by_kind["versions"].get(kind, 0)), f"{kind} version",
+                                  f"{int(by_kind['rows'].get(kind, 0)):,} rows") for kind in KINDS),
+                        counted(len(scan_list), "scan")]))
 
 links = st.columns(3)
-links[0].page_link("app_pages/datasets.py", label="Browse and import datasets", icon="🗂️")
-links[1].page_link("app_pages/contamination.py", label="Inspect contamination and start scans", icon="🧪")
-links[2].page_link("app_pages/calibration.py", label="Calibrate the stages' thresholds", icon="🎯")
+links[0].page_link("app_pages/datasets.py", label="Browse and import datasets")
+links[1].page_link("app_pages/contamination.py", label="Inspect contamination and start scans")
+links[2].page_link("app_pages/calibration.py", label="Calibrate the stages' thresholds")
 
 st.subheader("Scorecards")
-cards = report.scorecards(ws)
+cards = cached(report.scorecards, ws)
 if cards.empty:
     st.info("No scorecard yet: score a synthetic version on the Quality & Bias page (or `synthscope score`).")
 else:
     st.caption("The newest scorecard of each synthetic version, graded by its policy; each line links to its "
                "evidence. `synthscope gate NAME@VERSION --policy FILE` applies the same grades in CI.")
-    for start in range(0, len(cards), 3):
-        columns = st.columns(3)
-        for col, row in zip(columns, cards.iloc[start:start + 3].itertuples()):
+    for start in range(0, len(cards), CARDS_PER_ROW):
+        columns = st.columns(CARDS_PER_ROW)
+        for col, row in zip(columns, cards.iloc[start:start + CARDS_PER_ROW].itertuples()):
             with col:
                 card(ws, row)
 
 st.subheader("Contamination: benchmark × synthetic")
-grid = results.grid(ws)
+grid = cached(results.grid, ws)
 if grid.empty:
     st.info("No scan yet: start one on the Contamination page (or `synthscope scan`).")
 else:
@@ -57,7 +64,7 @@ else:
     grid_table(grid)
 
 st.subheader("Dataset versions")
-versions = browse.dataset_versions(ws)
+versions = cached(browse.dataset_versions, ws)
 if versions.empty:
     st.info("No datasets yet: import one on the Datasets page (or `synthscope ingest`).")
 else:
@@ -72,7 +79,7 @@ else:
                  column_config={"seconds": st.column_config.NumberColumn(format="%.2f")})
 
 st.subheader("Recent jobs")
-recent = jobs.list_jobs(ws)[:10]
+recent = list_jobs(ws)[:10]
 if not recent:
     st.caption("none yet")
 else:

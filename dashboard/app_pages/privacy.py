@@ -6,12 +6,11 @@ import streamlit as st
 
 from synthscope.dashboard.components.safe import md
 from synthscope.dashboard.components.scorecard import (
-    METRICS,
     evidence,
     evidence_table,
-    metrics_table,
     pick_scorecard,
     score_form,
+    show_metrics,
 )
 from synthscope.dashboard.components.widgets import MISSING
 from synthscope.dashboard.components.workspace import require_workspace
@@ -28,8 +27,7 @@ st.caption("Does the synthetic set leak what its generator saw? PII in its rows,
 manifest = pick_scorecard(ws, "pv_dataset")
 if manifest is not None:
     report_id = manifest["report_id"]
-    st.dataframe(metrics_table(report.metrics(ws, report_id), "privacy"), hide_index=True, column_config=METRICS,
-                 key="p_metrics")
+    show_metrics(report.metrics(ws, report_id), "privacy", key="p_metrics")
     reveal = st.toggle("Show PII values", value=False, key="pv_reveal",
                        help="values are masked by default; reveal them only where you are allowed to see them")
     evidence_table("Replay by entity type — source PII values that reappear in synthetic rows",

@@ -6,12 +6,11 @@ import streamlit as st
 
 from synthscope.dashboard.components.safe import md
 from synthscope.dashboard.components.scorecard import (
-    METRICS,
     evidence,
     evidence_table,
-    metrics_table,
     pick_scorecard,
     score_form,
+    show_metrics,
 )
 from synthscope.dashboard.components.workspace import require_workspace
 from synthscope.scorecard import charts, report
@@ -26,7 +25,7 @@ if manifest is not None:
     metrics = report.metrics(ws, report_id)
     quality_tab, bias_tab = st.tabs(["Quality", "Bias"])
     with quality_tab:
-        st.dataframe(metrics_table(metrics, "quality"), hide_index=True, column_config=METRICS, key="q_metrics")
+        show_metrics(metrics, "quality", key="q_metrics")
         structure = evidence(ws, report_id, "quality", "structure")
         if structure is not None and not structure.empty:
             st.markdown("**Structure against the reference**")
@@ -36,7 +35,7 @@ if manifest is not None:
         evidence_table("Invalid rows", evidence(ws, report_id, "quality", "invalid_rows"), "No invalid rows.",
                        "quality_invalid_rows")
     with bias_tab:
-        st.dataframe(metrics_table(metrics, "bias"), hide_index=True, column_config=METRICS, key="b_metrics")
+        show_metrics(metrics, "bias", key="b_metrics")
         clusters = evidence(ws, report_id, "bias", "clusters")
         if clusters is not None and not clusters.empty:
             st.markdown("**Topic clusters: synthetic share against the reference share**")

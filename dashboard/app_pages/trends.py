@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from synthscope.dashboard.components.safe import md
-from synthscope.dashboard.components.scorecard import badge
+from synthscope.dashboard.components.scorecard import coloured
 from synthscope.dashboard.components.widgets import choose
 from synthscope.dashboard.components.workspace import require_workspace
 from synthscope.scorecard import charts, report
@@ -29,7 +29,7 @@ cols = st.columns(max(1, len(versions)))
 cards = report.scorecards(ws).set_index("ref")
 for col, version in zip(cols, versions["version"]):
     status = cards.loc[f"{dataset}@{version}", "status"]
-    col.metric(md(version), md(badge(status)))
+    col.metric(md(version), coloured(status))
 measured = [k for k in dict.fromkeys(mine["key"]) if mine.loc[mine["key"] == k, "value"].notna().any()]
 graded = [k for k in measured if policy and k in policy.rules]
 others = [k for k in measured if k not in graded]

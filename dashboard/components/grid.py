@@ -33,30 +33,71 @@ SHARE_COLUMNS = {
 }
 
 
-def heatmap(grid: pd.DataFrame) -> alt.LayerChart:
-    """Cells coloured by contaminated share, labelled ``contaminated / items`` and the share."""
-    data = grid.assign(label=[f"{c} / {n}  ({s:.1%})" for c, n, s in
-                              zip(grid["contaminated"], grid["items"], grid["contaminated_share"])])
+# Cells are sized to their text: the widest label at this many pixels a character (14 px bold), plus padding.
+CELL_FONT = 14
+CHAR_PX = 9
+CELL_PAD = 28
+ROW_PX = 40
+
+
+def cell_label(contaminated: int, items: int, share: float) -> str:
+    """``32 / 164 (19.5%)``: the counted items of a pair, of how many, and the share."""
+    return f"{contaminated} / {items} ({share:.1%})"
+
+
+def grid_cells(grid: pd.DataFrame) -> pd.DataFrame:
+    """The heatmap's cells: one per row of ``grid``, each labelled in full (``label``).
+
+    ``grid`` (:func:`synthscope.contamination.results.grid`) holds the pairs some scan ran, each from its newest
+    scan, so a cell is a benchmark × synthetic pair that was scanned, never one of the cross product that no
+    scan asked for. Ordered by benchmark, then synthetic dataset.
+    """
+    cells = grid.sort_values(["benchmark", "synthetic"], kind="stable").reset_index(drop=True)
+    return cells.assign(label=[cell_label(int(c), int(n), float(s)) for c, n, s in
+                               zip(cells["contaminated"], cells["items"], cells["contaminated_share"], strict=True)])
+
+
+def text_px(texts: pd.Series | list[str], char_px: float = CHAR_PX) -> int:
+    """About how wide the longest of ``texts`` draws, in pixels."""
+    return int(max((len(str(t)) for t in texts), default=0) * char_px)
+
+
+def heatmap(grid: pd.DataFrame) -> alt.FacetChart:
+    """The scanned pairs, one block per benchmark: a row per synthetic dataset scanned against it, each cell
+    coloured by contaminated share and labelled ``contaminated / items (share)``.
+
+    A benchmark's block lists only the synthetic datasets scanned against it (its own y scale), so there is no
+    blank cell for a pair nobody scanned. Cells are as wide as their longest label, every dataset name is drawn
+    in full (no label limit, no label dropped for overlap), and the chart draws as SVG, so its text is in the page.
+    """
+    data = grid_cells(grid)
     top = max(0.2, float(data["contaminated_share"].max() or 0.0))
+    width = max(160, text_px(data["label"]) + CELL_PAD)
     base = alt.Chart(data).encode(
-        x=alt.X("synthetic:N", title="synthetic dataset", axis=alt.Axis(labelAngle=0)),
-        y=alt.Y("benchmark:N", title="benchmark"),
+        y=alt.Y("synthetic:N", title=None, sort=None,
+                axis=alt.Axis(labelLimit=0, labelOverlap=False, labelFontSize=13, labelPadding=8, ticks=False,
+                              domain=False)),
     )
     cells = base.mark_rect(stroke="white", strokeWidth=2).encode(
         color=alt.Color("contaminated_share:Q", title="contaminated",
-                        scale=alt.Scale(domain=[0, top], range=["#f4f6f8", "#c62828"], clamp=True),
-                        legend=alt.Legend(format="%")),
+                        scale=alt.Scale(domain=[0, top], range=["#f4f6f8", "#c62828"], interpolate="rgb", clamp=True),
+                        legend=alt.Legend(format="%", orient="right", gradientLength=120)),
         tooltip=["benchmark", "synthetic", "items", "contaminated", "confirmed", "likely",
                  alt.Tooltip("candidate:Q", title="candidates (not counted)"),
                  alt.Tooltip("expected_false:Q", title="expected false", format=".1f"), "exact",
                  alt.Tooltip("near_duplicate:Q", title="near-duplicate"), "semantic", "judged", "dirty", "partial",
                  alt.Tooltip("contaminated_share:Q", format=".1%", title="share"), "scan_id"],
     )
-    labels = base.mark_text(fontSize=14, fontWeight="bold").encode(
+    labels = base.mark_text(fontSize=CELL_FONT, fontWeight="bold", limit=0).encode(
         text="label:N",
         color=alt.condition(alt.datum.contaminated_share > top / 2, alt.value("white"), alt.value("#222")),
     )
-    return (cells + labels).properties(height=alt.Step(56))
+    return (cells + labels).properties(width=width, height=alt.Step(ROW_PX)).facet(
+        row=alt.Row("benchmark:N", title=None, sort="ascending",
+                    header=alt.Header(labelAngle=0, labelOrient="top", labelAnchor="start", labelLimit=0,
+                                      labelFontSize=14, labelFontWeight="bold", labelPadding=6)),
+        spacing=18,
+    ).resolve_scale(y="independent").properties(usermeta={"embedOptions": {"renderer": "svg"}})
 
 
 def grid_table(grid: pd.DataFrame) -> None:

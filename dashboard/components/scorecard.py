@@ -11,12 +11,14 @@ from synthscope import tasks
 from synthscope.core.workspace import DatasetRef, Workspace, WorkspaceError
 from synthscope.dashboard.components.safe import md
 from synthscope.dashboard.components.widgets import MISSING
-from synthscope.dashboard.components.workspace import read_only
+from synthscope.dashboard.components.workspace import cached, read_only
 from synthscope.datasets import browse
 from synthscope.scorecard import report
 from synthscope.scorecard.metrics import format_value
 
-GRADE_ICONS = {"pass": "🟢", "warn": "🟡", "fail": "🔴", "info": "⚪"}
+# A grade is its word; the colour only helps (an emoji carried it once, and without an emoji font it was a box).
+GRADE_COLOURS = {"pass": "green", "warn": "orange", "fail": "red", "info": "gray"}
+CELL_COLOURS = {"pass": "#2e7d32", "warn": "#b26a00", "fail": "#c62828", "info": "#607d8b"}  # in tables
 SECTION_PAGES = {"contamination": ("app_pages/contamination.py", "Contamination"),
                  "quality": ("app_pages/quality.py", "Quality & Bias"),
                  "bias": ("app_pages/quality.py", "Quality & Bias"),
@@ -32,7 +34,23 @@ METRICS = {
 
 
 def badge(grade: str) -> str:
-    return f"{GRADE_ICONS.get(grade, '⚪')} {grade.upper()}"
+    """Markdown for a grade: its word in a badge of its colour (``:red-badge[fail]``); anything else in grey."""
+    return f":{GRADE_COLOURS.get(grade, 'gray')}-badge[{_word(grade)}]"
+
+
+def coloured(grade: str) -> str:
+    """Markdown for a grade in large type (a metric's value): its word in its colour (``:red[fail]``)."""
+    return f":{GRADE_COLOURS.get(grade, 'gray')}[{_word(grade)}]"
+
+
+def _word(grade: object) -> str:
+    """The grade's word; a value that is not a grade is data, so escaped (and ``?`` when empty)."""
+    return str(grade) if grade in GRADE_COLOURS else md(grade) or "?"
+
+
+def grade_style(grade: object) -> str:
+    """CSS for a grade's table cell: the word in its colour (the table shows the word itself)."""
+    return f"color: {CELL_COLOURS[grade]}; font-weight: 600" if grade in CELL_COLOURS else ""
 
 
 def headline(metrics: pd.DataFrame, section: str) -> pd.Series | None:
@@ -46,25 +64,30 @@ def headline(metrics: pd.DataFrame, section: str) -> pd.Series | None:
 
 def card(ws: Workspace, row: Any) -> None:
     """One dataset version: overall grade, then per section its grade, headline number and a link to the evidence."""
-    metrics = report.metrics(ws, row.report_id)
+    metrics = cached(report.metrics, ws, row.report_id)
     with st.container(border=True):
-        st.markdown(f"**{md(row.ref)}** · {md(badge(row.status))}")
+        st.markdown(f"**{md(row.ref)}** · {badge(row.status)}")
         for section in report.SECTIONS:
             top = headline(metrics, section)
             page, title = SECTION_PAGES[section]
             grade = getattr(row, section)
             number = f"{top['label']}: {format_value(top['key'], top['value'])}" if top is not None else "not measured"
             detail = f" ({md(top['detail'])})" if top is not None and top["detail"] else ""
-            st.page_link(page, label=f"{GRADE_ICONS.get(grade, '⚪')} {section} — {md(number)}",
+            st.page_link(page, label=f"{badge(grade)} {section} — {md(number)}",
                          query_params={"dataset": row.ref}, help=f"{title}: the evidence behind it{detail}")
         st.caption(f"scorecard {md(row.report_id)}")
 
 
 def metrics_table(metrics: pd.DataFrame, section: str | None = None) -> pd.DataFrame:
     rows = metrics if section is None else metrics[metrics["section"] == section]
-    rows = rows.assign(shown=[format_value(k, v) for k, v in zip(rows["key"], rows["value"], strict=True)],
-                       grade=[badge(g) for g in rows["grade"]])
+    rows = rows.assign(shown=[format_value(k, v) for k, v in zip(rows["key"], rows["value"], strict=True)])
     return rows[["label", "shown", "grade", "rule", "detail", "key"]]
+
+
+def show_metrics(metrics: pd.DataFrame, section: str, key: str) -> None:
+    """A section's metrics as a table, each grade its word in its colour."""
+    table = metrics_table(metrics, section).reset_index(drop=True)
+    st.dataframe(table.style.map(grade_style, subset=["grade"]), hide_index=True, column_config=METRICS, key=key)
 
 
 def evidence(ws: Workspace, report_id: str, section: str, table: str) -> pd.DataFrame | None:
@@ -103,7 +126,7 @@ def pick_scorecard(ws: Workspace, key: str) -> dict[str, Any] | None:
     manifest = report.latest(ws, DatasetRef.parse(chosen))
     assert manifest is not None
     inputs = ", ".join(f"{k} {md(manifest[k])}" for k in ("reference", "source", "holdout") if manifest.get(k))
-    st.caption(f"{md(badge(manifest['status']))} · scorecard {md(manifest['report_id'])} of "
+    st.caption(f"{badge(manifest['status'])} · scorecard {md(manifest['report_id'])} of "
                f"{md(manifest['created_at'][:19])} · measured against {inputs or 'no other data'} · graded by "
                f"{md(manifest['policy'])}")
     return manifest

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import streamlit as st
 
@@ -10,6 +12,7 @@ from synthscope.core.workspace import Workspace, WorkspaceError
 from synthscope.dashboard.components.safe import md
 
 ENV = "SYNTHSCOPE_WORKSPACE"
+T = TypeVar("T")
 
 
 def open_workspace() -> tuple[Workspace | None, str | None]:
@@ -39,3 +42,34 @@ def require_workspace() -> Workspace:
         st.error(error)
         st.stop()
     return ws
+
+
+def change_stamp(ws: Workspace) -> int | None:
+    """When the workspace's artefacts last changed: the time ``catalog.duckdb`` was written, which every artefact
+    landing rewrites (:meth:`Workspace.staged`), from this process or any other. None where there is no such
+    file to read (a workspace on object storage, one not yet catalogued): then nothing is cached."""
+    if ws.read_only:
+        return None
+    try:
+        return (ws.root / "catalog.duckdb").stat().st_mtime_ns
+    except OSError:
+        return None
+
+
+def cached(read: Callable[..., T], ws: Workspace, *args: Any) -> T:
+    """``read(ws, *args)``, kept until the workspace changes (:func:`change_stamp`) and shared by every session.
+
+    For the reads a page draws first (counts, scorecards, the grid): each opens DuckDB over every artefact,
+    tens of milliseconds apiece, and a page drawn again after nothing changed should not wait for them.
+    ``args`` must be hashable by Streamlit (strings, numbers).
+    """
+    stamp = change_stamp(ws)
+    if stamp is None:
+        return read(ws, *args)
+    return _cached_read(f"{read.__module__}.{read.__qualname__}", str(ws.root), stamp, args, read, ws)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _cached_read(name: str, root: str, stamp: int, args: tuple[Any, ...], _read: Callable[..., Any],
+                 _ws: Workspace) -> Any:
+    return _read(_ws, *args)
