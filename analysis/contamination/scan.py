@@ -236,7 +236,8 @@ def _cascade(ws: Workspace, bench: pd.DataFrame, synthetic: DatasetRef, config: 
 
         chance = chance_of_flag(ws, bench, synthetic, config.semantic.likely_at, config.semantic)
         chance = cascade.chance_after_checks(evidence, chance, config)
-        verdicts["chance"] = verdicts["item"].map(chance).to_numpy()
+        # A confirmed item stands on a copy or a passed identity check, which the semantic null does not produce.
+        verdicts["chance"] = np.where(verdicts["tier"] == "confirmed", 0.0, verdicts["item"].map(chance).to_numpy())
     return verdicts, evidence
 
 
