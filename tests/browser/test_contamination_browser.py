@@ -138,6 +138,12 @@ def test_a_semantic_item_shows_aligned_marks_on_both_sides(dashboard: str, demo_
 
             expander = page.get_by_test_id("stExpander").filter(has_text=f"#1 · {record_id} · flagged by semantic")
             expect(expander).to_be_visible(timeout=30_000)
+            # how strong the proof is, and how many flags chance alone would give
+            expect(page.get_by_text(re.compile(r"\d+ flagged · expected false ≈ \d+\.\d at this threshold"))
+                   ).to_be_visible()
+            if tiers[item] == "confirmed":  # the demo's rephrasings carry new code that passes the item's tests
+                expect(expander.get_by_text(re.compile(rf"Why: passes {re.escape(item)}'s tests with \w+\(\)"))
+                       ).to_be_visible()
             expect(expander.get_by_text("runs of words both texts share")).to_be_visible()
             blocks = expander.locator("pre.synthscope-evidence")
             expect(blocks).to_have_count(3)  # item prompt, item answer | synthetic record
