@@ -187,8 +187,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true",
                    help="build it if missing, finish it if its second half was interrupted, else leave it")
     p.add_argument("--rest-in-background", action="store_true",
-                   help="return after the first half (datasets and their scan: the Contamination page); the rest "
-                        "(calibration, scorecards, tiny models, evaluations) builds as a job the dashboard shows")
+                   help="return after the first half (datasets and a scan for copies: the Contamination page); "
+                        "the rest (semantic scan, calibration, scorecards, tiny models, evaluations) builds as a job "
+                        "the dashboard shows")
     p.set_defaults(func=cmd_demo)
 
     p = add_command(sub, "serve", parents=[common], help="open the dashboard",

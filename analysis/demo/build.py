@@ -30,13 +30,14 @@ The scorecard half (four versions of synthetic support tickets with duplicates,
 skew and PII replay, scored against real-style and private data) is
 :mod:`synthscope.demo.scorecards`; the evaluation half (a quiz benchmark, two tiny
 models, their runs and lm-eval results) is :mod:`synthscope.demo.evals`.
-The build has two halves. The first (the datasets above and their scan, what the
-Contamination page needs) is assembled in a staging folder and renamed into place,
-so an interrupted build leaves no half-built demo. The second (calibration,
-scorecards, tiny models, evaluations) then runs in the workspace step by step,
-recorded in ``demo/state.json`` (:mod:`synthscope.demo.state`): ``make run`` opens
-the dashboard after the first half and builds the second as a background job, and
-an interrupted second half is finished by the next ``synthscope demo --resume``.
+The build has two halves. The first (the datasets above and a scan for copies by the
+exact and near-duplicate stages, which the Contamination page shows at once) is
+assembled in a staging folder and renamed into place, so an interrupted build leaves
+no half-built demo. The second runs in the workspace step by step, recorded in
+``demo/state.json`` (:mod:`synthscope.demo.state`): the whole cascade with the
+semantic stage (the rephrasings), calibration, scorecards, tiny models, evaluations.
+``make run`` opens the dashboard after the first half and builds the second as a
+background job; an interrupted second half is finished by ``synthscope demo --resume``.
 """
 
 from __future__ import annotations
@@ -277,9 +278,11 @@ class Silent:
 
 # The first half, assembled in a staging folder: what the Contamination page needs.
 FIRST = (("datasets", "importing HumanEval and the synthetic sets"),
-         ("scan", "scanning the synthetic sets against HumanEval"))
+         ("scan", "finding copies: exact n-grams and near-duplicates against HumanEval"))
+SYNTHETICS = (DatasetRef("code-instruct", "v1"), DatasetRef("code-instruct", "v2"), DatasetRef("chat-distill", "v1"))
 # The second half, step by step in the workspace (resumable): the other pages' data.
-REST = (("calibration", "calibrating the stages on the planted truth"),
+REST = (("semantic", "finding rephrasings: the whole cascade, with the semantic stage"),
+        ("calibration", "calibrating the stages on the planted truth"),
         ("scorecards", "scoring four versions of synthetic support tickets"),
         ("models", "training two tiny language models (cached after the first build)"),
         ("evaluations", "evaluating both models with lm-eval"))
@@ -404,6 +407,11 @@ def ensure_demo(path: Path, report: Report | None = None, rest: str = "now") -> 
     return "the rest is building in the background"
 
 
+def _semantic(ws: Workspace, progress: Progress) -> None:
+    # The embedding model is the slow part of the first scan (minutes on 2 cores): the copies come first.
+    run_scan(ws, DatasetRef("humaneval", "v1"), list(SYNTHETICS), config_from(ws), workers=1, progress=progress)
+
+
 def _calibration(ws: Workspace, progress: Progress) -> None:
     # HumanEval's 164 items can back an item-level FPR of 5 % (3 / 0.05 = 60 items needed), not one of 1 % (300).
     truth = pd.read_parquet(ws.root / "demo" / "planted_truth.parquet")
@@ -431,7 +439,8 @@ def _evaluations(ws: Workspace, progress: Progress) -> None:
 
 
 _REST_BUILDERS: dict[str, Callable[[Workspace, Progress], None]] = {
-    "calibration": _calibration, "scorecards": _scorecards, "models": _models, "evaluations": _evaluations}
+    "semantic": _semantic, "calibration": _calibration, "scorecards": _scorecards, "models": _models,
+    "evaluations": _evaluations}
 
 
 def _build(root: Path, report: Report, total: int) -> dict[str, float]:
@@ -488,8 +497,7 @@ def _build(root: Path, report: Report, total: int) -> dict[str, float]:
 
     started = time.perf_counter()
     report.step(2, total, dict(FIRST)["scan"])
-    run_scan(ws, DatasetRef("humaneval", "v1"),
-             [DatasetRef("code-instruct", "v1"), DatasetRef("code-instruct", "v2"), DatasetRef("chat-distill", "v1")],
-             workers=1, progress=report.progress)
+    copies = config_from(ws, {"stages": ["exact", "near_duplicate"]})
+    run_scan(ws, DatasetRef("humaneval", "v1"), list(SYNTHETICS), copies, workers=1, progress=report.progress)
     seconds["scan"] = round(time.perf_counter() - started, 1)
     return seconds

@@ -19,6 +19,7 @@ from synthscope.demo.state import DemoState, read_state
 
 POLL_SECONDS = 3.0
 WAITING = {  # the pages each step of the second half fills
+    "semantic": ("Contamination (rephrasings)",),
     "calibration": ("Calibration",),
     "scorecards": ("Quality & Bias", "Privacy", "Trends"),
     "models": ("Runs", "Compare"),
@@ -56,8 +57,8 @@ def demo_banner(ws: Workspace) -> None:
         pages = sorted({p for step in now.pending for p in WAITING.get(step, ())})
         waiting = ", ".join(pages)
         if current is not None and current.state == jobs.RUNNING:
-            st.info(f"The demo is still being built in the background: the Contamination and Datasets pages are "
-                    f"ready; {md(waiting)} fill in as their steps finish.")
+            st.info(f"The demo is still being built in the background: the Datasets page and the copies on the "
+                    f"Contamination page are ready; {md(waiting)} fill in as their steps finish.")
             st.progress(current.fraction, text=md(current.message or "starting"))
         else:
             why = f" ({md(now.error)})" if now.error else ""

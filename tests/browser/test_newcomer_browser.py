@@ -54,11 +54,11 @@ def test_every_page_opens_from_the_sidebar_whole(demo_ws: Path, tmp_path: Path) 
 
 
 def test_the_contamination_page_works_while_the_rest_of_the_demo_is_missing(tmp_path: Path) -> None:
-    """What `make run` serves first: the demo's datasets and their scan, the rest announced, not silently absent."""
+    """What `make run` serves first: the demo's datasets and their copies, the rest announced, not silently absent."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     ws = build_demo(tmp_path / "demo", evals=False, rest="later")  # the first half, no job: as after a Ctrl-C
     state = read_state(ws)
-    assert state is not None and state.pending == ["calibration", "scorecards"]
+    assert state is not None and state.pending == ["semantic", "calibration", "scorecards"]
     with serve(ws, tmp_path / "server.log") as url, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium_executable(), args=BROWSER_ARGS)
         try:
@@ -68,7 +68,8 @@ def test_the_contamination_page_works_while_the_rest_of_the_demo_is_missing(tmp_
             expect(page.get_by_text(re.compile(r"[1-9]\d* items with a verdict other than clean"))).to_be_visible(
                 timeout=60_000)  # the planted leaks are there
             expect(page.get_by_text(re.compile("The demo's second half is not finished"))).to_be_visible()
-            expect(page.get_by_text(re.compile(r"Calibration, Privacy, Quality & Bias, Trends have no data yet"))
+            expect(page.get_by_text(re.compile(
+                r"Calibration, Contamination \(rephrasings\), Privacy, Quality & Bias, Trends have no data yet"))
                    ).to_be_visible()
             page.screenshot(path=str(ARTIFACTS / "first-half-contamination.png"), full_page=True)
         finally:
