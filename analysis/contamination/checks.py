@@ -13,8 +13,9 @@ check applies is decided by what the item carries (:func:`task_kind`):
     The item has its own tests (HumanEval ``test`` + ``entry_point``, MBPP
     ``test_list``): the functions the record defines are run against them in a
     sandbox (:mod:`synthscope.contamination.code_check`). A record that
-    passes most of the asserts but not all (:data:`PARTIAL_SHARE` of at least
-    :data:`PARTIAL_MIN_ASSERTS`) neither confirms nor refutes. Passing another
+    passes most of the asserts but not all (``code_check.COUNT_SHARE`` of at
+    least ``COUNT_MIN_ASSERTS``: with fewer, a neighbouring problem agrees on the
+    easy ones) neither confirms nor refutes. Passing another
     problem's tests happened 5 times in 26,732 HumanEval pairs, each an item
     whose few asserts cannot tell it from a neighbour (``make bench``,
     "Task-aware code check").
@@ -51,10 +52,6 @@ _CHOICE = re.compile(rf"^([{LETTERS}])[.)]\s+(.*)$", re.MULTILINE)
 _WORD = re.compile(r"\w+")
 PROXIMITY_CHARS = 400  # an answer counts as near the match within this many characters of the matched window
 MIN_ANSWER_WORDS = 3  # shorter answers ("4", "True") occur anywhere by chance: no proximity check for them
-# A record passing at least this share of an item's asserts, out of at least this many, is not refuted by the rest:
-# with fewer asserts a neighbouring problem agrees on the easy ones (the empty list, an input already in order).
-PARTIAL_SHARE = 0.7
-PARTIAL_MIN_ASSERTS = 5
 MIN_CHOICE_CHARS = 25  # a correct choice this long, found alone, is evidence; shorter needs a distractor beside it
 
 
@@ -164,14 +161,14 @@ def run_checks(pairs: Sequence[Pair], workers: int = 2) -> list[CheckResult]:
     out: list[CheckResult] = [NOT_APPLICABLE] * len(pairs)
     code = [i for i, k in enumerate(kinds) if k == "code_tests"]
     if code:
-        from synthscope.contamination.code_check import check_pairs
+        from synthscope.contamination.code_check import COUNT_MIN_ASSERTS, COUNT_SHARE, check_pairs
 
         results = check_pairs([dict(pairs[i].raw) for i in code], [pairs[i].record for i in code],
                               [(n, n) for n in range(len(code))], workers=workers)
         for i, r in zip(code, results):
             if not r.applicable or r.status in ("error", "unavailable"):  # could not tell: neither way
                 out[i] = CheckResult("code_tests", None, r.reason)
-            elif not r.passed and (r.share or 0.0) >= PARTIAL_SHARE and r.asserts >= PARTIAL_MIN_ASSERTS:
+            elif not r.passed and (r.share or 0.0) >= COUNT_SHARE and r.asserts >= COUNT_MIN_ASSERTS:
                 # most of the item's behaviour: a restatement with another convention (capitals, fib(0)), or a
                 # near miss; neither confirms nor refutes, so the semantic match decides
                 out[i] = CheckResult("code_tests", None, r.reason)

@@ -61,5 +61,6 @@ def test_run_checks_runs_code_in_the_sandbox_and_the_rest_inline() -> None:
                                                      ("code_tests", None), ("final_answer", True),
                                                      ("code_tests", None)]
     assert "plus()" in results[0].reason and results[0].answer_leaked
-    assert results[1].reason == "fails T/1's tests: plus() fails 2 of 2 asserts (AssertionError)"
-    assert results[4].reason.startswith("T/1's tests could not run the record's code: plus() fails 2 of 2 asserts (")
+    assert results[1].reason == "fails T/1's tests: plus() fails at least 1 of 2 asserts (AssertionError)"
+    assert results[4].reason == ("T/1's tests could not run the record's code: plus() fails at least 1 of 2 asserts "
+                                 "(NameError: name 'np' is not defined)")

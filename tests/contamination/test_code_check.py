@@ -136,7 +136,8 @@ def test_mbpp_asserts_run_with_the_items_name_bound_to_the_candidate() -> None:
     assert (passed.passed, passed.function, passed.reason) == (True, "strip_first_last",
                                                                "passes task 11's tests with strip_first_last()")
     assert not failed.passed and failed.status == "failed"
-    assert failed.reason == "fails task 11's tests: strip_first_last() fails 3 of 3 asserts (AssertionError)"
+    # three asserts are too few for a share to mean anything: the first failure ends the tests
+    assert failed.reason == "fails task 11's tests: strip_first_last() fails at least 1 of 3 asserts (AssertionError)"
     assert failed.share is None
 
 
