@@ -2,15 +2,16 @@
 
 Run ``python -m bench.first_run_bench --out bench/reports/first_run.md`` (part of
 ``make bench``). It does what ``make run`` does after installing, twice, in one
-run: on the machine as it is, then beside a competing CPU-bound process (one busy
-Python loop per core), each into a fresh demo folder with an empty model cache:
+run: on the machine as it is, then (unless ``--no-competing``) beside a competing
+CPU-bound process (one busy Python loop per core), each into a fresh demo folder
+with an empty model cache:
 
 1. ``synthscope demo WS --resume --rest-in-background`` (the first half: datasets and
    their scan), then ``synthscope serve WS``; the clock stops when ``/_stcore/health``
    answers;
 2. the demo's second half runs as a background job; the clock stops when
    ``demo/state.json`` says every step is done;
-3. (quiet run only) every page in the sidebar is opened in headless Chromium and timed
+3. (first run only) every page in the sidebar is opened in headless Chromium and timed
    from navigation to its first heading, then checked for placeholders still on screen.
 """
 
@@ -131,26 +132,27 @@ def _load() -> str:
 
 
 def report(runs: list[FirstRun], command: str, load_before: str, load_after: str) -> str:
-    quiet, busy = runs
+    quiet, busy = runs[0], runs[-1]
     lines = ["## First run", "",
              f"`{command}` on {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
-             f"one run, both rows in it, each from an empty folder and an empty model cache (load average "
+             f"one run, every row in it, each from an empty folder and an empty model cache (load average "
              f"{load_before} at the start, {load_after} at the end). *Answering* is the end of the install to "
-             "`/_stcore/health` answering: `synthscope demo --resume --rest-in-background` (datasets and their "
-             "scan) and the server's start. *Complete* is the whole demo, its second half built as a job while the "
-             "dashboard is up. *Competing*: one busy Python loop per core ran throughout.", "",
+             "`/_stcore/health` answering: `synthscope demo --resume --rest-in-background` (datasets and a scan "
+             "for copies) and the server's start. *Complete* is the whole demo, its second half built as a job "
+             "while the dashboard is up. *Competing*: one busy Python loop per core ran throughout.", "",
              "| run | first half (s) | dashboard answering (s) | demo complete (s) |",
              "| --- | ---: | ---: | ---: |"]
     for r in runs:
         lines.append(f"| {r.label} | {r.first_half:.0f} | {r.answering:.0f} | {r.complete:.0f} |")
-    lines += ["", f"Competing / quiet: answering {busy.answering / quiet.answering:.2f}x, "
-              f"complete {busy.complete / quiet.complete:.2f}x.", "",
-              "Seconds per step (quiet; competing): " + ", ".join(
-                  f"{step} {quiet.steps.get(step, 0):.0f}; {busy.steps.get(step, 0):.0f}" for step in quiet.steps), ""]
+    if busy is not quiet:
+        lines += ["", f"Competing / as is: answering {busy.answering / quiet.answering:.2f}x, "
+                  f"complete {busy.complete / quiet.complete:.2f}x."]
+    lines += ["", f"Seconds per step ({'; '.join(r.label for r in runs)}): " + ", ".join(
+        f"{step} " + "; ".join(f"{r.steps.get(step, 0):.0f}" for r in runs) for step in quiet.steps), ""]
     if quiet.pages:
         times = list(quiet.pages.values())
-        lines += [f"**Pages** (quiet run, demo complete, first visit of each in one Chromium tab, navigation to its "
-                  f"first heading): p50 {statistics.median(times):.1f} s, max {max(times):.1f} s "
+        lines += [f"**Pages** ({quiet.label} run, demo complete, first visit of each in one Chromium tab, "
+                  f"navigation to its first heading): p50 {statistics.median(times):.1f} s, max {max(times):.1f} s "
                   f"({max(quiet.pages, key=quiet.pages.get)}). Placeholders still on screen 3 s later: "
                   f"{sum(quiet.placeholders.values())}.", "",
                   "| page | seconds | placeholders after 3 s |", "| --- | ---: | ---: |"]
@@ -163,11 +165,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=Path("bench/reports/first_run.md"))
     parser.add_argument("--port", type=int, default=8631)
+    parser.add_argument("--no-competing", action="store_true", help="only the run on the machine as it is")
     args = parser.parse_args(argv)
     load_before = _load()
-    runs = [first_run("quiet", competing=False, port=args.port, pages=True),
-            first_run("competing", competing=True, port=args.port + 1, pages=False)]
-    text = report(runs, "python -m bench.first_run_bench", load_before, _load())
+    runs = [first_run("as is", competing=False, port=args.port, pages=True)]
+    if not args.no_competing:
+        runs.append(first_run("competing", competing=True, port=args.port + 1, pages=False))
+    command = "python -m bench.first_run_bench" + (" --no-competing" if args.no_competing else "")
+    text = report(runs, command, load_before, _load())
     args.out.write_text(text, encoding="utf-8")
     print(text)
     return 0
