@@ -100,8 +100,8 @@ def demo(demo_workspace_template: Path) -> Workspace:
 
 
 def target(ws: Workspace, synthetic: str) -> ScanTarget:
-    (match,) = [t for t in results.scan_targets(ws) if t.synthetic_label == synthetic]
-    return match
+    """The newest scan of ``synthetic`` (the demo scans its code sets twice: copies first, then the whole cascade)."""
+    return next(t for t in results.scan_targets(ws) if t.synthetic_label == synthetic)  # newest first
 
 
 def planted(ws: Workspace, dataset: str = "code-instruct") -> pd.DataFrame:
@@ -135,7 +135,10 @@ def test_grid_has_one_row_per_pair_with_counts(demo: Workspace) -> None:
 
 def test_scans_and_targets(demo: Workspace) -> None:
     scans = results.scans(demo)
-    assert sorted(scans["benchmark"]) == ["humaneval@v1", "humaneval@v1", "quiz@v1"]  # code sets, support tickets
+    # the code sets twice (copies for the first page, then the whole cascade), the support tickets, the quiz
+    assert sorted(scans["benchmark"]) == ["humaneval@v1", "humaneval@v1", "humaneval@v1", "quiz@v1"]
+    copies, whole = sorted(scans.loc[scans["synthetic"].str.contains("code-instruct"), "scan_id"])
+    assert [t for t in results.scan_targets(demo) if t.synthetic_label == "code-instruct@v1"][0].scan_id == whole
     by_scan: dict[str, list[str]] = {}
     for t in results.scan_targets(demo):
         by_scan.setdefault(t.scan_id, []).append(t.synthetic_label)

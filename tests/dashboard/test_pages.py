@@ -121,7 +121,7 @@ def test_overview_summarises_the_workspace(open_app, demo_ws: Path) -> None:
     # HumanEval with three code/chat sets and four support-ticket versions; the quiz with its leaky set.
     assert counts["benchmark"] == 2 and counts["synthetic"] == 8
     assert counts["reference"] == 2 and counts["source"] == 2
-    assert counts["scan"] == 3
+    assert counts["scan"] == 4  # the code sets twice: copies for the first page, then the whole cascade
     grid = frame(at, "contaminated_share")
     grid = grid[grid["benchmark"] == "humaneval@v1"].set_index("synthetic")
     assert grid.loc["code-instruct@v1", "contaminated"] == len(must_flag(demo_ws))
