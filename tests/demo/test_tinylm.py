@@ -130,7 +130,7 @@ def test_a_cached_model_is_reused_and_a_change_retrains(tmp_path: Path) -> None:
 
 
 def test_a_model_in_the_cache_is_copied_not_trained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    texts = ["The capital of Norland is Brask.", "Rivers run to the sea."]
+    texts = Q.clean_corpus(Q.make_quiz(n_items=4), n_countries=10)  # enough tokens for a training row
     first = T.train(texts, tmp_path / "ws1" / "m", MICRO, cache=tmp_path / "cache")
     assert not first.reused and (tmp_path / "cache" / MICRO.config_hash(texts, None) / "model.safetensors").is_file()
 
