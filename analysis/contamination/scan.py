@@ -50,7 +50,7 @@ OVERRIDE_FLAGS = {
     "stages": "--stages", "ngram.ns": "--n", "ngram.clean_below": "--clean-below",
     "ngram.dirty_from": "--dirty-from", "ngram.top_k": "--top-k", "near_duplicate.flag_at": "--near-flag-at",
     "semantic.flag_at": "--semantic-flag-at", "semantic.likely_at": "--likely-at", "semantic.model": "--model",
-    "semantic.device": "--device",
+    "semantic.device": "--device", "semantic.first_pass": "--first-pass", "semantic.shortlist": "--shortlist",
 }
 # ``--top-k`` keeps that many records per item in every stage, not only the exact one.
 SHARED_FLAGS = {"ngram.top_k": ("near_duplicate.top_k", "semantic.top_k")}

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from synthscope.compute.device import cpu_threads
+from synthscope.core.cache import cache_root
 
 Progress = Callable[[int, int, str], None]
 
@@ -208,9 +209,7 @@ def model_cache() -> Path:
     A model there is named by its configuration hash (config, training texts, tokenizer
     texts), so a changed demo never picks up a stale model.
     """
-    root = os.environ.get("SYNTHSCOPE_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") \
-        / "synthscope"
-    return Path(root) / "tinylm"
+    return cache_root() / "tinylm"
 
 
 def _copy_tree(source: Path, out_dir: Path) -> None:

@@ -97,7 +97,7 @@ def test_equal_scores_are_ordered_by_record_id(tmp_path: Path) -> None:
 
 def test_the_index_is_built_once_per_version_and_reused(ws: Workspace, model: Embedder,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    config = SemanticConfig(top_k=2)
+    config = SemanticConfig(top_k=2, first_pass="none")  # the full model reads every record: a stored index
     first = semantic_neighbours(ws, ITEMS, DatasetRef("syn"), config)
     folder = index_dir(ws, DatasetRef("syn", "v1"), config)
     assert folder.parent == ws.indexes_dir / "faiss" / "syn" / "v1"
@@ -119,11 +119,11 @@ def test_the_index_is_built_once_per_version_and_reused(ws: Workspace, model: Em
     assert model.calls == calls  # items came from the embedding cache too
     # Other windowing is another index.
     with pytest.raises(AssertionError, match="reused"):
-        record_index(ws, DatasetRef("syn"), SemanticConfig(window=64))
+        record_index(ws, DatasetRef("syn"), SemanticConfig(window=64, first_pass="none"))
 
 
 def test_a_new_version_embeds_only_its_new_rows(ws: Workspace, tmp_path: Path, model: Embedder) -> None:
-    config = SemanticConfig(top_k=2)
+    config = SemanticConfig(top_k=2, first_pass="none")
     semantic_neighbours(ws, ITEMS, DatasetRef("syn"), config)
     new = {"id": "new", "prompt": "How many legs does a spider have?", "response": "Eight."}
     ingest(ws, _write(tmp_path / "syn2.jsonl", ROWS + [new]), name="syn", kind="synthetic",
@@ -142,7 +142,7 @@ def test_top_k_distinct_records_even_when_one_record_fills_the_nearest_windows(t
              for i in range(3)]
     ingest(ws, _write(tmp_path / "long.jsonl", rows), name="long", kind="synthetic",
            options=IDS)
-    config = SemanticConfig(top_k=3, window=16)
+    config = SemanticConfig(top_k=3, window=16, first_pass="none")  # every record searched: widening needed
     assert record_index(ws, DatasetRef("long"), config).windows > 8 * config.top_k
     out = semantic_neighbours(ws, ITEMS.iloc[[1]], DatasetRef("long"), config)
     assert out["record_id"].tolist()[0] == "long" and out["record_id"].nunique() == 3
@@ -195,7 +195,7 @@ def real_scores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, np.ndarra
     if not REAL_DATA.is_dir():
         pytest.skip(f"real data not present at {REAL_DATA} (it is in CI; a user's machine does not have it)")
     ws = Workspace.init(tmp_path_factory.mktemp("semantic-real") / "ws")
-    config = SemanticConfig()
+    config = SemanticConfig(first_pass="none")  # the model's own recall: every pair scored
     ingest(ws, REAL_DATA / "humaneval_test.jsonl", name="humaneval", kind="benchmark")
     ingest(ws, REAL_DATA / "humaneval_rephrase_python.jsonl", name="humaneval-rephrased", kind="synthetic")
     out = {"humaneval": pair_scores(ws, "humaneval", "humaneval-rephrased", config)}
