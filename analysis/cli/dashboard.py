@@ -23,19 +23,26 @@ CONTAINER_MARKERS = (Path("/.dockerenv"), Path("/run/.containerenv"))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from synthscope.cli.quiet import only_own_bars
+
+    path = Path(args.path)
+    with only_own_bars() as bars_off:  # before _build_demo's imports bring tqdm in: it reads TQDM_DISABLE once
+        did = _build_demo(path, args, bars_off)
+    print(f"demo workspace at {path.resolve()}: {did}")
+    return 0
+
+
+def _build_demo(path: Path, args: argparse.Namespace, bars_off: bool) -> str:
+    """Build or finish the demo at ``path`` as ``args`` say, with step bars unless ``bars_off``; what it did."""
     from synthscope.cli.progress import StepBars
     from synthscope.demo.build import build_demo, ensure_demo
 
     rest = "job" if args.rest_in_background else "now"
-    path = Path(args.path)
-    with StepBars() as bars:
+    with StepBars(disable=bars_off) as bars:
         if args.resume and not args.force:
-            did = ensure_demo(path, bars, rest=rest)
-        else:
-            build_demo(path, force=args.force, report=bars, rest=rest)
-            did = "built" if rest == "now" else "built the first half; the rest is building in the background"
-    print(f"demo workspace at {path.resolve()}: {did}")
-    return 0
+            return ensure_demo(path, bars, rest=rest)
+        build_demo(path, force=args.force, report=bars, rest=rest)
+    return "built" if rest == "now" else "built the first half; the rest is building in the background"
 
 
 def _open_or_create(root: str) -> Workspace:

@@ -34,7 +34,8 @@ class ProgressBar(Console):
 class StepBars:
     """A multi-step build's report (:class:`synthscope.demo.build.Report`) on stderr: a line and a bar per step."""
 
-    def __init__(self) -> None:
+    def __init__(self, disable: bool = False) -> None:
+        self.disable = disable  # passed to tqdm, not left to it: TQDM_DISABLE may be set for the libraries only
         self._bar: Any = None
         self._started = 0.0
 
@@ -60,7 +61,7 @@ class StepBars:
         self._close()
         print(f"[{number}/{total}] {title}", file=sys.stderr, flush=True)
         self._started = time.perf_counter()
-        self._bar = tqdm(total=1, file=sys.stderr, dynamic_ncols=True, leave=False,
+        self._bar = tqdm(total=1, file=sys.stderr, dynamic_ncols=True, leave=False, disable=self.disable,
                          bar_format="      {l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]")
 
     def progress(self, done: int, total: int, message: str) -> None:

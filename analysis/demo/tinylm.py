@@ -157,8 +157,19 @@ def _rows(docs: list[list[int]], eos_id: int, seq_len: int, seed: int) -> Iterat
     """Endless rows of ``seq_len`` tokens; each row starts at a document (shuffled per epoch, eos-separated).
 
     A document cut by the end of a row starts the next row again, so every document
-    is seen whole at least once per epoch.
+    is seen whole at least once per epoch. Texts shorter than one row in all are refused
+    here, not when the first row is asked for: no epoch would ever yield one, and the
+    trainer would wait for it forever.
     """
+    available = sum(len(doc) + 1 for doc in docs)  # each document and its end-of-text token
+    if available < seq_len:
+        raise ValueError(f"one training row needs {seq_len} tokens (seq_len), but the training texts hold only "
+                         f"{available} (with an end-of-text token after each): give more or longer texts, "
+                         "or a shorter seq_len")
+    return _endless_rows(docs, eos_id, seq_len, seed)
+
+
+def _endless_rows(docs: list[list[int]], eos_id: int, seq_len: int, seed: int) -> Iterator[list[int]]:
     import random
 
     rng = random.Random(seed)
@@ -262,13 +273,13 @@ def train(texts: Sequence[str], out_dir: Path, config: TinyLMConfig | None = Non
         tokenizer = train_tokenizer(texts if tokenizer_texts is None else tokenizer_texts, config.vocab_size)
         eos_id, pad_id = tokenizer.convert_tokens_to_ids(EOS), tokenizer.convert_tokens_to_ids(PAD)
         docs = [ids for ids in tokenizer(texts, add_special_tokens=False)["input_ids"] if ids]
+        rows = _rows(docs, eos_id, config.seq_len, config.seed)  # refuses too few tokens before building anything
         model = build_model(config, len(tokenizer), eos_id, pad_id)
         n_params = sum(p.numel() for p in model.parameters())
         decay = [p for p in model.parameters() if p.dim() >= 2]
         no_decay = [p for p in model.parameters() if p.dim() < 2]
         optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
                                        {"params": no_decay, "weight_decay": 0.0}], lr=config.lr, betas=(0.9, 0.95))
-        rows = _rows(docs, eos_id, config.seq_len, config.seed)
         model.train()
         losses: list[float] = []
         curve: list[list[float]] = []

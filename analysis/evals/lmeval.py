@@ -36,6 +36,7 @@ Running
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -627,8 +628,8 @@ def _load_model(run: dict[str, Any], device: str, batch_size: int | str, trust_r
     from lm_eval.models.huggingface import HFLM
 
     try:
-        return HFLM(pretrained=run["model"], device=device, batch_size=batch_size,
-                    trust_remote_code=trust_remote_code)
+        return _bars_follow_tqdm_disable(HFLM(pretrained=run["model"], device=device, batch_size=batch_size,
+                                              trust_remote_code=trust_remote_code))
     except Exception as exc:
         hint = ""
         if run.get("model_source") == "hub" and not online:
@@ -637,6 +638,22 @@ def _load_model(run: dict[str, Any], device: str, batch_size: int | str, trust_r
         elif "trust_remote_code" in str(exc):
             hint = "; the model needs its own code: pass --trust-remote-code if you trust it"
         raise EvalError(f"could not load model {run['model']!r}: {type(exc).__name__}: {exc}{hint}") from exc
+
+
+REQUEST_METHODS = ("loglikelihood", "loglikelihood_rolling", "generate_until")  # lm-eval's LM interface
+
+
+def _bars_follow_tqdm_disable(lm: Any) -> Any:
+    """Hand ``TQDM_DISABLE`` (the demo sets it: synthscope.cli.quiet.only_own_bars) on to lm-eval's request bars.
+
+    lm-eval passes ``disable`` to tqdm itself ("Tokenizing inputs", "Running loglikelihood
+    requests"), which overrides the variable; its evaluator calls these methods without
+    ``disable_tqdm``, so the model is given it here. tqdm takes any non-empty value for true.
+    """
+    if os.environ.get("TQDM_DISABLE"):
+        for name in REQUEST_METHODS:
+            setattr(lm, name, functools.partial(getattr(lm, name), disable_tqdm=True))
+    return lm
 
 
 def _offline_hint(exc: Exception, online: bool) -> str:

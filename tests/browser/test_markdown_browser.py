@@ -12,8 +12,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
-import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -22,9 +20,10 @@ import pytest
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
 from synthscope.dashboard.components.safe import JOINER
-from tests.browser.conftest import BROWSER_ARGS, REPO, free_port, serve
+from tests.browser.conftest import BROWSER_ARGS, REPO, serve
 from tests.conftest import chromium_executable
 from tests.fixtures.hostile_ws import SYNTHETIC, SYNTHETIC_VERSION, build_hostile_ws, file_payload, markers, payloads
+from tests.fixtures.processes import free_port, stop, wait_until_healthy
 
 pytestmark = pytest.mark.browser
 
@@ -130,21 +129,15 @@ def test_md_renders_hostile_strings_as_text_in_streamlit(beacon: tuple[str, list
     script = tmp_path / "md_page.py"
     script.write_text(SCRIPT, encoding="utf-8")
     port = free_port()
-    log = (tmp_path / "streamlit.log").open("wb")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(script), "--server.port", str(port), "--server.headless",
-         "true", "--browser.gatherUsageStats", "false", "--", json.dumps(strings)],
-        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=log, stderr=subprocess.STDOUT)
+    log_path = tmp_path / "streamlit.log"
+    with open(log_path, "wb") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(script), "--server.port", str(port), "--server.headless",
+             "true", "--browser.gatherUsageStats", "false", "--", json.dumps(strings)],
+            cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=log, stderr=subprocess.STDOUT)
     try:
         origin = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{origin}/_stcore/health", timeout=2).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline and server.poll() is None, (tmp_path / "streamlit.log").read_text()
-                time.sleep(0.3)
+        wait_until_healthy(origin, server, "streamlit", log_path)
         with sync_playwright() as p:
             browser = _launch(p)
             try:
@@ -164,9 +157,7 @@ def test_md_renders_hostile_strings_as_text_in_streamlit(beacon: tuple[str, list
             finally:
                 browser.close()
     finally:
-        server.terminate()
-        server.wait(timeout=10)
-        log.close()
+        stop(server)
 
 
 # -- every page of a hostile workspace ------------------------------------------------------------------------

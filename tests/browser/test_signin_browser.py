@@ -15,9 +15,10 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from synthscope import cli
 from synthscope.dashboard.components.safe import JOINER
-from tests.browser.conftest import BROWSER_ARGS, free_port, serve
+from tests.browser.conftest import BROWSER_ARGS, serve
 from tests.conftest import chromium_executable
 from tests.fixtures.oidc import oidc_provider, write_secrets
+from tests.fixtures.processes import free_port
 
 pytestmark = pytest.mark.browser
 

@@ -129,6 +129,16 @@ def test_a_cached_model_is_reused_and_a_change_retrains(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
 
 
+@pytest.mark.timeout(60)  # the trainer used to wait forever for a row these texts never fill: fail, never hang
+def test_texts_too_short_for_one_training_row_are_refused(tmp_path: Path) -> None:
+    texts = ["The capital of Norland is Brask.", "Rivers run to the sea."]
+    with pytest.raises(ValueError, match=rf"one training row needs {MICRO.seq_len} tokens .* hold only \d+ "):
+        T.train(texts, tmp_path / "m", MICRO)
+    assert list(tmp_path.iterdir()) == []  # nothing half-trained left behind
+    with pytest.raises(ValueError, match="hold only 0 "):  # texts the tokenizer turns into nothing
+        T._rows([], eos_id=0, seq_len=MICRO.seq_len, seed=0)
+
+
 def test_a_model_in_the_cache_is_copied_not_trained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     texts = Q.clean_corpus(Q.make_quiz(n_items=4), n_countries=10)  # enough tokens for a training row
     first = T.train(texts, tmp_path / "ws1" / "m", MICRO, cache=tmp_path / "cache")

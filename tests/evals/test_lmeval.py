@@ -20,7 +20,9 @@ from synthscope import cli
 from synthscope.compute import jobs
 from synthscope.core.workspace import DatasetRef, Workspace, WorkspaceError, atomic_write_json
 from synthscope.evals.lmeval import (
+    REQUEST_METHODS,
     EvalError,
+    _bars_follow_tqdm_disable,
     doc_hash,
     find_outputs,
     import_folder,
@@ -277,3 +279,18 @@ def test_import_refuses_folders_that_are_not_lm_eval_output(ws: Workspace, tmp_p
     with pytest.raises(WorkspaceError, match="no dataset named 'nobench'"):
         import_folder(ws, _output_dir(ws), "tiny", [DatasetRef("nobench")])
     assert len(list(ws.evals_dir.iterdir())) == 2 and list((ws.root / "tmp").iterdir()) == []
+
+
+def test_lm_eval_request_bars_follow_tqdm_disable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """lm-eval passes ``disable`` to its request bars itself; the demo's TQDM_DISABLE must still reach them."""
+    class FakeLM:
+        def loglikelihood(self, requests: list[object], disable_tqdm: bool = False) -> bool:
+            return disable_tqdm
+
+        loglikelihood_rolling = generate_until = loglikelihood
+
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    assert _bars_follow_tqdm_disable(FakeLM()).loglikelihood([]) is False  # `eval run`: the bars are its progress
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    lm = _bars_follow_tqdm_disable(FakeLM())
+    assert all(getattr(lm, name)([]) is True for name in REQUEST_METHODS)

@@ -13,10 +13,8 @@ import json
 import os
 import re
 import shlex
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -24,6 +22,7 @@ import pytest
 
 from synthscope.core.workspace import Workspace
 from synthscope.datasets.ingest import ingest
+from tests.fixtures.processes import free_port, stop, wait_until_healthy
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "Dockerfile"
@@ -119,12 +118,6 @@ def test_the_documented_run_publishes_on_loopback_only() -> None:
     assert " ".join(run) in readme, "the README's Docker section shows another docker run line"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def container(tmp_path: Path) -> dict[str, object]:
     """What the command finds in the container: a workspace, /app with .streamlit, a HOME, a /.dockerenv."""
@@ -168,28 +161,14 @@ def test_the_container_command_starts_a_dashboard(container: dict[str, object]) 
     refused = subprocess.run(argv, env=bare, cwd=container["app"], capture_output=True, text=True, timeout=120)
     assert refused.returncode == 2 and "docker run -p 127.0.0.1:" in refused.stderr, refused.stderr
 
-    with open(container["log"], "wb") as log:  # type: ignore[call-overload]
+    log_path = Path(container["log"])  # type: ignore[arg-type]
+    with open(log_path, "wb") as log:
         server = subprocess.Popen(argv, env=env, cwd=container["app"], stdout=log, stderr=subprocess.STDOUT,
                                   stdin=subprocess.DEVNULL)
-        try:
-            deadline = time.monotonic() + 120
-            while True:
-                assert server.poll() is None, f"the container's command exited: {Path(container['log']).read_text()}"
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as response:
-                        if response.status == 200:
-                            break
-                except OSError:
-                    pass
-                assert time.monotonic() < deadline, f"no answer on {port}: {Path(container['log']).read_text()}"
-                time.sleep(0.3)
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as response:
-                assert response.status == 200 and b"<html" in response.read().lower()
-        finally:
-            server.terminate()
-            try:
-                server.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
-    assert "published on 127.0.0.1 only" in Path(container["log"]).read_text()
+    try:
+        wait_until_healthy(f"http://127.0.0.1:{port}", server, "the container's command", log_path, timeout=120)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as response:
+            assert response.status == 200 and b"<html" in response.read().lower()
+    finally:
+        stop(server, timeout=15)
+    assert "published on 127.0.0.1 only" in log_path.read_text()
