@@ -65,11 +65,12 @@ bench: $(VENV)/.installed-bench $(VENV)/.installed-test chromium
 	$(BIN)/python -m bench.detection_bench --out bench/reports/detection.md
 	$(BIN)/python -m bench.generate_bench --out bench/reports/generate.md
 	$(BIN)/python -m bench.scale_bench --out bench/reports/scale.md
+	$(BIN)/python -m bench.cascade_bench --out bench/reports/cascade.md
 	$(BIN)/python -m bench.load_bench --out bench/reports/load.md
 	$(BIN)/python -m bench.precision_bench --out bench/reports/precision.md
 	$(BIN)/python -m bench.code_check_bench --out bench/reports/code_check.md
 	$(BIN)/python -m bench.first_run_bench --out bench/reports/first_run.md
-	$(BIN)/python -m bench.collect bench/reports/first_run.md bench/reports/detection_targets.md bench/reports/precision.md bench/reports/detection.md bench/reports/code_check.md bench/reports/ngram.md bench/reports/stopgrams.md bench/reports/minhash.md bench/reports/semantic.md bench/reports/generate.md bench/reports/scale.md bench/reports/load.md bench/reports/gpu.md \
+	$(BIN)/python -m bench.collect bench/reports/first_run.md bench/reports/detection_targets.md bench/reports/precision.md bench/reports/detection.md bench/reports/code_check.md bench/reports/cascade.md bench/reports/ngram.md bench/reports/stopgrams.md bench/reports/minhash.md bench/reports/semantic.md bench/reports/generate.md bench/reports/scale.md bench/reports/load.md bench/reports/gpu.md \
 		--out BENCHMARKS.md
 
 # The browser tests drive a real Chromium; never skip them silently.

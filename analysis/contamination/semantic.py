@@ -278,7 +278,9 @@ def shortlisted_index(ws: Workspace, items: list[str], synthetic: DatasetRef, co
     ref = ws.resolve(synthetic)
     model = config.embedder()
     path = ws.records_path(ref)
-    chosen = shortlist(items, path, model, config.shortlist, progress)
+    # One bar that never goes back: the first pass fills its first half, the model's reading its second.
+    halves = (lambda done, total, message: progress(done, 2 * total, message)) if progress else None
+    chosen = shortlist(items, path, model, config.shortlist, halves)
     index = faiss.IndexFlatIP(model.dim)
     ids, numbers, spans = [], [], []
     if chosen.record_ids:
@@ -298,8 +300,10 @@ def shortlisted_index(ws: Workspace, items: list[str], synthetic: DatasetRef, co
                 spans.append(windows.spans)
             if progress:
                 done = min(start + EMBED_BLOCK, len(texts))
-                progress(done, len(texts), f"{done:,}/{len(texts):,} shortlisted records of {ref} embedded "
-                                           f"({chosen.records:,} read)")
+                progress(len(texts) + done, 2 * len(texts), f"{done:,}/{len(texts):,} shortlisted records of {ref} "
+                                                            f"embedded ({chosen.records:,} read)")
+    if progress:
+        progress(1, 1, f"the model read {len(chosen.record_ids):,} of {chosen.records:,} records of {ref}")
     return RecordIndex(index, np.asarray(ids, dtype=object),
                        np.concatenate(numbers) if numbers else np.zeros(0, np.int64),
                        np.concatenate(spans) if spans else np.zeros((0, 2), np.int64), None)
