@@ -49,6 +49,7 @@ from synthscope.core.text import char_chunks, hash_tokens, ngram_hashes, normali
 
 PLACEHOLDER = "0"
 _NUMBER = re.compile(r"(?<!\w)\d+(?!\w)")  # a whole token of decimal digits (a \w run with only \d in it)
+_ASCII_DIGITS = "0123456789"
 _UINT32_MAX = np.uint32(0xFFFFFFFF)
 _CHUNK = 1 << 13  # shingles permuted at once: a (num_perm x chunk) uint32 work array, 4 MB at 128
 
@@ -64,10 +65,19 @@ def mask_numbers(text: str) -> str:
 
 
 def _mask_all(texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
-    """:func:`mask_numbers` of every text, and whether it had any number token."""
+    """:func:`mask_numbers` of every text, and whether it had any number token.
+
+    An ASCII text without an ASCII digit has no number token (its only decimal
+    digits are ``0-9``) and skips the regular expression, whose look-behind at
+    every character costs about three times the ten substring scans.
+    """
     masked, numbers = [], np.zeros(len(texts), dtype=bool)
     for i, text in enumerate(texts):
-        out, count = _NUMBER.subn(PLACEHOLDER, normalize(text))
+        norm = normalize(text)
+        if norm.isascii() and not any(digit in norm for digit in _ASCII_DIGITS):
+            masked.append(norm)
+            continue
+        out, count = _NUMBER.subn(PLACEHOLDER, norm)
         masked.append(out)
         numbers[i] = count > 0
     return masked, numbers

@@ -7,7 +7,7 @@ import pytest
 from datasketch import MinHash
 
 from synthscope.algorithms import minhash as shingles
-from synthscope.core.text import hash_tokens, ngram_hashes, tokenize
+from synthscope.core.text import hash_tokens, ngram_hashes, normalize, tokenize
 from tests.fixtures.reference_shingles import ref_jaccard, ref_shingles
 
 TEXTS = [
@@ -70,3 +70,11 @@ def test_pair_jaccards_equal_jaccard_pair_by_pair() -> None:
         assert got.tolist() == expected  # the same floats, not approximately
         assert (left.sizes() == 0).any() and (right.sizes() == 0).any() and (got > 0).any() and (got < 1).any()
     assert shingles.pair_jaccards(left, np.empty(0, int), right, np.empty(0, int)).tolist() == []
+
+
+def test_mask_all_equals_mask_numbers_with_and_without_the_digit_shortcut() -> None:
+    texts = [*TEXTS, "no digits at all here", "ARABIC-INDIC ٣ and devanagari ४२ digits", "x2 1st", "naïve 7"]
+    masked, numbers = shingles._mask_all(texts)
+    assert masked == [shingles.mask_numbers(t) for t in texts]
+    assert numbers.tolist() == [shingles.mask_numbers(t) != normalize(t) for t in texts]
+    assert numbers.tolist()[-4:] == [False, True, False, True]
