@@ -5,19 +5,30 @@ Shingles, Jaccard and MinHash
     docstring has the maths); this stage stores, bands and confirms them.
 
 LSH banding
-    ``datasketch.MinHashLSH`` (:mod:`synthscope.algorithms.lsh`) cuts a signature into ``b`` bands of ``r`` values
-    and makes two texts candidates when any band is equal, which happens with
-    probability ``P(J) = 1 - (1 - J**r)**b``: an S-curve whose steep part sits
+    A signature is cut into ``b`` bands of ``r`` values and two texts are
+    candidates when any band is equal — ``datasketch.MinHashLSH``'s rule, with
+    its ``b`` and ``r`` (:func:`~synthscope.algorithms.lsh.lsh_params`) —
+    which happens with probability ``P(J) = 1 - (1 - J**r)**b``: an S-curve whose steep part sits
     near ``lsh_threshold`` (datasketch picks ``b``, ``r`` with ``b·r <= num_perm``
     minimising the integrated false-positive and false-negative probabilities).
     At the defaults (``lsh_threshold = 0.3``: ``b = 37``, ``r = 3``)
     ``P(0.2) = 0.26``, ``P(0.4) = 0.91``, ``P(0.5) = 0.993``, ``P(0.6) = 0.9999``.
 
+    The benchmark fields' signatures form a band index (one 64-bit key per band,
+    sorted); each batch of record signatures is joined with it in numpy
+    (:class:`~synthscope.algorithms.lsh.BandIndex`, whose docstring shows why the
+    pairs are exactly those ``MinHashLSH.query`` returns), and the distinct
+    ``(record, item)`` pairs are the candidates. Records are never joined with
+    records, so boilerplate shared by many records costs nothing quadratic.
+
     Every candidate is then **confirmed by its exact Jaccard**, computed on the
     full shingle sets (of 64-bit hashes; a collision among ``n`` shingles has
     probability about ``n**2 / 2**65``), and that exact value is what is
-    reported. Confirmation removes LSH's false positives but cannot bring back
-    a pair the bands missed, so the band curve must be near 1 at ``flag_at``:
+    reported (all candidates of a row group at once:
+    :func:`~synthscope.algorithms.minhash.pair_jaccards`, the same floats as one
+    :func:`~synthscope.algorithms.minhash.jaccard` per pair). Confirmation
+    removes LSH's false positives but cannot bring back a pair the bands
+    missed, so the band curve must be near 1 at ``flag_at``:
     that is why ``lsh_threshold`` (0.3) sits well below ``flag_at`` (0.5), and
     why :meth:`NearDuplicateConfig.candidate_probability` is there to check a
     setting.
