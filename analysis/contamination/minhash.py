@@ -461,23 +461,27 @@ def _distinct_rows(rows: np.ndarray) -> np.ndarray:
     return rows[keep]
 
 
+_COMBOS = [(f, s) for f in range(len(FIELDS)) for s in range(len(RECORD_FIELDS))]  # (benchmark field, record text)
+CONFIRM_LOOKUPS = 1 << 22  # benchmark shingles looked up at once in confirmation: about 200 MB of work arrays
+
+
 def _confirm(ws: Workspace, synthetic: DatasetRef, bench: _Benchmark, found: np.ndarray,
              config: NearDuplicateConfig, report: Progress) -> pd.DataFrame:
     """Exact Jaccards of every candidate ``(row_group, row, position)``, best over fields and record texts.
 
     Per row group, the candidate records' three texts (prompt, answer, whole
     record) are shingled once, stop shingles removed, and every (benchmark field,
-    record text) Jaccard of every candidate is computed in one batch
-    (:func:`~synthscope.algorithms.minhash.pair_jaccards`), plain and masked. The
-    best of the six combinations, in the order field then record text, is the
-    first with the largest ``(jaccard, masked_jaccard)``; a benchmark field with
-    no shingles is not compared. ``masked_jaccard`` is the largest over the
-    combinations compared (NaN when masking is off).
+    record text) Jaccard of its candidates is computed in batches
+    (:func:`~synthscope.algorithms.minhash.pair_jaccards`), plain and masked; a
+    batch looks up at most about :data:`CONFIRM_LOOKUPS` benchmark shingles, so
+    a row group with very many candidates does not need memory in proportion.
+    See :func:`_best` for which combination is reported.
     """
     tasks = {t.index: t for t in row_groups(ws.records_path(synthetic))}
-    items = len(bench.items)
     total, done = int(np.count_nonzero(np.any(np.diff(found[:, :2], axis=0, prepend=-1) != 0, axis=1))), 0
-    combos = [(f, s) for f in range(len(FIELDS)) for s in range(len(RECORD_FIELDS))]
+    # Benchmark shingles one candidate looks up: its fields' plain and masked sets, against three record texts.
+    sizes = bench.plain.sizes() + (bench.masked.sizes() if bench.masked is not None else 0)
+    cost = len(RECORD_FIELDS) * sizes.reshape(len(FIELDS), -1).sum(axis=0)
     frames: list[pd.DataFrame] = []
     group_starts = np.flatnonzero(np.r_[True, found[1:, 0] != found[:-1, 0]]) if len(found) else np.empty(0, int)
     for start, stop in zip(group_starts, np.r_[group_starts[1:], len(found)].astype(int)):
@@ -488,36 +492,60 @@ def _confirm(ws: Workspace, synthetic: DatasetRef, bench: _Benchmark, found: np.
         prompts = [p or "" for p in table.column("prompt").to_pylist()]
         answers = [a or "" for a in table.column("answer").to_pylist()]
         texts = [*prompts, *answers, *(record_text(p, a) for p, a in zip(prompts, answers))]
-        n = len(wanted)
-        left = np.concatenate([f * items + pos for f, _ in combos])  # benchmark field f of each candidate
-        right = np.concatenate([s * n + j for _, s in combos])  # record text s of each candidate
-        jac = pair_jaccards(bench.plain, left, without(shingle(texts, config.shingle), bench.stop_plain), right)
-        jac = jac.reshape(len(combos), -1)
-        if bench.masked is not None:
-            masked = without(shingle(texts, config.shingle, masked=True), bench.stop_masked)
-            mjac = pair_jaccards(bench.masked, left, masked, right).reshape(len(combos), -1)
-        else:
-            mjac = np.full_like(jac, np.nan)
-        compared = (bench.plain.sizes()[left] > 0).reshape(len(combos), -1)
-        ranked = np.where(np.isnan(mjac), -1.0, mjac)
-        best = np.full(len(pos), -1)  # index into combos
-        best_jac, best_ranked = np.full(len(pos), -1.0), np.full(len(pos), -1.0)
-        for c in range(len(combos)):
-            better = compared[c] & ((jac[c] > best_jac) | ((jac[c] == best_jac) & (ranked[c] > best_ranked)))
-            best = np.where(better, c, best)
-            best_jac = np.where(better, jac[c], best_jac)
-            best_ranked = np.where(better, ranked[c], best_ranked)
-        best_masked = np.fmax.reduce(np.where(compared, mjac, np.nan), axis=0)  # NaN-ignoring; NaN if none
-        kept = np.flatnonzero(best >= 0)
-        frames.append(pd.DataFrame({
-            "item": bench.items[pos[kept]], "record_id": ids[j[kept]],
-            "field": np.asarray(FIELDS, dtype=object)[[combos[c][0] for c in best[kept]]],
-            "record_field": np.asarray(RECORD_FIELDS, dtype=object)[[combos[c][1] for c in best[kept]]],
-            "jaccard": best_jac[kept], "masked_jaccard": best_masked[kept],
-        }))
-        done += n
+        plain = without(shingle(texts, config.shingle), bench.stop_plain)
+        masked = without(shingle(texts, config.shingle, masked=True), bench.stop_masked) \
+            if bench.masked is not None else None
+        batch = np.cumsum(cost[pos]) // CONFIRM_LOOKUPS  # consecutive candidates, about that many look-ups each
+        for first, last in zip(*_runs(batch)):
+            best, jac, mjac = _best(bench, pos[first:last], j[first:last], len(wanted), plain, masked)
+            kept = np.flatnonzero(best >= 0)
+            frames.append(pd.DataFrame({
+                "item": bench.items[pos[first:last][kept]], "record_id": ids[j[first:last][kept]],
+                "field": np.asarray(FIELDS, dtype=object)[[_COMBOS[c][0] for c in best[kept]]],
+                "record_field": np.asarray(RECORD_FIELDS, dtype=object)[[_COMBOS[c][1] for c in best[kept]]],
+                "jaccard": jac[kept], "masked_jaccard": mjac[kept],
+            }))
+        done += len(wanted)
         report(done, total, f"confirming candidates of {synthetic}")
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=OUTPUT_COLUMNS[:-1])
+
+
+def _runs(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``[first, last)`` of each run of equal consecutive labels."""
+    first = np.flatnonzero(np.r_[True, labels[1:] != labels[:-1]])
+    return first, np.r_[first[1:], len(labels)].astype(np.int64)
+
+
+def _best(bench: _Benchmark, pos: np.ndarray, j: np.ndarray, n: int, plain: Shingles,
+          masked: Shingles | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For candidates (benchmark position ``pos``, record ``j`` of ``n``; record text ``s`` is set ``s * n + j``):
+    the best combination (index into :data:`_COMBOS`, -1 when none), its Jaccard, and the best masked Jaccard.
+
+    The best is the first combination, in the order benchmark field then record
+    text, with the largest ``(jaccard, masked_jaccard)`` (a missing masked
+    Jaccard counts as -1); a benchmark field with no shingles is not compared.
+    ``masked_jaccard`` is the largest over the combinations compared (NaN when
+    masking is off or nothing was compared).
+    """
+    items = len(bench.items)
+    left = np.concatenate([f * items + pos for f, _ in _COMBOS])  # benchmark field f of each candidate
+    right = np.concatenate([s * n + j for _, s in _COMBOS])  # record text s of each candidate
+    jac = pair_jaccards(bench.plain, left, plain, right).reshape(len(_COMBOS), -1)
+    if bench.masked is not None and masked is not None:
+        mjac = pair_jaccards(bench.masked, left, masked, right).reshape(len(_COMBOS), -1)
+    else:
+        mjac = np.full_like(jac, np.nan)
+    compared = (bench.plain.sizes()[left] > 0).reshape(len(_COMBOS), -1)
+    ranked = np.where(np.isnan(mjac), -1.0, mjac)
+    best = np.full(len(pos), -1)
+    best_jac, best_ranked = np.full(len(pos), -1.0), np.full(len(pos), -1.0)
+    for c in range(len(_COMBOS)):
+        better = compared[c] & ((jac[c] > best_jac) | ((jac[c] == best_jac) & (ranked[c] > best_ranked)))
+        best = np.where(better, c, best)
+        best_jac = np.where(better, jac[c], best_jac)
+        best_ranked = np.where(better, ranked[c], best_ranked)
+    best_masked = np.fmax.reduce(np.where(compared, mjac, np.nan), axis=0)  # NaN-ignoring; NaN if none compared
+    return best, best_jac, best_masked
 
 
 def _rank(pairs: pd.DataFrame, config: NearDuplicateConfig) -> pd.DataFrame:
