@@ -60,7 +60,7 @@ from dataclasses import dataclass
 import numpy as np
 
 MAX_BUCKET = 256
-MAX_JOIN_ROWS = 1 << 22  # joined (query, indexed, band) rows made at once: about 100 MB of int64 work arrays
+MAX_JOIN_ROWS = 1 << 20  # joined (query, indexed, band) rows made at once: about 100 bytes of work arrays each
 
 _PHI = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)

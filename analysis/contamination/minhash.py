@@ -443,9 +443,9 @@ def candidates(path: Path, bench: _Benchmark, config: NearDuplicateConfig,
             rows.append(which[q])
             positions.append(owner[i])
         at = np.concatenate(rows)
-        found.append(np.column_stack([batch.column("row_group").to_numpy()[at].astype(np.int64),
-                                      batch.column("row").to_numpy()[at].astype(np.int64),
-                                      np.concatenate(positions)]))
+        found.append(_distinct_rows(np.column_stack([batch.column("row_group").to_numpy()[at].astype(np.int64),
+                                                     batch.column("row").to_numpy()[at].astype(np.int64),
+                                                     np.concatenate(positions)])))
         done += len(sigs)
         if progress:
             progress(done, total)
@@ -462,7 +462,7 @@ def _distinct_rows(rows: np.ndarray) -> np.ndarray:
 
 
 _COMBOS = [(f, s) for f in range(len(FIELDS)) for s in range(len(RECORD_FIELDS))]  # (benchmark field, record text)
-CONFIRM_LOOKUPS = 1 << 22  # benchmark shingles looked up at once in confirmation: about 200 MB of work arrays
+CONFIRM_LOOKUPS = 1 << 21  # benchmark shingles looked up at once in confirmation: about 50 bytes of work arrays each
 
 
 def _confirm(ws: Workspace, synthetic: DatasetRef, bench: _Benchmark, found: np.ndarray,
