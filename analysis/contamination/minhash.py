@@ -5,19 +5,30 @@ Shingles, Jaccard and MinHash
     docstring has the maths); this stage stores, bands and confirms them.
 
 LSH banding
-    ``datasketch.MinHashLSH`` (:mod:`synthscope.algorithms.lsh`) cuts a signature into ``b`` bands of ``r`` values
-    and makes two texts candidates when any band is equal, which happens with
-    probability ``P(J) = 1 - (1 - J**r)**b``: an S-curve whose steep part sits
+    A signature is cut into ``b`` bands of ``r`` values and two texts are
+    candidates when any band is equal — ``datasketch.MinHashLSH``'s rule, with
+    its ``b`` and ``r`` (:func:`~synthscope.algorithms.lsh.lsh_params`) —
+    which happens with probability ``P(J) = 1 - (1 - J**r)**b``: an S-curve whose steep part sits
     near ``lsh_threshold`` (datasketch picks ``b``, ``r`` with ``b·r <= num_perm``
     minimising the integrated false-positive and false-negative probabilities).
     At the defaults (``lsh_threshold = 0.3``: ``b = 37``, ``r = 3``)
     ``P(0.2) = 0.26``, ``P(0.4) = 0.91``, ``P(0.5) = 0.993``, ``P(0.6) = 0.9999``.
 
+    The benchmark fields' signatures form a band index (one 64-bit key per band,
+    sorted); each batch of record signatures is joined with it in numpy
+    (:class:`~synthscope.algorithms.lsh.BandIndex`, whose docstring shows why the
+    pairs are exactly those ``MinHashLSH.query`` returns), and the distinct
+    ``(record, item)`` pairs are the candidates. Records are never joined with
+    records, so boilerplate shared by many records costs nothing quadratic.
+
     Every candidate is then **confirmed by its exact Jaccard**, computed on the
     full shingle sets (of 64-bit hashes; a collision among ``n`` shingles has
     probability about ``n**2 / 2**65``), and that exact value is what is
-    reported. Confirmation removes LSH's false positives but cannot bring back
-    a pair the bands missed, so the band curve must be near 1 at ``flag_at``:
+    reported (all candidates of a row group at once:
+    :func:`~synthscope.algorithms.minhash.pair_jaccards`, the same floats as one
+    :func:`~synthscope.algorithms.minhash.jaccard` per pair). Confirmation
+    removes LSH's false positives but cannot bring back a pair the bands
+    missed, so the band curve must be near 1 at ``flag_at``:
     that is why ``lsh_threshold`` (0.3) sits well below ``flag_at`` (0.5), and
     why :meth:`NearDuplicateConfig.candidate_probability` is there to check a
     setting.
@@ -89,12 +100,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from synthscope.algorithms.lsh import lsh_params
+from synthscope.algorithms.lsh import BandIndex, lsh_params
 from synthscope.algorithms.minhash import (
     Shingles,
     _mask_all,
-    jaccard,
-    permutations,
+    pair_jaccards,
     shingle,
     shingle_windows,
     signatures,
@@ -287,27 +297,25 @@ def signature_matrix(column: pa.ChunkedArray | pa.Array, num_perm: int) -> np.nd
 
 @dataclass
 class _Benchmark:
-    """Shingle sets and LSH indexes of every benchmark item's fields."""
+    """Shingle sets and band indexes of every benchmark item's fields."""
 
     items: np.ndarray  # the benchmark's `item` values
-    plain: list[Shingles]  # per field
-    masked: list[Shingles] | None
-    lsh_plain: Any
-    lsh_masked: Any
+    plain: Shingles  # every field's set, field-major: field f of position pos is text f * len(items) + pos
+    masked: Shingles | None
+    index_plain: BandIndex  # the non-empty plain sets' signatures
+    index_masked: BandIndex | None
+    owner_plain: np.ndarray  # int64: the benchmark position of each indexed signature
+    owner_masked: np.ndarray
     too_short: list[dict[str, Any]]
     stop_plain: np.ndarray  # uint64, sorted: the stop shingles (empty when off)
     stop_masked: np.ndarray
 
     @classmethod
     def build(cls, benchmark: pd.DataFrame, config: NearDuplicateConfig) -> _Benchmark:
-        from datasketch import MinHash, MinHashLSH
-
         missing = {"item", "prompt", "answer"} - set(benchmark.columns)
         if missing:
             raise ValueError(f"the benchmark frame needs columns item, prompt, answer; missing {sorted(missing)}")
-        perms = permutations(config.num_perm, config.seed)
         plain, masked, too_short = [], [], []
-        lshs = [MinHashLSH(num_perm=config.num_perm, params=config.bands) for _ in range(2)]
         ids = benchmark["item_id"].tolist() if "item_id" in benchmark else [None] * len(benchmark)
         for name in FIELDS:
             texts = [t if isinstance(t, str) else "" for t in benchmark[name].tolist()]
@@ -319,17 +327,28 @@ class _Benchmark:
                     too_short.append({"item": int(benchmark["item"].iloc[pos]), "item_id": ids[pos], "field": name})
         at = config.stop_at(len(benchmark))
         stop_plain, stop_masked = stop_shingles(plain, at), stop_shingles(masked, at)
-        plain = [without(sets, stop_plain) for sets in plain]
-        masked = [without(sets, stop_masked) for sets in masked]
-        for f in range(len(FIELDS)):
-            kinds = [(plain[f], lshs[0])] + ([(masked[f], lshs[1])] if config.mask_numbers else [])
-            for field_sets, lsh in kinds:
-                sigs = signatures(field_sets, config.num_perm, config.seed)
-                for pos in np.flatnonzero(field_sets.sizes() > 0):
-                    lsh.insert((int(pos), f), MinHash(seed=config.seed, hashvalues=sigs[pos], permutations=perms,
-                                                      scheme="affine32"), check_duplication=False)
-        return cls(benchmark["item"].to_numpy(), plain, masked if config.mask_numbers else None,
-                   lshs[0], lshs[1], too_short, stop_plain, stop_masked)
+        plain_sets = _concat([without(sets, stop_plain) for sets in plain])
+        masked_sets = _concat([without(sets, stop_masked) for sets in masked]) if config.mask_numbers else None
+        index_plain, owner_plain = _index(plain_sets, len(benchmark), config)
+        index_masked, owner_masked = _index(masked_sets, len(benchmark), config) if masked_sets is not None \
+            else (None, np.empty(0, dtype=np.int64))
+        return cls(benchmark["item"].to_numpy(), plain_sets, masked_sets, index_plain, index_masked,
+                   owner_plain, owner_masked, too_short, stop_plain, stop_masked)
+
+
+def _concat(fields: list[Shingles]) -> Shingles:
+    """Per-field shingle sets (each of every item) as one :class:`Shingles`, field-major (text ``f * items + pos``)."""
+    values = np.concatenate([sets.values for sets in fields])
+    sizes = np.concatenate([sets.sizes() for sets in fields])
+    return Shingles(values, np.concatenate(([0], np.cumsum(sizes))).astype(np.int64))
+
+
+def _index(sets: Shingles, items: int, config: NearDuplicateConfig) -> tuple[BandIndex, np.ndarray]:
+    """A band index of the non-empty sets' signatures (an empty set, all stop shingles or too short, is never
+    proposed), and the benchmark position each indexed row belongs to."""
+    signed = np.flatnonzero(sets.sizes() > 0)
+    sigs = signatures(sets.subset(signed), config.num_perm, config.seed)
+    return BandIndex.build(sigs, *config.bands), signed % max(items, 1)
 
 
 def stop_shingles(sets: list[Shingles], at: int | None) -> np.ndarray:
@@ -364,18 +383,17 @@ def near_duplicates(ws: Workspace, benchmark: pd.DataFrame, synthetic: DatasetRe
 
     ``benchmark`` has one row per item: ``item`` (int), ``item_id``, ``prompt``,
     ``answer``. Synthetic records are signed once (:func:`sign_dataset`), every
-    signature is looked up in LSH indexes of the benchmark fields, and every
-    candidate pair is confirmed by its exact Jaccard. Returns, per item, its
+    signature is joined on its band keys with band indexes of the benchmark fields
+    (:class:`~synthscope.algorithms.lsh.BandIndex`: the pairs ``MinHashLSH.query``
+    would return), and every candidate pair is confirmed by its exact Jaccard. Returns, per item, its
     ``top_k`` records (:data:`OUTPUT_COLUMNS`): ranked flagged first (``jaccard >=
     flag_at``, then number-substituted), then by ``jaccard`` and ``masked_jaccard``
     descending, ties by ``record_id``; rows come sorted by ``item`` then that rank.
     ``masked_jaccard`` is NaN when ``mask_numbers`` is off. ``attrs["too_short"]``
     lists the non-empty benchmark fields shorter than ``shingle`` words (skipped),
     ``attrs["stop_shingles"]`` counts the benchmark's stop shingles (see the module
-    docstring), ``attrs["candidates"]`` counts the pairs LSH proposed.
+    docstring), ``attrs["candidates"]`` counts the (item, record) pairs LSH proposed.
     """
-    from datasketch import MinHash
-
     config = config or NearDuplicateConfig()
     report = progress or (lambda done, total, message: None)
     synthetic = ws.resolve(synthetic)
@@ -384,84 +402,150 @@ def near_duplicates(ws: Workspace, benchmark: pd.DataFrame, synthetic: DatasetRe
     if bench.too_short:
         report(0, 1, f"{len(bench.too_short)} benchmark fields shorter than {config.shingle} words are skipped")
     path = sign_dataset(ws, synthetic, config, progress, engine)
-
-    # LSH: every signed side of every record against the benchmark fields.
-    perms = permutations(config.num_perm, config.seed)
-    parquet = pq.ParquetFile(path)
-    total = parquet.metadata.num_rows
-    found: set[tuple[int, int, int, int]] = set()  # (bench position, field, row group, row)
-    done = 0
-    for batch in parquet.iter_batches(batch_size=8192, columns=list(_SIGNATURE_COLUMNS)):
-        sigs = signature_matrix(batch.column("signature"), config.num_perm)
-        groups = batch.column("row_group").to_numpy()
-        rows = batch.column("row").to_numpy()
-        masked = batch.column("masked").to_numpy(zero_copy_only=False)
-        numbers = batch.column("numbers").to_numpy(zero_copy_only=False)
-        for i in range(len(sigs)):
-            m = MinHash(seed=config.seed, hashvalues=sigs[i], permutations=perms, scheme="affine32")
-            keys = []
-            if not masked[i]:
-                keys += bench.lsh_plain.query(m)
-            if config.mask_numbers and (masked[i] or not numbers[i]):
-                keys += bench.lsh_masked.query(m)  # a side without numbers is its own masked version
-            g, r = int(groups[i]), int(rows[i])
-            found.update((pos, f, g, r) for pos, f in keys)
-        done += len(sigs)
-        report(done, total, f"matching signatures of {synthetic}")
-
+    found = candidates(path, bench, config, lambda done, total: report(
+        done, total, f"matching signatures of {synthetic}"))
     pairs = _confirm(ws, synthetic, bench, found, config, report)
     out = _rank(pairs, config)
     out.attrs["too_short"] = bench.too_short
     out.attrs["stop_shingles"] = len(bench.stop_plain)
-    out.attrs["candidates"] = len({(p, g, r) for p, _, g, r in found})
+    out.attrs["candidates"] = len(found)
     out.attrs["seconds"] = round(time.perf_counter() - started, 3)
     return out
 
 
-def _confirm(ws: Workspace, synthetic: DatasetRef, bench: _Benchmark, found: set[tuple[int, int, int, int]],
+def candidates(path: Path, bench: _Benchmark, config: NearDuplicateConfig,
+               progress: Callable[[int, int], None] | None = None, batch_rows: int = 32_768) -> np.ndarray:
+    """Every distinct ``(row_group, row, position)`` whose record has a signature sharing a band with the
+    benchmark field at ``position`` — sorted, ``(n, 3)`` int64.
+
+    The signature file is read in batches of ``batch_rows``; each batch is joined
+    with the benchmark's band indexes at once (see :mod:`synthscope.algorithms.lsh`
+    for why the pairs are exactly ``MinHashLSH.query``'s). Plain record signatures
+    meet the plain index; masked ones, and plain ones of a side without numbers (its
+    own masked version), meet the masked index. Memory: a batch's signatures and
+    band keys, the join's pieces, and the distinct candidates — never a records x
+    items matrix.
+    """
+    parquet = pq.ParquetFile(path)
+    total, done = parquet.metadata.num_rows, 0
+    found: list[np.ndarray] = [np.empty((0, 3), dtype=np.int64)]
+    columns = ["row_group", "row", "masked", "numbers", "signature"]
+    for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns):
+        sigs = signature_matrix(batch.column("signature"), config.num_perm)
+        masked = batch.column("masked").to_numpy(zero_copy_only=False)
+        numbers = batch.column("numbers").to_numpy(zero_copy_only=False)
+        joins = [(np.flatnonzero(~masked), bench.index_plain, bench.owner_plain)]
+        if bench.index_masked is not None:
+            joins.append((np.flatnonzero(masked | ~numbers), bench.index_masked, bench.owner_masked))
+        rows, positions = [], []
+        for which, index, owner in joins:
+            q, i = index.query(sigs[which])
+            rows.append(which[q])
+            positions.append(owner[i])
+        at = np.concatenate(rows)
+        found.append(_distinct_rows(np.column_stack([batch.column("row_group").to_numpy()[at].astype(np.int64),
+                                                     batch.column("row").to_numpy()[at].astype(np.int64),
+                                                     np.concatenate(positions)])))
+        done += len(sigs)
+        if progress:
+            progress(done, total)
+    return _distinct_rows(np.concatenate(found))
+
+
+def _distinct_rows(rows: np.ndarray) -> np.ndarray:
+    """The distinct rows of an ``(n, 3)`` int64 array, sorted lexicographically."""
+    if len(rows) == 0:
+        return rows
+    rows = rows[np.lexsort(rows.T[::-1])]
+    keep = np.r_[True, np.any(rows[1:] != rows[:-1], axis=1)]
+    return rows[keep]
+
+
+_COMBOS = [(f, s) for f in range(len(FIELDS)) for s in range(len(RECORD_FIELDS))]  # (benchmark field, record text)
+CONFIRM_LOOKUPS = 1 << 21  # benchmark shingles looked up at once in confirmation: about 50 bytes of work arrays each
+
+
+def _confirm(ws: Workspace, synthetic: DatasetRef, bench: _Benchmark, found: np.ndarray,
              config: NearDuplicateConfig, report: Progress) -> pd.DataFrame:
-    """Exact Jaccards of every candidate (item, record) pair, best over fields and record texts."""
-    by_group: dict[int, dict[int, set[int]]] = {}
-    for pos, _f, g, r in found:
-        by_group.setdefault(g, {}).setdefault(r, set()).add(pos)
+    """Exact Jaccards of every candidate ``(row_group, row, position)``, best over fields and record texts.
+
+    Per row group, the candidate records' three texts (prompt, answer, whole
+    record) are shingled once, stop shingles removed, and every (benchmark field,
+    record text) Jaccard of its candidates is computed in batches
+    (:func:`~synthscope.algorithms.minhash.pair_jaccards`), plain and masked; a
+    batch looks up at most about :data:`CONFIRM_LOOKUPS` benchmark shingles, so
+    a row group with very many candidates does not need memory in proportion.
+    See :func:`_best` for which combination is reported.
+    """
     tasks = {t.index: t for t in row_groups(ws.records_path(synthetic))}
-    total = sum(len(rows) for rows in by_group.values())
-    done = 0
-    out: list[dict[str, Any]] = []
-    for g in sorted(by_group):
-        table = read_table(tasks[g], ["record_id", "prompt", "answer"])
-        wanted = sorted(by_group[g])
-        taken = table.take(pa.array(wanted, type=pa.int64()))
-        ids = taken.column("record_id").to_pylist()
-        prompts = [p or "" for p in taken.column("prompt").to_pylist()]
-        answers = [a or "" for a in taken.column("answer").to_pylist()]
+    total, done = int(np.count_nonzero(np.any(np.diff(found[:, :2], axis=0, prepend=-1) != 0, axis=1))), 0
+    # Benchmark shingles one candidate looks up: its fields' plain and masked sets, against three record texts.
+    sizes = bench.plain.sizes() + (bench.masked.sizes() if bench.masked is not None else 0)
+    cost = len(RECORD_FIELDS) * sizes.reshape(len(FIELDS), -1).sum(axis=0)
+    frames: list[pd.DataFrame] = []
+    group_starts = np.flatnonzero(np.r_[True, found[1:, 0] != found[:-1, 0]]) if len(found) else np.empty(0, int)
+    for start, stop in zip(group_starts, np.r_[group_starts[1:], len(found)].astype(int)):
+        g, rows, pos = int(found[start, 0]), found[start:stop, 1], found[start:stop, 2]
+        wanted, j = np.unique(rows, return_inverse=True)
+        table = read_table(tasks[g], ["record_id", "prompt", "answer"]).take(pa.array(wanted, type=pa.int64()))
+        ids = np.asarray(table.column("record_id").to_pylist(), dtype=object)
+        prompts = [p or "" for p in table.column("prompt").to_pylist()]
+        answers = [a or "" for a in table.column("answer").to_pylist()]
         texts = [*prompts, *answers, *(record_text(p, a) for p, a in zip(prompts, answers))]
-        n = len(wanted)
         plain = without(shingle(texts, config.shingle), bench.stop_plain)
         masked = without(shingle(texts, config.shingle, masked=True), bench.stop_masked) \
-            if config.mask_numbers else None
-        for j, r in enumerate(wanted):
-            for pos in sorted(by_group[g][r]):
-                best = (-1.0, -1.0, "", "")
-                best_masked = np.nan
-                for f, field in enumerate(FIELDS):
-                    item_set = bench.plain[f].of(pos)
-                    if len(item_set) == 0:
-                        continue
-                    for s, side in enumerate(RECORD_FIELDS):
-                        jac = jaccard(item_set, plain.of(s * n + j))
-                        mjac = np.nan
-                        if masked is not None and bench.masked is not None:
-                            mjac = jaccard(bench.masked[f].of(pos), masked.of(s * n + j))
-                            best_masked = mjac if np.isnan(best_masked) else max(best_masked, mjac)
-                        if (jac, -1.0 if np.isnan(mjac) else mjac) > best[:2]:
-                            best = (jac, -1.0 if np.isnan(mjac) else mjac, field, side)
-                if best[2]:
-                    out.append({"item": bench.items[pos], "record_id": ids[j], "field": best[2],
-                                "record_field": best[3], "jaccard": best[0], "masked_jaccard": best_masked})
-        done += n
+            if bench.masked is not None else None
+        batch = np.cumsum(cost[pos]) // CONFIRM_LOOKUPS  # consecutive candidates, about that many look-ups each
+        for first, last in zip(*_runs(batch)):
+            best, jac, mjac = _best(bench, pos[first:last], j[first:last], len(wanted), plain, masked)
+            kept = np.flatnonzero(best >= 0)
+            frames.append(pd.DataFrame({
+                "item": bench.items[pos[first:last][kept]], "record_id": ids[j[first:last][kept]],
+                "field": np.asarray(FIELDS, dtype=object)[[_COMBOS[c][0] for c in best[kept]]],
+                "record_field": np.asarray(RECORD_FIELDS, dtype=object)[[_COMBOS[c][1] for c in best[kept]]],
+                "jaccard": jac[kept], "masked_jaccard": mjac[kept],
+            }))
+        done += len(wanted)
         report(done, total, f"confirming candidates of {synthetic}")
-    return pd.DataFrame(out, columns=OUTPUT_COLUMNS[:-1])
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=OUTPUT_COLUMNS[:-1])
+
+
+def _runs(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``[first, last)`` of each run of equal consecutive labels."""
+    first = np.flatnonzero(np.r_[True, labels[1:] != labels[:-1]])
+    return first, np.r_[first[1:], len(labels)].astype(np.int64)
+
+
+def _best(bench: _Benchmark, pos: np.ndarray, j: np.ndarray, n: int, plain: Shingles,
+          masked: Shingles | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For candidates (benchmark position ``pos``, record ``j`` of ``n``; record text ``s`` is set ``s * n + j``):
+    the best combination (index into :data:`_COMBOS`, -1 when none), its Jaccard, and the best masked Jaccard.
+
+    The best is the first combination, in the order benchmark field then record
+    text, with the largest ``(jaccard, masked_jaccard)`` (a missing masked
+    Jaccard counts as -1); a benchmark field with no shingles is not compared.
+    ``masked_jaccard`` is the largest over the combinations compared (NaN when
+    masking is off or nothing was compared).
+    """
+    items = len(bench.items)
+    left = np.concatenate([f * items + pos for f, _ in _COMBOS])  # benchmark field f of each candidate
+    right = np.concatenate([s * n + j for _, s in _COMBOS])  # record text s of each candidate
+    jac = pair_jaccards(bench.plain, left, plain, right).reshape(len(_COMBOS), -1)
+    if bench.masked is not None and masked is not None:
+        mjac = pair_jaccards(bench.masked, left, masked, right).reshape(len(_COMBOS), -1)
+    else:
+        mjac = np.full_like(jac, np.nan)
+    compared = (bench.plain.sizes()[left] > 0).reshape(len(_COMBOS), -1)
+    ranked = np.where(np.isnan(mjac), -1.0, mjac)
+    best = np.full(len(pos), -1)
+    best_jac, best_ranked = np.full(len(pos), -1.0), np.full(len(pos), -1.0)
+    for c in range(len(_COMBOS)):
+        better = compared[c] & ((jac[c] > best_jac) | ((jac[c] == best_jac) & (ranked[c] > best_ranked)))
+        best = np.where(better, c, best)
+        best_jac = np.where(better, jac[c], best_jac)
+        best_ranked = np.where(better, ranked[c], best_ranked)
+    best_masked = np.fmax.reduce(np.where(compared, mjac, np.nan), axis=0)  # NaN-ignoring; NaN if none compared
+    return best, best_jac, best_masked
 
 
 def _rank(pairs: pd.DataFrame, config: NearDuplicateConfig) -> pd.DataFrame:

@@ -7,7 +7,7 @@ import pytest
 from datasketch import MinHash
 
 from synthscope.algorithms import minhash as shingles
-from synthscope.core.text import hash_tokens, ngram_hashes, tokenize
+from synthscope.core.text import hash_tokens, ngram_hashes, normalize, tokenize
 from tests.fixtures.reference_shingles import ref_jaccard, ref_shingles
 
 TEXTS = [
@@ -55,3 +55,26 @@ def test_signatures_equal_datasketch_update_batch(monkeypatch: pytest.MonkeyPatc
         m = MinHash(num_perm=64, seed=5, hashfunc=int)
         m.update_batch(shingles.fold32(sets.of(i)).tolist())
         assert np.array_equal(sigs[i], m.hashvalues), i  # empty texts keep datasketch's empty value too
+
+
+def test_pair_jaccards_equal_jaccard_pair_by_pair() -> None:
+    rng = np.random.default_rng(9)
+    vocab = "a b c d e f g h 1 2".split()
+    texts = [" ".join(rng.choice(vocab, int(rng.integers(0, 30)))) for _ in range(60)]
+    texts[5], texts[25] = "a", ""  # an empty set on each side
+    for masked in (False, True):
+        left, right = shingles.shingle(texts[:20], 2, masked=masked), shingles.shingle(texts[20:], 2, masked=masked)
+        li, ri = rng.integers(0, 20, size=500), rng.integers(0, 40, size=500)  # repeats, empty sets included
+        got = shingles.pair_jaccards(left, li, right, ri)
+        expected = [shingles.jaccard(left.of(a), right.of(b)) for a, b in zip(li, ri)]
+        assert got.tolist() == expected  # the same floats, not approximately
+        assert (left.sizes() == 0).any() and (right.sizes() == 0).any() and (got > 0).any() and (got < 1).any()
+    assert shingles.pair_jaccards(left, np.empty(0, int), right, np.empty(0, int)).tolist() == []
+
+
+def test_mask_all_equals_mask_numbers_with_and_without_the_digit_shortcut() -> None:
+    texts = [*TEXTS, "no digits at all here", "ARABIC-INDIC ٣ and devanagari ४२ digits", "x2 1st", "naïve 7"]
+    masked, numbers = shingles._mask_all(texts)
+    assert masked == [shingles.mask_numbers(t) for t in texts]
+    assert numbers.tolist() == [shingles.mask_numbers(t) != normalize(t) for t in texts]
+    assert numbers.tolist()[-4:] == [False, True, False, True]

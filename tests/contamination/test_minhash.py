@@ -240,6 +240,72 @@ def test_stop_shingles_count_distinct_texts_not_repeated_items() -> None:
         NearDuplicateConfig(stop_item_min=1)
 
 
+# -- candidates: the band join against datasketch's MinHashLSH.query ---------------------------------
+
+
+def _near_copies(rng: np.random.Generator, items: list[list[str]], count: int) -> list[str]:
+    """Edited copies of random items: a share of their words replaced, and some numbers changed."""
+    out = []
+    for _ in range(count):
+        item = list(items[int(rng.integers(len(items)))])
+        for k in np.flatnonzero(rng.random(len(item)) < rng.uniform(0.0, 0.3)):
+            item[k] = str(int(rng.integers(100))) if item[k].isdigit() else RNG_WORDS[int(rng.integers(5000))]
+        out.append(" ".join(item))
+    return out
+
+
+def test_candidates_are_datasketch_queries_of_every_signature(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The band join proposes exactly the (record, item) pairs a ``MinHashLSH.query`` per record signature did
+    (plain signatures against the plain index, masked ones and number-free ones against the masked index),
+    and batching the join or the confirmation changes nothing."""
+    from datasketch import MinHash, MinHashLSH
+
+    monkeypatch.setattr(ingest_module, "ROW_GROUP_ROWS", 40)
+    rng = np.random.default_rng(21)
+    items = [words(rng, 30) + [str(int(rng.integers(100))) for _ in range(int(rng.integers(0, 4)))]
+             for _ in range(25)]
+    prompts = [" ".join(item) for item in items]
+    copies = _near_copies(rng, items, 120)
+    boilerplate = [" ".join(items[0])] * 60  # one band key shared by 60 records: a crowded bucket
+    records = [{"prompt": p, "answer": a} for p, a in zip(copies, rng.permutation(copies))]
+    records += [{"prompt": b, "answer": f"copy {RNG_WORDS[k]}"} for k, b in enumerate(boilerplate)]  # distinct
+    records += [{"prompt": " ".join(words(rng, 40))} for _ in range(40)]
+    ws = make_ws(tmp_path, records)
+    ref = ws.resolve(DatasetRef("syn"))
+    config = NearDuplicateConfig()
+    frame = bench(prompts, [" ".join(words(rng, 12)) for _ in prompts])
+    built = mh._Benchmark.build(frame, config)
+    path = mh.sign_dataset(ws, ref, config)
+
+    # The reference: datasketch indexes of the benchmark's signatures, one query per stored record signature.
+    indexes = {}
+    for kind, sets in (("plain", built.plain), ("masked", built.masked)):
+        indexes[kind] = MinHashLSH(num_perm=config.num_perm, params=config.bands)
+        sigs = mh.signatures(sets, config.num_perm, config.seed)
+        for t in np.flatnonzero(sets.sizes() > 0):
+            indexes[kind].insert(int(t), MinHash(num_perm=config.num_perm, hashvalues=sigs[t], scheme="affine32"))
+    expected = set()
+    table = pq.read_table(path)
+    sigs = mh.signature_matrix(table.column("signature"), config.num_perm)
+    for row in range(table.num_rows):
+        m = MinHash(num_perm=config.num_perm, hashvalues=sigs[row], scheme="affine32")
+        masked, numbers = table.column("masked")[row].as_py(), table.column("numbers")[row].as_py()
+        keys = (indexes["plain"].query(m) if not masked else []) + \
+            (indexes["masked"].query(m) if masked or not numbers else [])
+        g, r = table.column("row_group")[row].as_py(), table.column("row")[row].as_py()
+        expected.update((g, r, int(t) % len(prompts)) for t in keys)
+
+    found = mh.candidates(path, built, config)
+    assert [tuple(c) for c in found.tolist()] == sorted(expected)
+    assert len(expected) > 100 and (found[:, 2] == 0).sum() >= 60  # every boilerplate copy proposed for item 0
+    assert [tuple(c) for c in mh.candidates(path, built, config, batch_rows=7).tolist()] == sorted(expected)
+
+    whole = near_duplicates(ws, frame, DatasetRef("syn"))
+    assert whole.attrs["candidates"] == len(expected)
+    monkeypatch.setattr(mh, "CONFIRM_LOOKUPS", 50)  # confirmation in batches of a candidate or two
+    pd.testing.assert_frame_equal(near_duplicates(ws, frame, DatasetRef("syn")), whole)
+
+
 # -- real data ----------------------------------------------------------------------------------
 
 
