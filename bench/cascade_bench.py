@@ -86,7 +86,7 @@ def shortlist_recall(root: Path) -> list[dict[str, Any]]:
     for name, _ in sources:
         bench = _benchmark_frame(ws, name)
         flagged = {}
-        for first_pass in ("none", "shortlist"):
+        for first_pass in ("none", "shortlist"):  # "shortlist": even where "auto" would read this corpus whole
             config = SemanticConfig(first_pass=first_pass)
             found = semantic_neighbours(ws, bench, DatasetRef("mixed"), config)
             hits = found[config.flags(found["cosine"], found["record_best"])]

@@ -125,9 +125,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="cosine from which a semantic match counts as likely without a check (default 0.80)")
     p.add_argument("--model", help="embedding model: name, local path, or hub id (hub needs --online)")
     p.add_argument("--device", help="auto (default), cpu or cuda")
-    p.add_argument("--first-pass", choices=["shortlist", "none"],
-                   help="semantic stage: cheap rankers shortlist the records the model reads (default), or none: "
-                   "the model reads every record")
+    p.add_argument("--first-pass", choices=["auto", "shortlist", "none"],
+                   help="semantic stage: cheap rankers shortlist the records the model reads (shortlist), the model "
+                   "reads every record (none), or the shortlist only where it spares the model work (auto, default)")
     p.add_argument("--shortlist", type=int, metavar="N",
                    help="records per benchmark item each first-pass ranker keeps for the model (default 50)")
     p.add_argument("--judge-backend", choices=["logits", "chat", "endpoint"],

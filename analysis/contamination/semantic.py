@@ -7,15 +7,16 @@ windows (:mod:`synthscope.compute.embeddings`: overlapping windows, never trunca
 the score of an (item, record) pair is the best cosine between any item window
 and any record window.
 
-First pass (the default)
+First pass
     Embedding every window of a corpus is the whole cost of this stage on a CPU.
     With ``first_pass = "shortlist"`` two cheap rankers (TF-IDF over words, and a
     static model distilled from the embedding model; :mod:`.shortlist`) read
     every record once, memory flat in the corpus, and keep each item's
     ``shortlist`` best records under either; the model then embeds only those
     (through the cache) into an in-memory index and scores them exactly as
-    below. A corpus of at most ``2 * shortlist`` records per item is read whole
-    (the shortlist could hold all of it), so the first pass runs where it pays.
+    below. The default, ``"auto"``, reads a corpus of at most ``2 * shortlist``
+    records per item whole (the shortlist could hold all of it): the first pass
+    runs where it pays.
     Measured on known rephrasings among real coding tasks, the shortlist kept
     0.995 of the pairs the model flags reading every record (``make bench``,
     "cascade at scale"). ``first_pass = "none"`` always reads every record.
@@ -89,7 +90,7 @@ from synthscope.core.workspace import DatasetRef, Workspace, owned_name
 
 Progress = Callable[[int, int, str], None]
 COLUMNS = ["item", "record_id", "cosine", "record_best", "item_span", "record_span"]
-FIRST_PASSES = ("shortlist", "none")
+FIRST_PASSES = ("auto", "shortlist", "none")
 EMBED_BLOCK = 1024  # shortlisted records embedded (and reported) at a time
 
 
@@ -117,7 +118,8 @@ class SemanticConfig:
     stride: int | None = None  # tokens between window starts; None: half a window
     batch_size: int = 64
     trust_remote_code: bool = False
-    first_pass: str = "shortlist"  # "shortlist": cheap rankers pick the records the model reads; "none": it reads all
+    first_pass: str = "auto"  # "shortlist": cheap rankers pick the records the model reads; "none": it reads all;
+    # "auto": the shortlist where it can spare the model work (more records than 2 x shortlist per item)
     shortlist: int = 50  # records per item kept by each first-pass ranker
 
     def __post_init__(self) -> None:
@@ -266,10 +268,11 @@ def _build_index(ws: Workspace, ref: DatasetRef, config: SemanticConfig, folder:
 
 
 def uses_first_pass(ws: Workspace, synthetic: DatasetRef, config: SemanticConfig, items: int) -> bool:
-    """Whether the first pass can spare the model any work: only when the corpus holds more records than the
-    rankers could shortlist (``2 * shortlist`` per item). A smaller corpus is read whole, into its stored index."""
-    if config.first_pass != "shortlist":
-        return False
+    """Whether the first pass runs: always with ``"shortlist"``, never with ``"none"``; with ``"auto"`` only when
+    it can spare the model work, the corpus holding more records than the rankers could shortlist (``2 *
+    shortlist`` per item). A corpus read whole goes into its stored index."""
+    if config.first_pass != "auto":
+        return config.first_pass == "shortlist"
     records = sum(t.rows for t in row_groups(ws.records_path(ws.resolve(synthetic))))
     return records > 2 * config.shortlist * items
 

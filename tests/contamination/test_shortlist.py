@@ -11,7 +11,7 @@ import pytest
 
 from synthscope.compute import static_embeddings
 from synthscope.compute.embeddings import Embedder, embedder
-from synthscope.contamination.semantic import SemanticConfig, chance_of_flag, semantic_neighbours
+from synthscope.contamination.semantic import SemanticConfig, chance_of_flag, semantic_neighbours, uses_first_pass
 from synthscope.contamination.shortlist import TopK, shortlist
 from synthscope.core.text import record_text
 from synthscope.core.workspace import DatasetRef, Workspace
@@ -111,3 +111,11 @@ def test_first_pass_settings_are_checked() -> None:
         SemanticConfig(first_pass="bm25")
     with pytest.raises(ValueError, match="shortlist"):
         SemanticConfig(shortlist=0)
+
+
+def test_auto_runs_the_first_pass_only_where_it_spares_the_model_work(ws: Workspace) -> None:
+    syn = DatasetRef("syn")  # 42 records
+    assert not uses_first_pass(ws, syn, SemanticConfig(), items=2)  # 42 <= 2 x 50 x 2: the shortlist could be it all
+    assert uses_first_pass(ws, syn, SemanticConfig(shortlist=10), items=2)  # 42 > 2 x 10 x 2
+    assert uses_first_pass(ws, syn, SemanticConfig(first_pass="shortlist"), items=2)
+    assert not uses_first_pass(ws, syn, SemanticConfig(first_pass="none", shortlist=1), items=2)
