@@ -297,9 +297,10 @@ def report(args: argparse.Namespace, recall: list[dict[str, Any]] | None, result
              f"{args.before_records} --rates {args.rates}{' --no-recall' * args.no_recall}"
              f"{' --no-scale' * args.no_scale}` "
              f"(part of `make bench`), {time.strftime('%Y-%m-%d %H:%M')}. "
-             f"{m.get('cpu', '')} {m.get('cores', '')}; {m.get('python', '')}. Every scan in a fresh subprocess "
-             "from empty indexes and embedding caches, the whole default cascade (exact, near-duplicate, semantic, "
-             "task-aware checks) with 2 workers; *other load* is CPU time the machine spent on other work meanwhile.",
+             f"{m.get('cpu', '')} {m.get('cores', '')}; {m.get('python', '')}."
+             + ("" if args.no_scale else " Every scan in a fresh subprocess from empty indexes and embedding caches, "
+                "the whole default cascade (exact, near-duplicate, semantic, task-aware checks) with 2 workers; "
+                "*other load* is CPU time the machine spent on other work meanwhile."),
              ""]
     if recall is not None:
         lines += ["### The shortlist keeps what the model finds (real data)", "",
