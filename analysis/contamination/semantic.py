@@ -19,7 +19,8 @@ First pass
     runs where it pays.
     Measured on the known rephrasings of HumanEval and three MMLU subjects among
     CodeAlpaca's real coding tasks, the shortlist kept all 454 pairs the model
-    flags reading every record (``make bench``, "cascade at scale"). ``first_pass = "none"`` always reads every record.
+    flags reading every record (``make bench``, "cascade at scale").
+    ``first_pass = "none"`` always reads every record.
 
 Index per dataset version (every record read)
     The record windows of a synthetic dataset version go into a FAISS index
@@ -85,7 +86,7 @@ import pyarrow.parquet as pq
 from synthscope.compute.embeddings import DEFAULT_MODEL, Embedder, EmbeddingCache, embed, embedder
 from synthscope.compute.engine import Engine, LocalEngine, RowGroup, read_table, row_groups
 from synthscope.core.base import utc_now
-from synthscope.core.text import record_text
+from synthscope.core.text import record_texts
 from synthscope.core.workspace import DatasetRef, Workspace, owned_name
 
 Progress = Callable[[int, int, str], None]
@@ -207,8 +208,7 @@ class _EmbedRowGroup:
             self._cache = EmbeddingCache(self.ws, model)
         size, stride = model.window_size(self.config.window, self.config.stride)
         table = read_table(task, ["record_id", "prompt", "answer"])
-        texts = [record_text(p or "", a or "") for p, a in
-                 zip(table.column("prompt").to_pylist(), table.column("answer").to_pylist())]
+        texts = record_texts(table.column("prompt").to_pylist(), table.column("answer").to_pylist())
         windows = model.windows(texts, size, stride)
         vectors = self._cache.get(windows.texts) if len(windows) else np.zeros((0, model.dim), np.float32)
         record_ids = table.column("record_id").to_pylist()
@@ -299,8 +299,7 @@ def shortlisted_index(ws: Workspace, items: list[str], synthetic: DatasetRef, co
     if chosen.record_ids:
         records = pq.read_table(path, columns=["record_id", "prompt", "answer"],
                                 filters=[("record_id", "in", chosen.record_ids)])
-        texts = [record_text(p or "", a or "") for p, a in
-                 zip(records.column("prompt").to_pylist(), records.column("answer").to_pylist())]
+        texts = record_texts(records.column("prompt").to_pylist(), records.column("answer").to_pylist())
         record_ids = records.column("record_id").to_pylist()
         size, stride = model.window_size(config.window, config.stride)
         cache = EmbeddingCache(ws, model)
@@ -366,7 +365,7 @@ def semantic_neighbours(ws: Workspace, benchmark: pd.DataFrame, synthetic: Datas
     ties by record id. Items or records with no text have no rows.
     """
     config = config or SemanticConfig()
-    items = [record_text(p or "", a or "") for p, a in zip(benchmark["prompt"], benchmark["answer"])]
+    items = record_texts(benchmark["prompt"], benchmark["answer"])
     if uses_first_pass(ws, synthetic, config, len(items)):
         found = shortlisted_index(ws, items, synthetic, config, progress)
     else:
@@ -425,7 +424,7 @@ def chance_of_flag(ws: Workspace, benchmark: pd.DataFrame, synthetic: DatasetRef
     sample, first, records = _null_sample(ws, ws.resolve(synthetic), config, seed)
     if len(sample) == 0 or benchmark.empty:
         return out
-    items = [record_text(p or "", a or "") for p, a in zip(benchmark["prompt"], benchmark["answer"])]
+    items = record_texts(benchmark["prompt"], benchmark["answer"])
     vectors, windows = embed(ws, config.embedder(), items, config.window, config.stride)
     if len(windows) == 0:
         return out
@@ -463,8 +462,7 @@ def _null_sample(ws: Workspace, ref: DatasetRef, config: SemanticConfig,
         local = pick[(pick >= offset) & (pick < offset + task.rows)] - offset
         if len(local):
             table = read_table(task, ["prompt", "answer"]).take(local)
-            texts += [record_text(p or "", a or "") for p, a in
-                      zip(table.column("prompt").to_pylist(), table.column("answer").to_pylist())]
+            texts += record_texts(table.column("prompt").to_pylist(), table.column("answer").to_pylist())
         offset += task.rows
     vectors, windows = embed(ws, model, texts, config.window, config.stride)
     owners = windows.owner

@@ -41,7 +41,7 @@ import numpy as np
 from synthscope.compute.embeddings import Embedder
 from synthscope.compute.engine import read_table, row_groups
 from synthscope.compute.static_embeddings import encode, static_model
-from synthscope.core.text import record_text
+from synthscope.core.text import record_texts
 
 Progress = Callable[[int, int, str], None]
 LEXICAL_FLOOR = 0.03  # TF-IDF cosine; the flagged known rephrasings measured 0.043 and up
@@ -123,8 +123,7 @@ def shortlist(items: list[str], records: Path, model: Embedder, per_item: int,
     total = sum(t.rows for t in tasks)
     for task in tasks:
         table = read_table(task, ["record_id", "prompt", "answer"])
-        texts = [record_text(p or "", a or "") for p, a in
-                 zip(table.column("prompt").to_pylist(), table.column("answer").to_pylist())]
+        texts = record_texts(table.column("prompt").to_pylist(), table.column("answer").to_pylist())
         for start in range(0, len(texts), BLOCK):
             block = texts[start:start + BLOCK]
             if rankers.lexical_items is not None:

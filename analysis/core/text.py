@@ -31,7 +31,7 @@ from __future__ import annotations
 import re
 import threading
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -325,6 +325,11 @@ def char_chunks(texts: Sequence[str], max_chars: int) -> Iterator[tuple[int, int
 def record_text(prompt: str, answer: str) -> str:
     """The one text of a record that every method scans: prompt, blank line, answer."""
     return f"{prompt}\n\n{answer}" if answer else prompt
+
+
+def record_texts(prompts: Iterable[str | None], answers: Iterable[str | None]) -> list[str]:
+    """:func:`record_text` of each (prompt, answer); a missing field reads as empty."""
+    return [record_text(p or "", a or "") for p, a in zip(prompts, answers, strict=True)]
 
 
 def record_layout(prompts: pa.Array | pa.ChunkedArray, answers: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
