@@ -258,6 +258,10 @@ class StepsAsProgress:
         self.ctx.progress(int(1000 * (self.number - 1 + within)), 1000 * self.total,
                           f"step {self.number}/{self.total}: {self.title} — {message}")
 
+    def note(self, text: str) -> None:
+        """Lines between progress reports go to the job's log; the panel shows the progress message."""
+        print(text, flush=True)
+
 
 def check_generated(ws: Workspace, ref: DatasetRef) -> dict[str, Any]:
     """Scan a generated version against every benchmark and score it; what was found."""

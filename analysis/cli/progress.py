@@ -64,6 +64,12 @@ class StepBars:
         self._bar = tqdm(total=1, file=sys.stderr, dynamic_ncols=True, leave=False, disable=self.disable,
                          bar_format="      {l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]")
 
+    def note(self, text: str) -> None:
+        """A line of its own above the bar (a step run side by side started or ended)."""
+        from tqdm import tqdm
+
+        tqdm.write(f"      {text}", file=sys.stderr)
+
     def progress(self, done: int, total: int, message: str) -> None:
         if self._bar is None:
             return

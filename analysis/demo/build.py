@@ -35,7 +35,9 @@ exact and near-duplicate stages, which the Contamination page shows at once) is
 assembled in a staging folder and renamed into place, so an interrupted build leaves
 no half-built demo. The second runs in the workspace step by step, recorded in
 ``demo/state.json`` (:mod:`synthscope.demo.state`): the whole cascade with the
-semantic stage (the rephrasings), calibration, scorecards, tiny models, evaluations.
+semantic stage (the rephrasings), calibration, scorecards, tiny models, evaluations;
+where there are two cores, two steps at a time in worker processes
+(:mod:`synthscope.demo.parallel`).
 ``make run`` opens the dashboard after the first half and builds the second as a
 background job; an interrupted second half is finished by ``synthscope demo --resume``.
 """
@@ -43,6 +45,7 @@ background job; an interrupted second half is finished by ``synthscope demo --re
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
 import shutil
@@ -262,10 +265,11 @@ def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 class Report(Protocol):
-    """What a build tells as it goes: each step as it starts, and progress within it."""
+    """What a build tells as it goes: each step as it starts, progress within it, and a line now and then."""
 
     def step(self, number: int, total: int, title: str) -> None: ...
     def progress(self, done: int, total: int, message: str) -> None: ...
+    def note(self, text: str) -> None: ...
 
 
 class Silent:
@@ -273,6 +277,9 @@ class Silent:
         pass
 
     def progress(self, done: int, total: int, message: str) -> None:
+        pass
+
+    def note(self, text: str) -> None:
         pass
 
 
@@ -286,6 +293,24 @@ REST = (("semantic", "finding rephrasings: the whole cascade, with the semantic 
         ("scorecards", "scoring four versions of synthetic support tickets"),
         ("models", "training two tiny language models (cached after the first build)"),
         ("evaluations", "evaluating both models with lm-eval"))
+# Side by side (:mod:`synthscope.demo.parallel`): longest first, and the two steps that wait for another.
+LONGEST_FIRST = ("semantic", "models", "scorecards", "calibration", "evaluations")
+AFTER = {"calibration": "semantic",  # reuses the embeddings the semantic scan cached
+         "evaluations": "models"}
+
+
+def demo_lanes() -> int:
+    """How many steps of the second half run at once: two where there are two cores, else one."""
+    return 2 if (os.cpu_count() or 1) >= 2 else 1
+
+
+def _side_by_side(pending: list[str], lanes: int) -> bool:
+    return lanes > 1 and len(pending) > 1
+
+
+def _rest_title(lanes: int) -> str:
+    return (f"the rest of the demo, {lanes} steps at a time: rephrasings, calibration, scorecards, tiny models, "
+            "evaluations")
 
 
 def build_demo(path: Path, force: bool = False, evals: bool = True, report: Report | None = None,
@@ -306,7 +331,7 @@ def build_demo(path: Path, force: bool = False, evals: bool = True, report: Repo
         if not (path / "synthscope.toml").exists():
             raise WorkspaceError(f"{path} exists and is not a synthscope workspace; refusing to replace it")
     steps = [name for name, _ in REST if evals or name not in ("models", "evaluations")]
-    total = len(FIRST) + len(steps)
+    total = len(FIRST) + (1 if rest != "later" and _side_by_side(steps, demo_lanes()) else len(steps))
     staging = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.building"
     try:
         seconds = _build(staging, report, total)
@@ -324,11 +349,12 @@ def build_demo(path: Path, force: bool = False, evals: bool = True, report: Repo
     return path.resolve()
 
 
-def finish_demo(path: Path, report: Report | None = None) -> DemoState:
+def finish_demo(path: Path, report: Report | None = None, lanes: int | None = None) -> DemoState:
     """Build the steps of the second half that are not done yet; each is recorded as it finishes.
 
-    An interrupted step is built again from its start: its datasets and runs that exist
-    are kept (versions are never overwritten), the rest is redone.
+    ``lanes`` steps run at a time (default :func:`demo_lanes`), each in its own process
+    when more than one does. An interrupted step is built again from its start: its
+    datasets and runs that exist are kept (versions are never overwritten), the rest is redone.
     """
     path = Path(path)
     report = report or Silent()
@@ -336,6 +362,16 @@ def finish_demo(path: Path, report: Report | None = None) -> DemoState:
     if state is None:  # built whole before demo/state.json existed
         return DemoState(steps=[], done=[])
     ws = Workspace.open(path)
+    lanes = demo_lanes() if lanes is None else lanes
+    if _side_by_side(state.pending, lanes):
+        _finish_side_by_side(path, state, report, lanes)
+    else:
+        _finish_in_turn(ws, state, report)
+    ws.refresh_catalog()
+    return state
+
+
+def _finish_in_turn(ws: Workspace, state: DemoState, report: Report) -> None:
     first = len(FIRST)
     titles = dict(REST)
     for number, name in enumerate(state.steps, start=first + 1):
@@ -346,15 +382,53 @@ def finish_demo(path: Path, report: Report | None = None) -> DemoState:
         try:
             _REST_BUILDERS[name](ws, report.progress)
         except BaseException as exc:
-            state.error = f"{titles[name]}: {type(exc).__name__}: {exc}"
-            write_state(path, state)
+            _failed(ws.root, state, name, f"{type(exc).__name__}: {exc}")
             raise
-        state.done.append(name)
-        state.seconds[name] = round(time.perf_counter() - started, 1)
-        state.error = None
+        _done(ws.root, state, name, time.perf_counter() - started)
+
+
+def _finish_side_by_side(path: Path, state: DemoState, report: Report, lanes: int) -> None:
+    from synthscope.demo.parallel import Overall, StepFailed, run_steps
+
+    titles = dict(REST)
+    pending = [name for name in LONGEST_FIRST if name in state.pending]
+    report.step(len(FIRST) + 1, len(FIRST) + 1, _rest_title(lanes))
+    overall = Overall(pending)
+
+    def on_event(event: Any) -> None:
+        if event.kind == "start":
+            report.note(f"started: {titles[event.step]}")
+        elif event.kind == "done":
+            _done(path, state, event.step, event.seconds)
+            report.note(f"done in {event.seconds:.0f} s: {titles[event.step]}")
+        report.progress(*overall.update(event))
+
+    try:
+        run_steps(path, pending, on_event, lanes=lanes, after=AFTER)
+    except StepFailed as exc:
+        _failed(path, state, exc.step, exc.error)
+        raise
+    except BaseException as exc:  # interrupted: the steps still running are the ones to build again
+        state.error = f"interrupted ({type(exc).__name__})"
         write_state(path, state)
-    ws.refresh_catalog()
-    return state
+        raise
+
+
+def _done(path: Path, state: DemoState, name: str, seconds: float) -> None:
+    state.done.append(name)
+    state.seconds[name] = round(seconds, 1)
+    state.error = None
+    write_state(path, state)
+
+
+def _failed(path: Path, state: DemoState, name: str, error: str) -> None:
+    state.error = f"{dict(REST)[name]}: {error}"
+    write_state(path, state)
+
+
+def run_step(path: Path, name: str, progress: Progress) -> None:
+    """Build one step of the second half in the demo workspace at ``path`` (a step's process runs this)."""
+    _REST_BUILDERS[name](Workspace.open(path), progress)
 
 
 def start_rest(path: Path) -> str:
