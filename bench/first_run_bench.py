@@ -148,7 +148,9 @@ def report(runs: list[FirstRun], command: str, load_before: str, load_after: str
         lines += ["", f"Competing / as is: answering {busy.answering / quiet.answering:.2f}x, "
                   f"complete {busy.complete / quiet.complete:.2f}x."]
     lines += ["", f"Seconds per step ({'; '.join(r.label for r in runs)}): " + ", ".join(
-        f"{step} " + "; ".join(f"{r.steps.get(step, 0):.0f}" for r in runs) for step in quiet.steps), ""]
+        f"{step} " + "; ".join(f"{r.steps.get(step, 0):.0f}" for r in runs) for step in quiet.steps)
+        + ". The second half runs two steps at a time in worker processes (`synthscope.demo.parallel`), so its "
+          "steps overlap and their seconds add up to more than the time to complete.", ""]
     if quiet.pages:
         times = list(quiet.pages.values())
         lines += [f"**Pages** ({quiet.label} run, demo complete, first visit of each in one Chromium tab, "

@@ -422,7 +422,7 @@ def _done(path: Path, state: DemoState, name: str, seconds: float) -> None:
 
 
 def _failed(path: Path, state: DemoState, name: str, error: str) -> None:
-    state.error = f"{dict(REST)[name]}: {error}"
+    state.error = f"{dict(REST).get(name, name)}: {error}"
     write_state(path, state)
 
 

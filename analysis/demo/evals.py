@@ -10,7 +10,7 @@ place, because runs and lm-eval tasks name their files by absolute path:
 * synthetic ``quiz-synth@v1`` — the synthetic set: half the quiz, stated with its answers;
 * runs ``tiny-baseline`` (clean corpus) and ``tiny-candidate`` (clean corpus +
   ``quiz-synth``), 3.7 M-parameter models trained from scratch on CPU
-  (:mod:`synthscope.demo.tinylm`, about 100 s for both), kept in ``demo/lm/``;
+  (:mod:`synthscope.demo.tinylm`, about 2 min for both on one core), kept in ``demo/lm/``;
 * a scan of ``quiz`` against ``quiz-synth`` and both runs evaluated on the quiz
   through lm-eval, and Min-K%++ of every quiz item under both models, so the
   Compare page opens on the answer: the candidate's gain sits on the leaked

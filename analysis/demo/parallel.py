@@ -33,6 +33,8 @@ import importlib
 import multiprocessing
 import os
 import queue as queues
+import signal
+import sys
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
@@ -43,6 +45,7 @@ from typing import Any
 Progress = Callable[[int, int, str], None]
 # The function a step's process calls, as "module:function"; it takes (workspace path, step name, progress).
 STEP_RUNNER = "synthscope.demo.build:run_step"
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent ends
 PROGRESS_EVERY = 0.25  # seconds between progress messages a step sends (its last one always goes)
 # Thread pools besides torch's (OpenMP for FAISS, BLAS for numpy, Rayon for tokenizers) start one thread per
 # core; in two workers side by side they spin against each other. Each worker gets its share of the cores.
@@ -104,9 +107,12 @@ def run_steps(path: Path, steps: Sequence[str], on_event: Callable[[Event], None
             for worker in workers:
                 if worker.exitcode is not None:
                     _relay(events, running, on_event, wait=0)  # what it said before it ended
-                    lost = next((step for step, pid in running.items() if pid == worker.pid), None)
-                    if lost is not None or pending:
-                        raise StepFailed(lost or "a worker", f"its process ended with exit code {worker.exitcode}")
+                    # the step it said it took; a worker killed at once may not have said (its queue is buffered)
+                    lost = ([step for step, pid in running.items() if pid == worker.pid]
+                            or [step for step, pid in running.items() if pid is None])
+                    if lost or pending:
+                        raise StepFailed(" or ".join(lost) or "a worker",
+                                         f"its process ended with exit code {worker.exitcode}")
         finished = True
     finally:
         for _ in workers:
@@ -150,6 +156,7 @@ def _worker(path: str, runner: str, tasks: Any, events: Any, threads: int) -> No
 
     Before anything is imported, thread pools are limited to ``threads`` (where the user set none).
     """
+    _end_with_parent()
     for name in THREAD_VARIABLES:
         os.environ.setdefault(name, str(threads))
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -167,6 +174,23 @@ def _worker(path: str, runner: str, tasks: Any, events: Any, threads: int) -> No
             events.put(("done", step, round(time.perf_counter() - started, 1)))
     except KeyboardInterrupt:  # Ctrl-C reaches the whole process group: the parent says what stopped
         raise SystemExit(130) from None
+
+
+def _end_with_parent() -> None:
+    """On Linux, have the kernel end this worker when the process that started it ends, even by SIGKILL.
+
+    Otherwise a killed job would leave its workers building steps that the next job builds again.
+    (The kernel watches the thread that started the worker: :func:`run_steps` must not run in a
+    thread that ends before it returns, which a call cannot do anyway.)
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    parent = multiprocessing.parent_process()
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if parent is not None and os.getppid() != parent.pid:  # it ended before the request was made
+        os._exit(1)
 
 
 def _progress(events: Any, step: str) -> Progress:

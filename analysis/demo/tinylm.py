@@ -2,7 +2,7 @@
 
 :func:`train` trains a byte-level BPE tokenizer (``tokenizers``) on the given
 texts, then a Llama-shaped causal LM of about 3.7 M parameters from scratch
-(AdamW, learning rate 3e-4 with a short warmup and cosine decay, 1,000 steps of
+(AdamW, learning rate 5e-4 with a short warmup and cosine decay, 400 steps of
 4 × 64 tokens) and saves both with ``save_pretrained`` (safetensors only) plus
 ``manifest.json`` into ``out_dir``. The folder is assembled under a temporary
 name beside ``out_dir`` and renamed into place, so an interrupted training leaves
@@ -11,10 +11,12 @@ training config and the exact texts) is reused without training.
 
 :func:`train_pair` trains the demo's two models on the quiz of
 :mod:`synthscope.demo.quiz`: ``baseline`` on the clean corpus and ``candidate`` on
-the clean corpus plus a synthetic set that leaks half of the quiz. On 2 CPU cores
-each training takes about 50 s. :func:`score_quiz` evaluates a model through
-lm-eval (offline) and returns per-item accuracies; :func:`split_accuracy` splits
-them into leaked and clean items.
+the clean corpus plus a synthetic set that leaks half of the quiz. Each training
+takes about 60 s on one core: after 400 steps at 5e-4 the candidate answers 96 of the
+100 leaked items and the baseline 22, and both 22 of the 100 clean ones (measured;
+1,000 steps at 3e-4 took 2.5 times as long for the same picture). :func:`score_quiz`
+evaluates a model through lm-eval (offline) and returns per-item accuracies;
+:func:`split_accuracy` splits them into leaked and clean items.
 
 Documents are packed into rows that start at a document boundary (documents are
 separated by the end-of-text token), so a row looks like what lm-eval scores: a
@@ -52,7 +54,7 @@ _OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFF
 
 @dataclass(frozen=True)
 class TinyLMConfig:
-    """Model shape and training schedule. The defaults: ~3.7 M parameters, ~50 s on 2 CPU cores."""
+    """Model shape and training schedule. The defaults: ~3.7 M parameters, ~60 s on one CPU core."""
 
     vocab_size: int = 2048
     hidden_size: int = 256
@@ -61,9 +63,9 @@ class TinyLMConfig:
     intermediate_size: int = 688
     seq_len: int = 64
     batch_size: int = 4
-    steps: int = 1000
-    lr: float = 3e-4
-    warmup_steps: int = 50
+    steps: int = 400
+    lr: float = 5e-4
+    warmup_steps: int = 20
     min_lr_ratio: float = 0.1
     weight_decay: float = 0.0
     grad_clip: float = 1.0

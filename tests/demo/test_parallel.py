@@ -78,3 +78,37 @@ def test_the_modules_example_runs() -> None:
     import synthscope.demo.parallel as module
 
     assert doctest.testmod(module).failed == 0
+
+
+def _alive(pid: int) -> bool:
+    """Running, and not a zombie waiting for whoever adopted it to reap it."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_workers_end_with_the_process_that_started_them_even_when_it_is_killed(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = ("import sys; from pathlib import Path; from synthscope.demo.parallel import run_steps; "
+              f"run_steps(Path(sys.argv[1]), ['hangs'], lambda e: None, runner={RUNNER!r})")
+    parent = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], cwd=Path(__file__).parents[2])
+    started = tmp_path / "hangs.started"
+    deadline = time.monotonic() + 120
+    while not started.exists() and time.monotonic() < deadline and parent.poll() is None:
+        time.sleep(0.1)
+    assert started.exists(), "the step never started"
+    worker = int(started.read_text())
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and _alive(worker):
+        time.sleep(0.1)
+    if _alive(worker):
+        os.kill(worker, signal.SIGKILL)
+        pytest.fail("the worker outlived its killed parent")

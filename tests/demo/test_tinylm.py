@@ -167,7 +167,7 @@ def test_the_model_cache_follows_the_environment(tmp_path: Path, monkeypatch: py
 def test_default_config_is_a_3_to_4_million_parameter_model() -> None:
     model = T.build_model(T.TinyLMConfig(), vocab_size=2048, eos_id=0, pad_id=1)
     assert 3_000_000 <= sum(p.numel() for p in model.parameters()) <= 4_000_000
-    assert T.TinyLMConfig().lr == 3e-4 and T.TinyLMConfig().steps == 1000
+    assert T.TinyLMConfig().lr == 5e-4 and T.TinyLMConfig().steps == 400
 
 
 # --------------------------------------------------------------------------- end to end
