@@ -301,11 +301,12 @@ def write_report(out: Path, args: argparse.Namespace, info: dict[str, Any], rows
         lines.append(f"| {r['config']} | {r['records']:,} | {r['mb']:.0f} | {r['seconds']:.2f} | {rate:.1f} "
                      f"| {ratio} | {r['maxrss_mb']:.0f} | {r['tree_rss_mb']:.0f} | {runs} | {r['other_load_s']:.1f} |")
     lines += ["", "Reading the table: *vs naive* is throughput over the naive reference's, measured in this run "
-              "on the same data. With more than one worker the scan first starts its processes from a fork "
-              "server (interpreter, imports, the pickled benchmark index: about half a second on a small "
-              "machine) and then hands each a row group at a time, so a corpus of only a few row groups per "
-              "worker gains little or nothing from more workers; the 2x rows show the gain growing with the "
-              "corpus. Peak memory does not grow with the corpus: records are streamed a row group at a time."]
+              "on the same data. With N workers the scan itself takes row groups from the first one on, "
+              "while N - 1 worker processes start from a fork server (interpreter, imports, the pickled "
+              "benchmark index: about half a second on a small machine) and join in, each kept two row groups "
+              "ahead. A corpus of only a few row groups per worker still gains less than the 2x rows, where "
+              "the start-up is a smaller share. Peak memory does not grow with the corpus: records are streamed "
+              "a row group at a time."]
     lines += ["", "**Verdicts:** " + ("; ".join(equality)) + " (every field of "
               "`ExactMatches.verdicts()`: tokens and n per field, coverages, matched n-grams, longest span, "
               "matched records, matched field, too short, bucket, verdict; compared exactly).", "",

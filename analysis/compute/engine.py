@@ -23,6 +23,8 @@ from __future__ import annotations
 import importlib.util
 import multiprocessing as mp
 import os
+import queue
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,16 +100,48 @@ class LocalEngine:
     name: str = "local"
 
     def map(self, fn: Callable[[Any], R], tasks: Iterable[Any]) -> Iterator[tuple[Any, R]]:
-        """``fn`` is sent to each worker once (a ``functools.partial`` carrying an index is fine);
-        workers start from a fork server, so threads in this process do not leak into them."""
+        """``fn`` runs in this process and in ``workers - 1`` others, all taking tasks from one queue.
+
+        This process starts on the first task at once, while the others start (from a fork
+        server, so threads here do not leak into them; ``fn`` is sent to each once, and a
+        ``functools.partial`` carrying an index is fine) and join in as they are ready: a
+        pool's start-up no longer costs a short scan its second core. Each worker is kept
+        two tasks ahead, so it never waits for this process to hand it one.
+        """
         tasks = list(tasks)
         workers = min(self.workers or default_workers(), len(tasks))
         if workers <= 1:
             yield from self.map_model(fn, tasks)
             return
+        pending = deque(tasks)
+        finished: queue.SimpleQueue[tuple[bool, Any]] = queue.SimpleQueue()
+        in_flight = 0
         ctx = mp.get_context("forkserver")
-        with ctx.Pool(workers, initializer=_init, initargs=(fn,)) as pool:
-            yield from pool.imap_unordered(_call, tasks)
+        with ctx.Pool(workers - 1, initializer=_init, initargs=(fn,)) as pool:
+            def hand_out() -> None:
+                nonlocal in_flight
+                while pending and in_flight < 2 * (workers - 1):
+                    pool.apply_async(_call, (pending.pop(),), callback=lambda r: finished.put((True, r)),
+                                     error_callback=lambda e: finished.put((False, e)))
+                    in_flight += 1
+
+            hand_out()  # from the back of the queue; this process works from the front
+            while pending or in_flight:
+                while True:
+                    try:
+                        ok, result = finished.get(block=not pending)
+                    except queue.Empty:
+                        break
+                    in_flight -= 1
+                    if not ok:
+                        raise result
+                    yield result
+                    hand_out()
+                    if not pending and not in_flight:
+                        break
+                if pending:
+                    task = pending.popleft()
+                    yield task, fn(task)
 
     def map_model(self, fn: Callable[[Any], R], tasks: Iterable[Any]) -> Iterator[tuple[Any, R]]:
         for task in tasks:

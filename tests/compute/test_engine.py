@@ -88,3 +88,30 @@ def test_engine_from_names_the_engines() -> None:
         engine_from("local", "auto")
     with pytest.raises(ValueError, match="unknown engine"):
         engine_from("spark")
+
+
+def _square_and_pid(task: int) -> tuple[int, int]:
+    import os
+    import time
+
+    time.sleep(0.02)
+    if task < 0:
+        raise ValueError(f"task {task} is planted to fail")
+    return task * task, os.getpid()
+
+
+def test_the_local_engine_works_here_from_the_first_task_and_in_its_workers() -> None:
+    import os
+
+    results = dict(LocalEngine(2).map(_square_and_pid, range(60)))
+    assert sorted(results) == list(range(60)) and all(square == t * t for t, (square, _) in results.items())
+    pids = {pid for _, pid in results.values()}
+    assert os.getpid() in pids and len(pids) == 2  # this process took tasks while the worker started and after
+    assert results[0][1] == os.getpid()  # the first task never waits for a worker to start
+
+
+@pytest.mark.parametrize("failing", [0, 59])  # taken here first / handed to the worker first
+def test_the_local_engine_raises_a_tasks_error_wherever_it_ran(failing: int) -> None:
+    tasks = [(-1 if t == failing else t) for t in range(60)]
+    with pytest.raises(ValueError, match="planted to fail"):
+        list(LocalEngine(2).map(_square_and_pid, tasks))
