@@ -75,8 +75,9 @@ class ScanTask:
 
         config = config_from(ws, self.overrides)
         engine = engine_from(self.engine, self.address, self.workers)
-        return [run_scan(ws, bench, _refs(self.synthetics), config, progress=ctx.progress, engine=engine)
-                for bench in _refs(self.benchmarks)]
+        stages = getattr(ctx, "stages", None)  # a job's status and the console's bars draw one bar per stage
+        return [run_scan(ws, bench, _refs(self.synthetics), config, progress=ctx.progress, engine=engine,
+                         stages=stages) for bench in _refs(self.benchmarks)]
 
     def summary(self, outcome: list[Any]) -> dict[str, Any]:
         return {"scan_ids": [s.scan_id for s in outcome]}

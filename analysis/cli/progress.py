@@ -9,11 +9,16 @@ from synthscope.tasks import Console
 
 
 class ProgressBar(Console):
-    """A :class:`synthscope.tasks.Context` that draws one tqdm bar (``unit``: what ``done`` counts)."""
+    """A :class:`synthscope.tasks.Context` that draws one tqdm bar (``unit``: what ``done`` counts).
+
+    A task that reports its stages apart (:meth:`stages`, a scan) gets one more bar per stage
+    below it, each in the stage's own unit with its ETA; a finished stage's bar stays.
+    """
 
     def __init__(self, unit: str) -> None:
         self.unit = unit
         self._bar: Any = None
+        self._stage_bars: dict[str, Any] = {}
 
     def __enter__(self) -> ProgressBar:
         from tqdm import tqdm
@@ -22,7 +27,23 @@ class ProgressBar(Console):
         return self
 
     def __exit__(self, *exc: object) -> None:
+        for bar in self._stage_bars.values():
+            bar.close()
         self._bar.close()
+
+    def stages(self, stages: list[dict[str, Any]]) -> None:
+        from tqdm import tqdm
+
+        for stage in stages:
+            bar = self._stage_bars.get(stage["name"])
+            if bar is None:
+                bar = self._stage_bars[stage["name"]] = tqdm(
+                    total=max(stage["total"], 1), unit=f" {stage['unit']}", unit_scale=False, file=sys.stderr,
+                    dynamic_ncols=True, desc=f"  {stage['name']}",
+                    bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt}{unit} [{elapsed}<{remaining}]")
+            bar.total = max(stage["total"], 1)
+            bar.n = min(stage["done"], bar.total)
+            bar.refresh()
 
     def progress(self, done: int, total: int, message: str) -> None:
         self._bar.total = total

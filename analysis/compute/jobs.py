@@ -42,6 +42,7 @@ class JobStatus:
     pid: int | None = None
     result: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    stages: list[dict[str, Any]] = field(default_factory=list)  # per stage: name, unit, done, total, eta_s, ...
 
     @property
     def fraction(self) -> float:
@@ -97,6 +98,15 @@ class Reporter:
         self.current.done, self.current.total, self.current.message = done, total, message
         now = time.monotonic()
         if now - self._last >= self.interval or done >= total:
+            self._last = now
+            self.current.updated_at = utc_now()
+            _write(self.ws, self.current)
+
+    def stages(self, stages: list[dict[str, Any]]) -> None:
+        """Publish each stage's own progress (:class:`synthscope.core.progress.Stages`), as often as progress."""
+        self.current.stages = stages
+        now = time.monotonic()
+        if now - self._last >= self.interval or all(s["done"] >= s["total"] for s in stages):
             self._last = now
             self.current.updated_at = utc_now()
             _write(self.ws, self.current)

@@ -376,6 +376,9 @@ def without(sets: Shingles, stop: np.ndarray) -> Shingles:
 OUTPUT_COLUMNS = ["item", "record_id", "field", "record_field", "jaccard", "masked_jaccard", "number_substituted"]
 
 
+PASSES = 3  # the stage reads the rows three times: signing, matching signatures, confirming candidates
+
+
 def near_duplicates(ws: Workspace, benchmark: pd.DataFrame, synthetic: DatasetRef,
                     config: NearDuplicateConfig | None = None, progress: Progress | None = None,
                     engine: Engine | None = None) -> pd.DataFrame:
@@ -401,10 +404,18 @@ def near_duplicates(ws: Workspace, benchmark: pd.DataFrame, synthetic: DatasetRe
     bench = _Benchmark.build(benchmark.reset_index(drop=True), config)
     if bench.too_short:
         report(0, 1, f"{len(bench.too_short)} benchmark fields shorter than {config.shingle} words are skipped")
-    path = sign_dataset(ws, synthetic, config, progress, engine)
-    found = candidates(path, bench, config, lambda done, total: report(
+    # Three passes over the rows, one count that never goes back: signing, matching, confirming (PASSES).
+    rows = pq.ParquetFile(ws.records_path(synthetic)).metadata.num_rows
+
+    def passing(number: int) -> Progress:
+        return lambda done, total, message="": report(
+            number * rows + int(rows * min(done, total) / max(total, 1)), PASSES * rows, message)
+
+    path = sign_dataset(ws, synthetic, config, passing(0), engine)
+    found = candidates(path, bench, config, lambda done, total: passing(1)(
         done, total, f"matching signatures of {synthetic}"))
-    pairs = _confirm(ws, synthetic, bench, found, config, report)
+    pairs = _confirm(ws, synthetic, bench, found, config, passing(2))
+    report(PASSES * rows, PASSES * rows, f"confirmed {len(pairs):,} pairs of {synthetic}")
     out = _rank(pairs, config)
     out.attrs["too_short"] = bench.too_short
     out.attrs["stop_shingles"] = len(bench.stop_plain)

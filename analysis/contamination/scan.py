@@ -40,6 +40,7 @@ from synthscope.contamination.ngram import (
 )
 from synthscope.core import schemas
 from synthscope.core.base import utc_now
+from synthscope.core.progress import Stages, StagesPublisher
 from synthscope.core.workspace import DatasetRef, Workspace, atomic_write_json
 
 Progress = Callable[[int, int, str], None]
@@ -98,29 +99,46 @@ def _scan_row_group(task: RowGroup, index: BenchmarkIndex, top_k: int) -> BatchR
 
 
 class _Progress:
-    """One progress bar over every stage that reads the synthetic records."""
+    """One progress bar over every stage that reads the synthetic records, and one per stage in its own unit.
 
-    def __init__(self, report: Progress, rows: int, passes: int) -> None:
+    The overall bar gives each stage an equal share (``report``); ``stages`` (when given)
+    gets every stage with its own unit, count and ETA (:class:`synthscope.core.progress.Stages`).
+    """
+
+    def __init__(self, report: Progress, rows: int, passes: int, stages: StagesPublisher | None = None) -> None:
         self.report, self.rows, self.total = report, rows, max(rows * passes, 1)
         self.offset = 0
+        self.board = Stages(stages)
 
-    def stage(self, message: str) -> Progress:
+    def stage(self, message: str, unit: str, total: int) -> Progress:
+        """A stage's report: ``(done, total, message)``, with ``total`` in its own ``unit`` (its first guess here)."""
         base = self.offset
         self.offset += self.rows
         self.report(base, self.total, message)
-        return lambda done, total, msg: self.report(base + int(self.rows * done / max(total, 1)), self.total,
-                                                    f"{message}: {msg}" if msg else message)
+        own = self.board.begin(message, unit, total)
+
+        def progress(done: int, total: int, msg: str = "") -> None:
+            if total > 1:  # a count in the stage's unit
+                own(done, total)
+            elif done >= total:  # (1, 1): "done", from a stage that had nothing to count (an index reused)
+                own.finish()
+            self.report(base + int(self.rows * done / max(total, 1)), self.total,
+                        f"{message}: {msg}" if msg else message)
+
+        return progress
 
 
 def run_scan(ws: Workspace, benchmark: DatasetRef, synthetics: list[DatasetRef],
              config: CascadeConfig | NgramConfig | None = None, workers: int | None = None,
-             progress: Progress | None = None, engine: Engine | None = None) -> ScanSummary:
+             progress: Progress | None = None, engine: Engine | None = None,
+             stages: StagesPublisher | None = None) -> ScanSummary:
     """Run the cascade and write the scan's artefacts; returns the summary.
 
     ``config`` defaults to the workspace's settings; a bare :class:`NgramConfig`
     runs the exact stage alone. The n-gram, MinHash and embedding stages run on
     ``engine`` (default: :class:`LocalEngine` with ``workers`` processes); the
-    verdicts do not depend on which.
+    verdicts do not depend on which. ``progress`` gets one figure for the whole scan;
+    ``stages`` gets each stage apart, in its own unit, with an ETA.
     """
     engine = engine or LocalEngine(workers)
     if config is None:
@@ -144,14 +162,16 @@ def run_scan(ws: Workspace, benchmark: DatasetRef, synthetics: list[DatasetRef],
     tasks_by_synthetic = {s: row_groups(ws.records_path(s)) for s in synthetics}
     rows = sum(t.rows for tasks in tasks_by_synthetic.values() for t in tasks)
     passes = len([s for s in config.stages if s != "judged"])
-    bar = _Progress(report, rows, passes)
+    bar = _Progress(report, rows, passes, stages)
     scan_id = ws.new_id()
     verdict_frames, evidence_frames, summaries = [], [], []
     for synthetic, tasks in tasks_by_synthetic.items():
         t0 = time.perf_counter()
+        rows_here = sum(t.rows for t in tasks)
         exact_verdicts, exact_evidence, scanned = _exact(index, tasks, config.ngram, engine,
-                                                         bar.stage(f"exact n-grams: {synthetic}"))
-        verdicts, evidence = _cascade(ws, bench, synthetic, config, exact_verdicts, exact_evidence, bar, engine)
+                                                         bar.stage(f"exact n-grams: {synthetic}", "rows", rows_here))
+        verdicts, evidence = _cascade(ws, bench, synthetic, config, exact_verdicts, exact_evidence, bar, engine,
+                                      rows_here)
         key = {"scan_id": scan_id, "benchmark": benchmark.name, "benchmark_version": benchmark.version,
                "synthetic": synthetic.name, "synthetic_version": synthetic.version}
         item_ids = bench["item_id"].to_numpy()
@@ -196,19 +216,19 @@ def _exact(index: BenchmarkIndex, tasks: list[RowGroup], config: NgramConfig, en
 
 def _cascade(ws: Workspace, bench: pd.DataFrame, synthetic: DatasetRef, config: CascadeConfig,
              exact_verdicts: pd.DataFrame, exact_evidence: pd.DataFrame,
-             bar: _Progress, engine: Engine) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The stages after the exact one, then the decision."""
+             bar: _Progress, engine: Engine, rows: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The stages after the exact one (over the ``rows`` of ``synthetic``), then the decision."""
     near = semantic = None
     if "near_duplicate" in config.stages:
-        from synthscope.contamination.minhash import near_duplicates
+        from synthscope.contamination.minhash import PASSES, near_duplicates
 
-        near = near_duplicates(ws, bench, synthetic, config.near_duplicate, bar.stage(f"near-duplicates: {synthetic}"),
-                               engine)
+        near = near_duplicates(ws, bench, synthetic, config.near_duplicate,
+                               bar.stage(f"near-duplicates: {synthetic}", "rows × 3 passes", PASSES * rows), engine)
     if "semantic" in config.stages:
         from synthscope.contamination.semantic import semantic_neighbours
 
-        semantic = semantic_neighbours(ws, bench, synthetic, config.semantic, bar.stage(f"embeddings: {synthetic}"),
-                                       engine)
+        semantic = semantic_neighbours(ws, bench, synthetic, config.semantic,
+                                       bar.stage(f"embeddings: {synthetic}", "records", rows), engine)
     checks = _checks(ws, bench, synthetic, cascade.check_candidates(exact_evidence, semantic, config), bar) \
         if config.checks else None
     verdicts, evidence = cascade.decide(exact_verdicts, exact_evidence, config, near, semantic, checks=checks)

@@ -291,9 +291,11 @@ def shortlisted_index(ws: Workspace, items: list[str], synthetic: DatasetRef, co
     ref = ws.resolve(synthetic)
     model = config.embedder()
     path = ws.records_path(ref)
-    # One bar that never goes back: the first pass fills its first half, the model's reading its second.
-    halves = (lambda done, total, message: progress(done, 2 * total, message)) if progress else None
-    chosen = shortlist(items, path, model, config.shortlist, halves)
+    # One count of records that never goes back: those the first pass reads, then those the model embeds,
+    # counted against the most it can be asked to embed until the shortlist says how many.
+    most = min(pq.ParquetFile(path).metadata.num_rows, 2 * config.shortlist * len(items))
+    first = (lambda done, total, message: progress(done, total + most, message)) if progress else None
+    chosen = shortlist(items, path, model, config.shortlist, first)
     index = faiss.IndexFlatIP(model.dim)
     ids, numbers, spans = [], [], []
     if chosen.record_ids:
@@ -312,8 +314,8 @@ def shortlisted_index(ws: Workspace, items: list[str], synthetic: DatasetRef, co
                 spans.append(windows.spans)
             if progress:
                 done = min(start + EMBED_BLOCK, len(texts))
-                progress(len(texts) + done, 2 * len(texts), f"{done:,}/{len(texts):,} shortlisted records of {ref} "
-                                                            f"embedded ({chosen.records:,} read)")
+                progress(chosen.records + done, chosen.records + len(texts),
+                         f"{done:,}/{len(texts):,} shortlisted records of {ref} embedded ({chosen.records:,} read)")
     if progress:
         progress(1, 1, f"the model read {len(chosen.record_ids):,} of {chosen.records:,} records of {ref}")
     return RecordIndex(index, np.asarray(ids, dtype=object),

@@ -14,6 +14,7 @@ from pathlib import Path
 import streamlit as st
 
 from synthscope.compute import jobs
+from synthscope.core.progress import format_eta
 from synthscope.core.workspace import Workspace
 from synthscope.dashboard.components.safe import md
 
@@ -79,6 +80,7 @@ def job_panel(ws: Workspace, kind: str, title: str, finished: Callable[[jobs.Job
         for job in recent:
             if _is_running(job):
                 st.progress(job.fraction, text=f"{title} job {md(job.job_id)}: {md(job.message)}")
+                stage_bars(job)
             elif job.state == jobs.SUCCEEDED:
                 st.success(f"{title} job {md(job.job_id)} finished at {md(job.ended_at)}: {md(finished(job))}")
                 if open_result is not None and job.result and st.button(
@@ -89,6 +91,17 @@ def job_panel(ws: Workspace, kind: str, title: str, finished: Callable[[jobs.Job
                 st.code(jobs.log_tail(ws, job.job_id) or "(the log is empty)", language=None)
 
     panel()
+
+
+def stage_bars(job: jobs.JobStatus) -> None:
+    """One bar per stage of a running job, in the stage's own unit, with its ETA (words, not only a bar)."""
+    for stage in job.stages:
+        total = max(int(stage.get("total") or 0), 1)
+        done = min(int(stage.get("done") or 0), total)
+        state = "done" if done >= total else format_eta(stage.get("eta_s"))
+        # the name holds dataset names (escaped); the counts, the unit and the ETA are this code's own words
+        st.progress(done / total, text=f"{md(stage.get('name', ''))}: {done:,} / {total:,} "
+                                       f"{md(stage.get('unit', ''))} · {state}")
 
 
 def scan_jobs(ws: Workspace, open_scan: Callable[[str], None], limit: int = 3) -> None:

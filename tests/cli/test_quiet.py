@@ -34,6 +34,9 @@ def test_a_semantic_scan_prints_its_own_progress_and_no_library_bars(tmp_path: P
                           capture_output=True, text=True, timeout=300, env=_environment_without_quiet_settings())
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "embeddings: s@v1" in proc.stderr  # synthscope's own bar, which loaded the embedding model
+    # and a bar per stage, in its own unit, finished, with the time it took (the ETA while it ran)
+    assert "exact n-grams: s@v1: 100%" in proc.stderr and "3/3 rows" in proc.stderr
+    assert "embeddings: s@v1: 100%" in proc.stderr and "3/3 records" in proc.stderr
     assert "Loading weights" not in proc.stderr and "LOAD REPORT" not in proc.stderr, proc.stderr[-3000:]
     assert "contaminated" in proc.stdout
 
