@@ -27,6 +27,7 @@ status file, a console's bars) gets every stage as a plain dict after each repor
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -110,7 +111,7 @@ def format_eta(seconds: float | None) -> str:
     >>> format_eta(65.2), format_eta(3725), format_eta(None)
     ('ETA 1:05', 'ETA 1:02:05', 'ETA —')
     """
-    if seconds is None:
+    if seconds is None or not math.isfinite(seconds):
         return "ETA —"
     s = int(round(seconds))
     hours, rest = divmod(s, 3600)

@@ -94,11 +94,18 @@ def job_panel(ws: Workspace, kind: str, title: str, finished: Callable[[jobs.Job
 
 
 def stage_bars(job: jobs.JobStatus) -> None:
-    """One bar per stage of a running job, in the stage's own unit, with its ETA (words, not only a bar)."""
-    for stage in job.stages:
-        total = max(int(stage.get("total") or 0), 1)
-        done = min(int(stage.get("done") or 0), total)
-        state = "done" if done >= total else format_eta(stage.get("eta_s"))
+    """One bar per stage of a running job, in the stage's own unit, with its ETA (words, not only a bar).
+
+    A status file is workspace data: a stage that is not what a job writes is left out, not drawn.
+    """
+    for stage in job.stages if isinstance(job.stages, list) else []:
+        try:
+            total = max(int(stage.get("total") or 0), 1)
+            done = max(min(int(stage.get("done") or 0), total), 0)
+            eta = None if stage.get("eta_s") is None else float(stage["eta_s"])
+        except (AttributeError, TypeError, ValueError, OverflowError):
+            continue
+        state = "done" if done >= total else format_eta(eta)
         # the name holds dataset names (escaped); the counts, the unit and the ETA are this code's own words
         st.progress(done / total, text=f"{md(stage.get('name', ''))}: {done:,} / {total:,} "
                                        f"{md(stage.get('unit', ''))} · {state}")

@@ -440,14 +440,19 @@ def test_a_running_scan_job_shows_a_bar_per_stage_in_its_unit_with_an_eta(open_a
     stages = [{"name": "exact n-grams: code-instruct@v1", "unit": "rows", "done": 3044, "total": 3044,
                "elapsed_s": 2.0, "eta_s": 0.0},
               {"name": "embeddings: code-instruct@v1", "unit": "records", "done": 1000, "total": 3044,
-               "elapsed_s": 40.0, "eta_s": 81.8}]
+               "elapsed_s": 40.0, "eta_s": 81.8},
+              # a status file is workspace data: what a job never writes is left out, not a traceback
+              {"name": "x", "unit": "rows", "done": 1, "total": "lots"}, "oops",
+              {"name": "y", "unit": "rows", "done": 1, "total": 2, "eta_s": "soon"},
+              {"name": "z", "unit": "rows", "done": 1, "total": 2, "eta_s": float("inf")}]
     job = jobs.JobStatus("20990101-000000-abcdee", "scan", done=7088, total=9132, message="embeddings",
                          pid=os.getpid(), stages=stages)
     atomic_write_json(ws.jobs_dir / job.job_id / "status.json", asdict(job))
     at = open_app(demo_ws, CONTAMINATION)
     bars = [(b.value, b.text) for b in at.main.get("progress")]
     assert bars[1:] == [(100, "exact n-grams\\: code-instruct@v1: 3,044 / 3,044 rows · done"),  # md()-escaped
-                        (32, "embeddings\\: code-instruct@v1: 1,000 / 3,044 records · ETA 1:22")]
+                        (32, "embeddings\\: code-instruct@v1: 1,000 / 3,044 records · ETA 1:22"),
+                        (50, "z: 1 / 2 rows · ETA —")]
 
 
 def test_scan_form_refuses_a_scan_without_synthetic_data(open_app, demo_ws: Path) -> None:
