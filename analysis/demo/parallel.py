@@ -37,7 +37,9 @@ import signal
 import sys
 import time
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+import types
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,8 +90,9 @@ def run_steps(path: Path, steps: Sequence[str], on_event: Callable[[Event], None
     threads = max(1, (os.cpu_count() or 1) // count)
     workers = [context.Process(target=_worker, args=(str(path), runner, tasks, events, threads),
                                name=f"synthscope-demo-{n}") for n in range(count)]
-    for worker in workers:  # a worker imports torch and loads a model once, for every step it runs
-        worker.start()
+    with _bare_main():
+        for worker in workers:  # a worker imports torch and loads a model once, for every step it runs
+            worker.start()
     pending = list(steps)
     running: dict[str, int | None] = {}  # step -> the pid of the worker that took it (once it said so)
     finished = False
@@ -127,6 +130,23 @@ def run_steps(path: Path, steps: Sequence[str], on_event: Callable[[Event], None
         for channel in (tasks, events):
             channel.close()
             channel.join_thread()
+
+
+@contextmanager
+def _bare_main() -> Iterator[None]:
+    """Start workers with a bare ``__main__`` in place of this process's: they need nothing from it.
+
+    A spawned process runs its parent's ``__main__`` script again unless it was run by module
+    name: a script without a main guard, or a process where Streamlit's ``AppTest`` left the
+    dashboard script as ``__main__``, would run again in every worker (and did, in the tests).
+    """
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if main is not None:
+            sys.modules["__main__"] = main
 
 
 def _relay(events: Any, running: dict[str, int | None], on_event: Callable[[Event], None], wait: float) -> None:

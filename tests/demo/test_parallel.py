@@ -28,6 +28,20 @@ def test_two_steps_run_at_once_each_in_a_process_of_its_own(tmp_path: Path) -> N
     assert ("progress", "b", 2, 2, "b finished") in [(e.kind, e.step, e.done, e.total, e.message) for e in events]
 
 
+def test_workers_do_not_run_this_processs_main_script_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    import types
+
+    script = tmp_path / "unguarded.py"  # what AppTest leaves as __main__: a script that must not run again
+    script.write_text(f"open({str(tmp_path / 'ran-again')!r}, 'w').close()\nraise SystemExit(3)\n")
+    main = types.ModuleType("__main__")
+    main.__file__ = str(script)
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    _run(tmp_path, ["a"], lanes=1)
+    assert (tmp_path / "a.ended").exists() and not (tmp_path / "ran-again").exists()
+    assert sys.modules["__main__"] is main  # and put back
+
+
 def test_a_step_waits_for_the_one_it_comes_after_and_lanes_bound_how_many_run(tmp_path: Path) -> None:
     events = _run(tmp_path, ["a", "b", "c"], lanes=2, after={"a": "c"})
     order = [(e.kind, e.step) for e in events if e.kind in ("start", "done")]
