@@ -96,8 +96,12 @@ class Reporter:
 
     def progress(self, done: int, total: int, message: str) -> None:
         self.current.done, self.current.total, self.current.message = done, total, message
+        self._publish(force=done >= total)
+
+    def _publish(self, force: bool) -> None:
+        """Write the status at most every ``interval`` seconds, and always when ``force`` (something finished)."""
         now = time.monotonic()
-        if now - self._last >= self.interval or done >= total:
+        if force or now - self._last >= self.interval:
             self._last = now
             self.current.updated_at = utc_now()
             _write(self.ws, self.current)
@@ -105,11 +109,7 @@ class Reporter:
     def stages(self, stages: list[dict[str, Any]]) -> None:
         """Publish each stage's own progress (:class:`synthscope.core.progress.Stages`), as often as progress."""
         self.current.stages = stages
-        now = time.monotonic()
-        if now - self._last >= self.interval or all(s["done"] >= s["total"] for s in stages):
-            self._last = now
-            self.current.updated_at = utc_now()
-            _write(self.ws, self.current)
+        self._publish(force=all(s["done"] >= s["total"] for s in stages))
 
     def note(self, result: dict[str, Any]) -> None:
         """Publish part of the result while still running (e.g. where the rows go)."""
