@@ -86,8 +86,56 @@ def _distil(out: Path, source: str, device: str, dims: int, trust_remote_code: b
 
 
 def encode(model: Any, texts: list[str]) -> np.ndarray:
-    """float32 vectors of whole ``texts`` (no truncation; not normalised). An empty text gets a zero vector."""
+    """float32 vectors of whole ``texts`` (no truncation), as ``model.encode`` gives them: the mean of the
+    tokens' vectors, unit length when the model normalises. An empty text gets a zero vector.
+
+    One sparse product instead of model2vec's mean per text: a ``texts x vocabulary`` matrix of token
+    counts (unknown tokens dropped, token weights where the model has them) times the vector table in
+    float32, divided by each text's token count. Same vectors up to rounding (model2vec returns float16:
+    cosine >= 0.9997 between the two on 20,000 generated corpus records), 1.4x faster there (7.9 s against
+    5.8 s, one core), tokenising now most of it.
+    """
+    from scipy import sparse
+
     if not texts:
         return np.zeros((0, model.dim), dtype=np.float32)
-    vectors = model.encode(texts, max_length=None, use_multiprocessing=False, show_progress_bar=False)
-    return np.asarray(vectors, dtype=np.float32)
+    encodings = _whole_text_tokenizer(model).encode_batch_fast(list(texts), add_special_tokens=False)
+    lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
+    ids = np.fromiter((t for e in encodings for t in e.ids), dtype=np.int64, count=int(lengths.sum()))
+    rows = np.repeat(np.arange(len(texts)), lengths)
+    if model.unk_token_id is not None:
+        known = ids != model.unk_token_id
+        ids, rows = ids[known], rows[known]
+    weights = np.ones(len(ids), dtype=np.float32) if model.weights is None \
+        else np.asarray(model.weights, dtype=np.float32)[ids]
+    if model.token_mapping is not None:
+        ids = np.asarray(model.token_mapping)[ids]
+    table = _float_table(model)
+    counts = sparse.csr_matrix((weights, (rows, ids)), shape=(len(texts), table.shape[0]))
+    tokens = np.bincount(rows, minlength=len(texts)).astype(np.float32)
+    vectors = np.asarray(counts @ table, dtype=np.float32) / np.maximum(tokens, 1)[:, None]
+    if model.normalize:
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True) + 1e-32
+    return vectors
+
+
+def _whole_text_tokenizer(model: Any) -> Any:
+    """The model's tokenizer without its truncation (kept on the model), as model2vec's ``max_length=None``."""
+    tokenizer = getattr(model, "_synthscope_whole", None)
+    if tokenizer is None:
+        from tokenizers import Tokenizer
+
+        tokenizer = Tokenizer.from_str(model.tokenizer.to_str())
+        tokenizer.no_truncation()
+        tokenizer.no_padding()
+        model._synthscope_whole = tokenizer
+    return tokenizer
+
+
+def _float_table(model: Any) -> np.ndarray:
+    """The model's vector table in float32 (kept on the model: it is stored as float16)."""
+    table = getattr(model, "_synthscope_float32", None)
+    if table is None:
+        table = np.asarray(model.embedding, dtype=np.float32)
+        model._synthscope_float32 = table
+    return table

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from synthscope.compute.embeddings import Embedder
-from synthscope.compute.engine import read_table, row_groups
+from synthscope.compute.engine import RowGroup, read_table, row_groups
 from synthscope.compute.static_embeddings import encode, static_model
 from synthscope.core.text import record_texts
 
@@ -118,22 +118,34 @@ def shortlist(items: list[str], records: Path, model: Embedder, per_item: int,
     """The records of ``records`` (a dataset version's records file) the full model must score for ``items``."""
     rankers = Rankers(items, model)
     lexical, static = TopK(len(items), per_item), TopK(len(items), per_item)
-    ids: list[str] = []
     tasks = row_groups(records)
     total = sum(t.rows for t in tasks)
+    read = 0
     for task in tasks:
-        table = read_table(task, ["record_id", "prompt", "answer"])
+        table = read_table(task, ["prompt", "answer"])
         texts = record_texts(table.column("prompt").to_pylist(), table.column("answer").to_pylist())
         for start in range(0, len(texts), BLOCK):
             block = texts[start:start + BLOCK]
             if rankers.lexical_items is not None:
-                lexical.add(rankers.lexical(block), len(ids) + start)
-            static.add(rankers.semantic(block), len(ids) + start)
-        ids += table.column("record_id").to_pylist()
+                lexical.add(rankers.lexical(block), read + start)
+            static.add(rankers.semantic(block), read + start)
+        read += len(texts)
         if progress:
-            progress(len(ids), total, f"first pass: {len(ids):,}/{total:,} records read")
+            progress(read, total, f"first pass: {read:,}/{total:,} records read")
     lex_items, lex_records = lexical.kept(LEXICAL_FLOOR)
     sta_items, sta_records = static.kept(STATIC_FLOOR)
     pairs = np.unique(np.stack([np.r_[lex_items, sta_items], np.r_[lex_records, sta_records]]), axis=1)
-    chosen = np.unique(pairs[1])
-    return Shortlist([ids[r] for r in chosen], pairs.shape[1], len(ids))
+    return Shortlist(_record_ids(tasks, np.unique(pairs[1])), pairs.shape[1], read)
+
+
+def _record_ids(tasks: list[RowGroup], rows: np.ndarray) -> list[str]:
+    """The ids of the records at ``rows`` (sorted positions in the file), read back by row group: no list of
+    every record id is held while the corpus streams by."""
+    ids: list[str] = []
+    first = 0
+    for task in tasks:
+        here = rows[(rows >= first) & (rows < first + task.rows)] - first
+        if len(here):
+            ids += read_table(task, ["record_id"]).column("record_id").take(here).to_pylist()
+        first += task.rows
+    return ids
