@@ -98,6 +98,27 @@ def test_model_key_is_short_and_stable(model: Embedder) -> None:
     assert all(c.isalnum() or c in "._-" for c in key)
 
 
+def test_on_a_gpu_the_model_runs_in_half_precision_with_large_batches_and_its_own_cache_key(
+        model: Embedder, monkeypatch: pytest.MonkeyPatch) -> None:
+    from synthscope.compute import embeddings
+
+    monkeypatch.setattr(embeddings, "pick_device", lambda device: "cuda")  # configuration only: nothing loads
+    gpu = Embedder(batch_size=64)
+    assert gpu.half and gpu.batch_size == embeddings.GPU_BATCH
+    assert gpu.model_key == model.model_key + "-fp16"  # half-precision vectors never mix with the CPU's
+    assert not model.half and model.batch_size == 64
+
+
+def test_prefetched_encoding_gives_the_same_vectors_in_the_callers_order(model: Embedder) -> None:
+    texts = ["short", LONG[:900], "a medium sized sentence about sorting lists", LONG[:300], "x"]
+    small = Embedder(batch_size=2)  # three batches: the thread tokenises ahead across each boundary
+    small.__dict__["model"] = model.model  # the loaded model, shared
+    got = small.encode_prefetched(texts)
+    want = model.model.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
+    assert got.shape == (5, model.dim) and got.dtype == np.float32
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
 # -- windows -------------------------------------------------------------------------------
 
 
