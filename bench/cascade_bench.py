@@ -215,15 +215,17 @@ def _measure(ws: Workspace, synthetic: str, first_pass: str, frames: Path) -> di
 
 
 def finds(run: dict[str, Any], truth: pd.DataFrame, records: int) -> dict[str, float]:
-    """Per planted kind, the share of planted items (within the first ``records``) flagged by their record."""
+    """Per planted kind, the share of planted items (within the first ``records``) that are flagged with one of
+    their planted records as evidence. Per item, not per planted record: a large corpus holds many copies of
+    each item, and the evidence keeps only an item's best few records."""
     planted = truth[truth["record_id"] < f"r{records:08d}"]
     ev = run["evidence"]
+    pairs = set(zip(ev["item"], ev["record_id"]))
     flagged = set(run["verdicts"].loc[run["verdicts"]["verdict"] != "clean", "item"])
     out = {}
     for kind, group in planted.groupby("kind"):
-        pairs = set(zip(ev["item"], ev["record_id"]))
-        hit = [(i in flagged) and ((i, r) in pairs) for i, r in zip(group["item"], group["record_id"])]
-        out[kind] = float(np.mean(hit))
+        found = {i for i, r in zip(group["item"], group["record_id"]) if i in flagged and (i, r) in pairs}
+        out[kind] = len(found) / group["item"].nunique()
     return out
 
 
