@@ -93,7 +93,7 @@ def encode(model: Any, texts: list[str]) -> np.ndarray:
     counts (unknown tokens dropped, token weights where the model has them) times the vector table in
     float32, divided by each text's token count. Same vectors up to rounding (model2vec returns float16:
     cosine >= 0.9997 between the two on 20,000 generated corpus records), 1.4x faster there (7.9 s against
-    5.8 s, one core), tokenising now most of it.
+    5.8 s on 2 cores), tokenising now most of it.
     """
     from scipy import sparse
 
