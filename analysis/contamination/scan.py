@@ -161,7 +161,7 @@ def run_scan(ws: Workspace, benchmark: DatasetRef, synthetics: list[DatasetRef],
 
     tasks_by_synthetic = {s: row_groups(ws.records_path(s)) for s in synthetics}
     rows = sum(t.rows for tasks in tasks_by_synthetic.values() for t in tasks)
-    passes = len([s for s in config.stages if s != "judged"]) + int(_chance_scored(config))
+    passes = len([s for s in config.stages if s != "judged"])
     bar = _Progress(report, rows, passes, stages)
     scan_id = ws.new_id()
     verdict_frames, evidence_frames, summaries = [], [], []
@@ -251,21 +251,14 @@ def _cascade(ws: Workspace, bench: pd.DataFrame, synthetic: DatasetRef, config: 
             judged = candidates.assign(judge_score=scores, judge_reason=reasons)
             verdicts, evidence = cascade.decide(exact_verdicts, exact_evidence, config, near, semantic, judged, checks)
     verdicts["chance"] = np.nan
-    if _chance_scored(config):
-        from synthscope.contamination.semantic import NULL_SAMPLE, chance_of_flag
+    if "semantic" in config.stages and "likely" in config.count:
+        from synthscope.contamination.semantic import chance_of_flag
 
-        sample = min(rows, NULL_SAMPLE)
-        chance = chance_of_flag(ws, bench, synthetic, config.semantic.likely_at, config.semantic,
-                                progress=bar.stage(f"chance scores: {synthetic}", "sampled records", sample))
+        chance = chance_of_flag(ws, bench, synthetic, config.semantic.likely_at, config.semantic)
         chance = cascade.chance_after_checks(evidence, chance, config)
         # A confirmed item stands on a copy or a passed identity check, which the semantic null does not produce.
         verdicts["chance"] = np.where(verdicts["tier"] == "confirmed", 0.0, verdicts["item"].map(chance).to_numpy())
     return verdicts, evidence
-
-
-def _chance_scored(config: CascadeConfig) -> bool:
-    """Whether the scan estimates each item's chance of a false flag (a pass over a sample of the records)."""
-    return "semantic" in config.stages and "likely" in config.count
 
 
 def _checks(ws: Workspace, bench: pd.DataFrame, synthetic: DatasetRef, candidates: pd.DataFrame,

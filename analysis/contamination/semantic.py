@@ -402,8 +402,7 @@ NULL_SAMPLE = 2000  # records whose cosines with every item estimate the item's 
 
 
 def chance_of_flag(ws: Workspace, benchmark: pd.DataFrame, synthetic: DatasetRef, at: float,
-                   config: SemanticConfig | None = None, seed: int = 0,
-                   progress: Progress | None = None) -> pd.Series:
+                   config: SemanticConfig | None = None, seed: int = 0) -> pd.Series:
     """Per item, the probability that chance alone gives it a record with best-window cosine ``>= at``.
 
     A scan compares each item with every record, so even a strict threshold is
@@ -419,14 +418,13 @@ def chance_of_flag(ws: Workspace, benchmark: pd.DataFrame, synthetic: DatasetRef
     CodeAlpaca-2k against HumanEval, where every flag was read and labelled, it
     came within 1.3x of the labelled false flags from cosine 0.67 to 0.75 and
     over-estimated above (9.8 expected, 4 found at 0.80): a cautious figure.
-    Indexed by ``item``; items with no text get 0. ``progress`` counts the sampled records read (the model
-    embeds those it has not seen: after a scan with the first pass, most of them).
+    Indexed by ``item``; items with no text get 0.
     """
     from scipy.stats import norm
 
     config = config or SemanticConfig()
     out = pd.Series(0.0, index=benchmark["item"].to_numpy())
-    sample, first, records = _null_sample(ws, ws.resolve(synthetic), config, seed, progress)
+    sample, first, records = _null_sample(ws, ws.resolve(synthetic), config, seed)
     if len(sample) == 0 or benchmark.empty:
         return out
     items = record_texts(benchmark["prompt"], benchmark["answer"])
@@ -449,8 +447,8 @@ def chance_of_flag(ws: Workspace, benchmark: pd.DataFrame, synthetic: DatasetRef
     return out
 
 
-def _null_sample(ws: Workspace, ref: DatasetRef, config: SemanticConfig, seed: int,
-                 progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+def _null_sample(ws: Workspace, ref: DatasetRef, config: SemanticConfig,
+                 seed: int) -> tuple[np.ndarray, np.ndarray, int]:
     """Window vectors of up to :data:`NULL_SAMPLE` records drawn at random, where each record's first
     window is, and the number of records in the version.
 
@@ -469,16 +467,7 @@ def _null_sample(ws: Workspace, ref: DatasetRef, config: SemanticConfig, seed: i
             table = read_table(task, ["prompt", "answer"]).take(local)
             texts += record_texts(table.column("prompt").to_pylist(), table.column("answer").to_pylist())
         offset += task.rows
-    windows = model.windows(texts, config.window, config.stride)
-    cache = EmbeddingCache(ws, model)
-    vectors = np.zeros((len(windows), model.dim), np.float32)
+    vectors, windows = embed(ws, model, texts, config.window, config.stride)
     owners = windows.owner
-    for start in range(0, len(texts), EMBED_BLOCK // 4):  # records a block, so the count moves every few seconds
-        end = min(start + EMBED_BLOCK // 4, len(texts))
-        rows = np.flatnonzero((owners >= start) & (owners < end))
-        if len(rows):
-            vectors[rows] = cache.get([windows.texts[r] for r in rows])
-        if progress:
-            progress(end, len(texts), f"{end:,}/{len(texts):,} sampled records of {ref} embedded (chance scores)")
     first = np.r_[0, np.flatnonzero(owners[1:] != owners[:-1]) + 1] if len(owners) else np.zeros(0, np.int64)
     return vectors, first.astype(np.int64), records
