@@ -56,6 +56,21 @@ def read_table(task: RowGroup, columns: list[str]) -> pa.Table:
     return pq.ParquetFile(task.path).read_row_group(task.index, columns=columns)
 
 
+def read_rows(tasks: list[RowGroup], rows: Any, columns: list[str]) -> list[pa.Table]:
+    """The records at ``rows`` (sorted positions in the file that ``tasks`` cover, in order), one table per row
+    group that holds any of them: a few records of a large file, without holding the rest."""
+    import numpy as np
+
+    rows = np.asarray(rows, dtype=np.int64)
+    out, first = [], 0
+    for task in tasks:
+        here = rows[(rows >= first) & (rows < first + task.rows)] - first
+        if len(here):
+            out.append(read_table(task, columns).take(here))
+        first += task.rows
+    return out
+
+
 def read_row_group(task: RowGroup, columns: list[str]) -> dict[str, list[Any]]:
     table = read_table(task, columns)
     return {c: table.column(c).to_pylist() for c in columns}

@@ -84,7 +84,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from synthscope.compute.embeddings import DEFAULT_MODEL, Embedder, EmbeddingCache, embed, embedder
-from synthscope.compute.engine import Engine, LocalEngine, RowGroup, read_table, row_groups
+from synthscope.compute.engine import Engine, LocalEngine, RowGroup, read_rows, read_table, row_groups
 from synthscope.core.base import utc_now
 from synthscope.core.text import record_texts
 from synthscope.core.workspace import DatasetRef, Workspace, owned_name
@@ -460,13 +460,8 @@ def _null_sample(ws: Workspace, ref: DatasetRef, config: SemanticConfig,
     records = sum(t.rows for t in tasks)
     pick = np.sort(np.random.default_rng(seed).choice(records, min(records, NULL_SAMPLE), replace=False))
     texts: list[str] = []
-    offset = 0
-    for task in tasks:
-        local = pick[(pick >= offset) & (pick < offset + task.rows)] - offset
-        if len(local):
-            table = read_table(task, ["prompt", "answer"]).take(local)
-            texts += record_texts(table.column("prompt").to_pylist(), table.column("answer").to_pylist())
-        offset += task.rows
+    for table in read_rows(tasks, pick, ["prompt", "answer"]):
+        texts += record_texts(table.column("prompt").to_pylist(), table.column("answer").to_pylist())
     vectors, windows = embed(ws, model, texts, config.window, config.stride)
     owners = windows.owner
     first = np.r_[0, np.flatnonzero(owners[1:] != owners[:-1]) + 1] if len(owners) else np.zeros(0, np.int64)

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from synthscope.compute.embeddings import Embedder
-from synthscope.compute.engine import RowGroup, read_table, row_groups
+from synthscope.compute.engine import read_rows, read_table, row_groups
 from synthscope.compute.static_embeddings import encode, static_model
 from synthscope.core.text import record_texts
 
@@ -135,17 +135,5 @@ def shortlist(items: list[str], records: Path, model: Embedder, per_item: int,
     lex_items, lex_records = lexical.kept(LEXICAL_FLOOR)
     sta_items, sta_records = static.kept(STATIC_FLOOR)
     pairs = np.unique(np.stack([np.r_[lex_items, sta_items], np.r_[lex_records, sta_records]]), axis=1)
-    return Shortlist(_record_ids(tasks, np.unique(pairs[1])), pairs.shape[1], read)
-
-
-def _record_ids(tasks: list[RowGroup], rows: np.ndarray) -> list[str]:
-    """The ids of the records at ``rows`` (sorted positions in the file), read back by row group: no list of
-    every record id is held while the corpus streams by."""
-    ids: list[str] = []
-    first = 0
-    for task in tasks:
-        here = rows[(rows >= first) & (rows < first + task.rows)] - first
-        if len(here):
-            ids += read_table(task, ["record_id"]).column("record_id").take(here).to_pylist()
-        first += task.rows
-    return ids
+    ids = [i for t in read_rows(tasks, np.unique(pairs[1]), ["record_id"]) for i in t.column("record_id").to_pylist()]
+    return Shortlist(ids, pairs.shape[1], read)
