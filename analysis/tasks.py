@@ -68,13 +68,14 @@ class ScanTask:
     engine: str = "local"
     address: str | None = None
     workers: int | None = None
+    inputs: str | None = None  # s3:// where the workspace was pushed: Ray workers read the records from there
 
     def run(self, ws: Workspace, ctx: Context) -> list[Any]:
         from synthscope.compute.engine import engine_from
         from synthscope.contamination.scan import config_from, run_scan
 
         config = config_from(ws, self.overrides)
-        engine = engine_from(self.engine, self.address, self.workers)
+        engine = engine_from(self.engine, self.address, self.workers, self.inputs, ws.root)
         stages = getattr(ctx, "stages", None)  # a job's status and the console's bars draw one bar per stage
         return [run_scan(ws, bench, _refs(self.synthetics), config, progress=ctx.progress, engine=engine,
                          stages=stages) for bench in _refs(self.benchmarks)]

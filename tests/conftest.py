@@ -133,3 +133,36 @@ def chromium_executable() -> str:
             "`make test` does this when run as root) or set SYNTHSCOPE_CHROMIUM"
         )
     return candidate
+
+
+S3_BUCKET = "team"
+
+
+@pytest.fixture(scope="module")
+def s3_server() -> Iterator[str]:
+    """moto's S3 server, in this process, on a free loopback port; yields its endpoint URL."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+    """A fresh bucket ``team``, and the standard AWS variables pointing every client at the server."""
+    import boto3
+
+    for key, value in {"AWS_ACCESS_KEY_ID": "team-key", "AWS_SECRET_ACCESS_KEY": "team-secret",
+                       "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL": s3_server}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    client = boto3.client("s3")
+    client.create_bucket(Bucket=S3_BUCKET)
+    yield client
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=S3_BUCKET):
+        for obj in page.get("Contents", []):
+            client.delete_object(Bucket=S3_BUCKET, Key=obj["Key"])
+    client.delete_bucket(Bucket=S3_BUCKET)

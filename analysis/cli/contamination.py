@@ -32,7 +32,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
     judge = config_from(ws, overrides).judge
     if judge is not None and judge.backend == "endpoint":
         judge.chat_endpoint().check_allowed()  # before the cheaper stages spend minutes, not after
-    task = tasks.ScanTask(args.benchmark, args.synthetic, overrides, args.engine, args.address, args.workers)
+    task = tasks.ScanTask(args.benchmark, args.synthetic, overrides, args.engine, args.address, args.workers,
+                          args.inputs)
     with ProgressBar("rows") as bar:
         summaries = task.run(ws, bar)
     for summary in summaries:
@@ -147,6 +148,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                    "without it --engine ray starts one on this machine")
     p.add_argument("--workers", type=int, help="processes (local) or CPUs of a Ray cluster started here "
                    "(default: every core)")
+    p.add_argument("--inputs", metavar="s3://BUCKET/PREFIX",
+                   help="with --engine ray: the workers read the records from this push of the workspace "
+                   "(synthscope push), so the cluster's nodes need no shared disk")
     p.set_defaults(func=cmd_scan)
 
     p = add_command(sub, "calibrate", parents=[common],

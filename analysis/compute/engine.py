@@ -8,9 +8,10 @@ small, picklable result, and hand them to an :class:`Engine`:
   uses every core or the GPU (``map_model``);
 * :class:`RayEngine` maps them over a Ray cluster with Ray Data: a dataset of
   row-group descriptors, ``map_batches`` with one row group per call, results
-  streamed back as they finish. Workers read the row groups themselves, so the
-  workspace must be on storage every node can read (one machine, or a shared
-  file system).
+  streamed back as they finish. Workers read the row groups themselves: from
+  the workspace's own files (one machine, or a shared file system), or, given
+  ``inputs``, from where ``synthscope push`` published the workspace
+  (``s3://...``), so the nodes of a cluster need no shared disk.
 
 Methods never ask which engine runs them; both engines yield ``(task, result)``
 pairs in no particular order, so a method must not depend on the order (the
@@ -33,6 +34,9 @@ from typing import Any, Protocol, TypeVar
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from synthscope.core.base import WorkspaceError
+from synthscope.core.storage import INDEX, SCHEME, Location, arrow_filesystem, clients, is_remote, read_index
+
 R = TypeVar("R")
 RAY_MISSING = "the Ray engine needs Ray: pip install 'synthscope[ray]' (or 'ray[data]' into this environment)"
 
@@ -46,14 +50,21 @@ class RowGroup:
     rows: int
 
 
-def row_groups(path: Path) -> list[RowGroup]:
-    meta = pq.ParquetFile(path).metadata
+def parquet_file(path: str | Path) -> pq.ParquetFile:
+    """A Parquet file on this machine's disk, or an ``s3://`` URL read through :func:`storage.arrow_filesystem`."""
+    if is_remote(path):
+        return pq.ParquetFile(str(path).removeprefix(SCHEME), filesystem=arrow_filesystem())
+    return pq.ParquetFile(path)
+
+
+def row_groups(path: str | Path) -> list[RowGroup]:
+    meta = parquet_file(path).metadata
     return [RowGroup(str(path), i, meta.row_group(i).num_rows) for i in range(meta.num_row_groups)]
 
 
 def read_table(task: RowGroup, columns: list[str]) -> pa.Table:
     """The row group as an Arrow table (cheaper than Python lists when Arrow can do the work)."""
-    return pq.ParquetFile(task.path).read_row_group(task.index, columns=columns)
+    return parquet_file(task.path).read_row_group(task.index, columns=columns)
 
 
 def read_rows(tasks: list[RowGroup], rows: Any, columns: list[str]) -> list[pa.Table]:
@@ -175,13 +186,56 @@ class _RayCall:
         tasks = [RowGroup(str(p), int(i), int(r)) for p, i, r in zip(batch["path"], batch["index"], batch["rows"])]
         results = np.empty(len(tasks), dtype=object)
         results[:] = [self.fn(task) for task in tasks]
-        return {"path": batch["path"], "index": batch["index"], "rows": batch["rows"], "result": results}
+        return {"position": batch["position"], "result": results}
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Where the workers read a workspace's record files: ``url``, a push of the workspace at ``root``."""
+
+    root: str
+    url: str
+
+    def published(self, tasks: list[RowGroup]) -> list[RowGroup]:
+        """``tasks`` as row groups of the published copies of their files.
+
+        Raises :class:`WorkspaceError` for a file the latest push does not hold
+        as it is here (never pushed, or changed since): the workers would read
+        other records than this machine.
+        """
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        loc = Location.parse(self.url)
+        try:
+            files = read_index(clients()[1], loc) or {}
+        except (BotoCoreError, ClientError) as exc:
+            raise WorkspaceError(f"cannot read {loc.url(INDEX)}: {exc}") from exc
+        root, out, checked = Path(self.root).resolve(), [], set()
+        for task in tasks:
+            path = Path(task.path).resolve()
+            try:
+                relative = path.relative_to(root).as_posix()
+            except ValueError:
+                raise WorkspaceError(f"{task.path} is not in the workspace {root}, so it is not published at "
+                                     f"{loc.url()}") from None
+            if relative not in checked and files.get(relative) != path.stat().st_size:
+                raise WorkspaceError(f"{loc.url()} does not hold {relative} as it is here; publish the workspace "
+                                     f"first: synthscope push -w {root} {loc.url()}")
+            checked.add(relative)
+            out.append(RowGroup(loc.url(relative), task.index, task.rows))
+        return out
 
 
 @dataclass
 class RayEngine:
     """A Ray cluster: ``address`` of a running one (``"auto"``, ``"ray://host:10001"``), or ``None`` to start
     a local one with ``num_cpus`` CPUs (default: every core). Tasks must be :class:`RowGroup` s.
+
+    With ``inputs``, the workers read each row group from where ``synthscope
+    push`` published the workspace, through the S3 configuration the driver
+    has (the ``AWS_*`` variables travel to the workers with the job), instead
+    of from the driver's disk. Everything else (indexes, verdicts) is still
+    written by the driver, on its own workspace.
 
     Ray is imported and connected on first use, so a scan that never reaches a
     mapped stage costs nothing. Every worker needs synthscope importable (the
@@ -191,9 +245,12 @@ class RayEngine:
 
     address: str | None = None
     num_cpus: int | None = None
+    inputs: Inputs | None = None
     name: str = "ray"
 
     def _connect(self) -> Any:
+        # Offline by default: no usage statistics sent to Ray's servers, nor asked of a metrics server.
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         try:
             import ray
         except ImportError as e:
@@ -202,6 +259,8 @@ class RayEngine:
         if not ray.is_initialized():
             options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
                                        "configure_logging": False}
+            if self.inputs is not None:
+                options["runtime_env"] = {"env_vars": {k: v for k, v in os.environ.items() if k.startswith("AWS_")}}
             if self.address:
                 ray.init(address=self.address, **options)
             else:
@@ -215,25 +274,33 @@ class RayEngine:
         tasks = list(tasks)
         if not tasks:
             return
+        shipped = self.inputs.published(tasks) if self.inputs is not None else tasks
         ray = self._connect()
-        items = [{"path": t.path, "index": t.index, "rows": t.rows} for t in tasks]
+        items = [{"position": n, "path": t.path, "index": t.index, "rows": t.rows} for n, t in enumerate(shipped)]
         dataset = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
             _RayCall(fn), batch_size=1, batch_format="numpy")
         for row in dataset.iter_rows():
-            yield RowGroup(str(row["path"]), int(row["index"]), int(row["rows"])), row["result"]
+            yield tasks[int(row["position"])], row["result"]
 
     def map_model(self, fn: Callable[[RowGroup], R], tasks: Iterable[RowGroup]) -> Iterator[tuple[RowGroup, R]]:
         return self.map(fn, tasks)  # each Ray worker process loads the model once and keeps it
 
 
-def engine_from(name: str = "local", address: str | None = None, workers: int | None = None) -> Engine:
-    """The engine a user named (``synthscope scan --engine ray --address ADDR --workers N``)."""
+def engine_from(name: str = "local", address: str | None = None, workers: int | None = None,
+                inputs: str | None = None, root: Path | None = None) -> Engine:
+    """The engine a user named (``synthscope scan --engine ray --address ADDR --workers N --inputs s3://...``);
+    ``inputs`` is where the workspace at ``root`` was pushed."""
     if name == "local":
-        if address:
-            raise ValueError("--address names a Ray cluster; add --engine ray")
+        if address or inputs:
+            raise ValueError(f"{'--address' if address else '--inputs'} is for a Ray cluster; add --engine ray")
         return LocalEngine(workers)
     if name == "ray":
         if importlib.util.find_spec("ray") is None:
             raise ValueError(RAY_MISSING)
-        return RayEngine(address, None if address else workers)
+        mirror = None
+        if inputs:
+            if root is None or is_remote(root):
+                raise ValueError("--inputs needs the local workspace that was pushed there")
+            mirror = Inputs(str(root), Location.parse(inputs).url())
+        return RayEngine(address, None if address else workers, mirror)
     raise ValueError(f"unknown engine {name!r}: choose local or ray")

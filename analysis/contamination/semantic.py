@@ -86,6 +86,7 @@ import pyarrow.parquet as pq
 from synthscope.compute.embeddings import DEFAULT_MODEL, Embedder, EmbeddingCache, embed, embedder
 from synthscope.compute.engine import Engine, LocalEngine, RowGroup, read_rows, read_table, row_groups
 from synthscope.core.base import utc_now
+from synthscope.core.storage import is_remote
 from synthscope.core.text import record_texts
 from synthscope.core.workspace import DatasetRef, Workspace, owned_name
 
@@ -192,7 +193,8 @@ class _EmbedRowGroup:
     Vectors come from the workspace's embedding cache, which embeds and stores
     what it lacks (shards are append-only and uniquely named, so workers may
     write side by side). The cache is opened on first use in each process and
-    not pickled with the task.
+    not pickled with the task. A row group read from object storage (a Ray
+    worker on a node without the workspace's disk) is embedded without it.
     """
 
     def __init__(self, ws: Workspace, config: SemanticConfig) -> None:
@@ -204,13 +206,18 @@ class _EmbedRowGroup:
 
     def __call__(self, task: RowGroup) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
         model = self.config.embedder()
-        if self._cache is None:
-            self._cache = EmbeddingCache(self.ws, model)
         size, stride = model.window_size(self.config.window, self.config.stride)
         table = read_table(task, ["record_id", "prompt", "answer"])
         texts = record_texts(table.column("prompt").to_pylist(), table.column("answer").to_pylist())
         windows = model.windows(texts, size, stride)
-        vectors = self._cache.get(windows.texts) if len(windows) else np.zeros((0, model.dim), np.float32)
+        if not len(windows):
+            vectors = np.zeros((0, model.dim), np.float32)
+        elif is_remote(task.path):
+            vectors = model.encode(windows.texts)
+        else:
+            if self._cache is None:
+                self._cache = EmbeddingCache(self.ws, model)
+            vectors = self._cache.get(windows.texts)
         record_ids = table.column("record_id").to_pylist()
         return [record_ids[o] for o in windows.owner], windows.number, windows.spans, vectors
 

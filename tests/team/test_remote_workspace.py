@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import pandas as pd
 import pytest
-from moto.server import ThreadedMotoServer
 
 from synthscope import tasks
 from synthscope.contamination.ngram import NgramConfig
@@ -18,38 +16,12 @@ from synthscope.core.workspace import DatasetRef, Workspace, WorkspaceError
 from synthscope.datasets.ingest import IngestError, ingest
 from synthscope.team.push import LOCAL_ONLY, local_files, push
 
-BUCKET = "team"
+BUCKET = "team"  # the bucket conftest's `s3` fixture creates
 VIEWS = ("datasets", "records", "scans", "verdicts", "evidence", "contamination_grid")
 TOPICS = ["square numbers", "prime factors", "vowel counts", "leap years", "palindromes", "binary digits",
           "matrix traces", "word lengths"]
 PROBLEMS = [f"Write a careful program about {t} that reads the input, computes the {t} and prints the {t} result."
             for t in TOPICS]
-
-
-@pytest.fixture(scope="module")
-def s3_server() -> Iterator[str]:
-    """moto's S3 server, in this process, on a free loopback port; yields its endpoint URL."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-@pytest.fixture
-def s3(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
-    """A fresh bucket, and the standard AWS variables pointing every client at the server."""
-    for key, value in {"AWS_ACCESS_KEY_ID": "team-key", "AWS_SECRET_ACCESS_KEY": "team-secret",
-                       "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL": s3_server}.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    client = boto3.client("s3")
-    client.create_bucket(Bucket=BUCKET)
-    yield client
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET):
-        for obj in page.get("Contents", []):
-            client.delete_object(Bucket=BUCKET, Key=obj["Key"])
-    client.delete_bucket(Bucket=BUCKET)
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
