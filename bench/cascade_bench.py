@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -35,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from bench import corpus
-from bench.ngram_bench import machine, measure_command, peak_rss_mb
+from bench.ngram_bench import _tree, machine, measure_command, peak_rss_mb
 from synthscope.contamination.semantic import NULL_SAMPLE
 from synthscope.core.text import record_text
 from synthscope.core.workspace import DatasetRef, Workspace
@@ -193,16 +195,43 @@ def child_scan(workspace: Path, synthetic: str, first_pass: str, frames_out: Pat
     for name in CACHED:
         shutil.rmtree(ws.indexes_dir / name, ignore_errors=True)
     embedder().model  # noqa: B018 - the model's load is not the corpus's cost
+    stage, peaks, done = ["loading"], {}, threading.Event()
+
+    def sample() -> None:  # this process tree's RSS, by the stage the scan last reported
+        while not done.is_set():
+            rss = _tree(os.getpid())[0]
+            peaks[stage[0]] = max(peaks.get(stage[0], 0.0), rss)
+            done.wait(0.05)
+
+    def progress(done_: int, total: int, message: str) -> None:
+        if message:
+            stage[0] = _stage_of(message)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     t0 = time.perf_counter()
     summary = run_scan(ws, DatasetRef("humaneval"), [DatasetRef.parse(synthetic)],
-                       config_from(ws, {"semantic.first_pass": first_pass}), workers=2)
+                       config_from(ws, {"semantic.first_pass": first_pass}), workers=2, progress=progress)
     seconds = time.perf_counter() - t0
+    done.set()
+    sampler.join()
     frames_out.mkdir(parents=True, exist_ok=True)
     verdicts = pd.read_parquet(ws.scans_dir / summary.scan_id / "verdicts.parquet").drop(columns="scan_id")
     verdicts.to_parquet(frames_out / "verdicts.parquet")
     evidence = pd.read_parquet(ws.scans_dir / summary.scan_id / "evidence.parquet")
     evidence[["item", "record_id", "method"]].to_parquet(frames_out / "evidence.parquet")
-    print(json.dumps({"seconds": seconds, "maxrss_mb": peak_rss_mb()}))
+    print(json.dumps({"seconds": seconds, "maxrss_mb": peak_rss_mb(), "stage_rss_mb": peaks}))
+
+
+STAGES = {"exact": "exact", "near": "near-duplicate", "sign": "near-duplicate", "embed": "semantic",
+          "first pass": "semantic", "semantic": "semantic", "chance": "semantic", "task-aware": "checks",
+          "check": "checks", "writing": "writing"}
+
+
+def _stage_of(message: str) -> str:
+    """The cascade stage a progress message of the scan comes from."""
+    head = message.split(":")[0].lower()
+    return next((stage for key, stage in STAGES.items() if key in head), "other")
 
 
 def _measure(ws: Workspace, synthetic: str, first_pass: str, frames: Path) -> dict[str, Any]:
@@ -427,7 +456,12 @@ def report(args: argparse.Namespace, recall: list[dict[str, Any]] | None, result
               "size: " + "; ".join(f"{n:,} records {today(name) / runs[name]['seconds']:.0f}x"
                                    for name, n in sizes.items()) + ".",
               f"- Peak memory (process tree) at 1x / 2x / 4x: {' / '.join(f'{r:.0f}' for r in rss)} MB "
-              f"({rss[-1] / rss[0]:.2f}x from 1x to 4x; target <= 1.2x).",
+              f"({rss[-1] / rss[0]:.2f}x from 1x to 4x; target <= 1.2x). By stage (the tree's peak while the "
+              "scan reported that stage), 1x / 2x / 4x MB: " + "; ".join(
+                  f"{stage} " + " / ".join(f"{runs[n].get('stage_rss_mb', {}).get(stage, float('nan')):.0f}"
+                                           for n in sizes)
+                  for stage in dict.fromkeys(STAGES.values()) if any(stage in runs[n].get("stage_rss_mb", {})
+                                                                     for n in sizes)) + ".",
               f"- A 1 GB corpus at the {largest} rate ({mb[largest] / runs[largest]['seconds']:.2f} MB/s): about "
               f"{gb_s / 60:.0f} min (target <= 60 min)" + (", measured directly above" if mb[largest] >= 1000
                                                            else "; projected from that run, not run itself") + ".",

@@ -202,7 +202,8 @@ def near_duplicates_before(ws: Workspace, benchmark: pd.DataFrame, synthetic: Da
     path = mh.sign_dataset(ws, synthetic, config, engine=LocalEngine(1))
     perms = shingles.permutations(config.num_perm, config.seed)
     found: set[tuple[int, int, int, int]] = set()
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=8192, columns=list(mh._SIGNATURE_COLUMNS)):
+    signatures = pq.ParquetFile(path, pre_buffer=False)
+    for batch in signatures.iter_batches(batch_size=8192, columns=list(mh._SIGNATURE_COLUMNS)):
         sigs = mh.signature_matrix(batch.column("signature"), config.num_perm)
         groups, rows = batch.column("row_group").to_numpy(), batch.column("row").to_numpy()
         masked = batch.column("masked").to_numpy(zero_copy_only=False)

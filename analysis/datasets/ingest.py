@@ -382,7 +382,7 @@ def _bad_record(first: int, last: int, lost: int, problem: str) -> _Row:
 def _read_parquet(path: Path, label: str, opts: IngestOptions) -> Iterator[_Row]:
     n = 0
     try:
-        with pq.ParquetFile(path) as pf:
+        with pq.ParquetFile(path, pre_buffer=False) as pf:  # pre-buffered, iter_batches holds the whole file
             for batch in pf.iter_batches(batch_size=1000):
                 for row in batch.to_pylist():
                     n += 1
