@@ -212,30 +212,37 @@ def arrow_filesystem() -> Any:
 def _arrow_filesystem(config: frozenset[tuple[str, str]]) -> Any:
     from pyarrow import fs
 
-    boto, s3 = _clients(config)
-    options: dict[str, Any] = {"region": s3.meta.region_name or "us-east-1"}
-    credentials = boto.get_credentials()
-    if credentials is not None:
-        frozen = credentials.get_frozen_credentials()
-        options.update(access_key=frozen.access_key, secret_key=frozen.secret_key, session_token=frozen.token)
-    endpoint = urlsplit(s3.meta.endpoint_url)
-    if not endpoint.hostname or not endpoint.hostname.endswith("amazonaws.com"):
+    region, key, endpoint = _resolved(*_clients(config))
+    options: dict[str, Any] = {"region": region}
+    if key is not None:
+        options.update(access_key=key[0], secret_key=key[1], session_token=key[2])
+    if endpoint is not None:
         options.update(endpoint_override=endpoint.netloc, scheme=endpoint.scheme or "https")
     return fs.S3FileSystem(**options)
 
 
-def duckdb_secret(boto: Any, s3: Any) -> str:
-    """``CREATE SECRET`` giving DuckDB the credentials, region and endpoint boto3 resolved."""
-    options = {"TYPE": "s3", "REGION": s3.meta.region_name or "us-east-1"}
+def _resolved(boto: Any, s3: Any) -> tuple[str, tuple[str, str, str | None] | None, Any]:
+    """What boto3 resolved: the region, the credentials (key id, secret, token) or None, and the endpoint
+    (a ``urlsplit``) of an S3-compatible server (MinIO, moto, Ceph...), None for AWS itself."""
     credentials = boto.get_credentials()
+    key = None
     if credentials is not None:
         frozen = credentials.get_frozen_credentials()
-        options.update(KEY_ID=frozen.access_key, SECRET=frozen.secret_key)
-        if frozen.token:
-            options["SESSION_TOKEN"] = frozen.token
+        key = (frozen.access_key, frozen.secret_key, frozen.token)
     endpoint = urlsplit(s3.meta.endpoint_url)
-    if not endpoint.hostname or not endpoint.hostname.endswith("amazonaws.com"):
-        # An S3-compatible server (MinIO, moto, Ceph...): path-style URLs on its own host.
+    own = not endpoint.hostname or not endpoint.hostname.endswith("amazonaws.com")
+    return s3.meta.region_name or "us-east-1", key, endpoint if own else None
+
+
+def duckdb_secret(boto: Any, s3: Any) -> str:
+    """``CREATE SECRET`` giving DuckDB the credentials, region and endpoint boto3 resolved."""
+    region, key, endpoint = _resolved(boto, s3)
+    options = {"TYPE": "s3", "REGION": region}
+    if key is not None:
+        options.update(KEY_ID=key[0], SECRET=key[1])
+        if key[2]:
+            options["SESSION_TOKEN"] = key[2]
+    if endpoint is not None:  # an S3-compatible server: path-style URLs on its own host
         options.update(ENDPOINT=endpoint.netloc, URL_STYLE="path", USE_SSL=str(endpoint.scheme == "https").lower())
     body = ", ".join(f"{k} {v if k in ('TYPE', 'USE_SSL') else sql_str(v)}" for k, v in options.items())
     return f"CREATE OR REPLACE TEMPORARY SECRET synthscope_s3 ({body})"
