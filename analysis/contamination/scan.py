@@ -28,7 +28,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from synthscope.compute.engine import Engine, LocalEngine, RowGroup, read_table, row_groups
+from synthscope.compute.engine import Engine, LocalEngine, RowGroup, read_records, read_table, row_groups
 from synthscope.contamination import cascade
 from synthscope.contamination.cascade import CascadeConfig
 from synthscope.contamination.ngram import (
@@ -238,8 +238,8 @@ def _cascade(ws: Workspace, bench: pd.DataFrame, synthetic: DatasetRef, config: 
             from synthscope.contamination.judge import judge_pairs_with_reasons
             from synthscope.core.text import record_text
 
-            records = pq.read_table(ws.records_path(synthetic), columns=["record_id", "prompt", "answer"],
-                                    filters=[("record_id", "in", list(candidates["record_id"]))]).to_pandas()
+            records = read_records(ws.records_path(synthetic), candidates["record_id"],
+                                   ["record_id", "prompt", "answer"]).to_pandas()
             texts = {r.record_id: record_text(r.prompt or "", r.answer or "") for r in records.itertuples()}
             items = bench.set_index("item")
             pairs = pd.DataFrame({
@@ -270,8 +270,8 @@ def _checks(ws: Workspace, bench: pd.DataFrame, synthetic: DatasetRef, candidate
     from synthscope.core.text import record_text
 
     bar.report(bar.total - 1, bar.total, f"task-aware checks of {len(candidates)} pairs: {synthetic}")
-    records = pq.read_table(ws.records_path(synthetic), columns=["record_id", "prompt", "answer"],
-                            filters=[("record_id", "in", list(set(candidates["record_id"])))]).to_pandas()
+    records = read_records(ws.records_path(synthetic), candidates["record_id"],
+                           ["record_id", "prompt", "answer"]).to_pandas()
     texts = {r.record_id: record_text(r.prompt or "", r.answer or "") for r in records.itertuples()}
     items = bench.set_index("item")
     raws: dict[int, dict[str, Any]] = {}

@@ -84,7 +84,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from synthscope.compute.embeddings import DEFAULT_MODEL, Embedder, EmbeddingCache, embed, embedder
-from synthscope.compute.engine import Engine, LocalEngine, RowGroup, read_rows, read_table, row_groups
+from synthscope.compute.engine import Engine, LocalEngine, RowGroup, read_records, read_rows, read_table, row_groups
 from synthscope.core.base import utc_now
 from synthscope.core.storage import is_remote
 from synthscope.core.text import record_texts
@@ -306,8 +306,7 @@ def shortlisted_index(ws: Workspace, items: list[str], synthetic: DatasetRef, co
     index = faiss.IndexFlatIP(model.dim)
     ids, numbers, spans = [], [], []
     if chosen.record_ids:
-        records = pq.read_table(path, columns=["record_id", "prompt", "answer"],
-                                filters=[("record_id", "in", chosen.record_ids)])
+        records = read_records(path, chosen.record_ids, ["record_id", "prompt", "answer"])
         texts = record_texts(records.column("prompt").to_pylist(), records.column("answer").to_pylist())
         record_ids = records.column("record_id").to_pylist()
         size, stride = model.window_size(config.window, config.stride)

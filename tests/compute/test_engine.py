@@ -115,3 +115,22 @@ def test_the_local_engine_raises_a_tasks_error_wherever_it_ran(failing: int) -> 
     tasks = [(-1 if t == failing else t) for t in range(60)]
     with pytest.raises(ValueError, match="planted to fail"):
         list(LocalEngine(2).map(_square_and_pid, tasks))
+
+
+def test_read_records_keeps_the_asked_records_in_file_order_across_row_groups(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from synthscope.compute.engine import read_records
+
+    path = tmp_path / "records.parquet"
+    ids = [f"r{i:03d}" for i in range(100)]
+    pq.write_table(pa.table({"record_id": ids, "prompt": [f"p{i}" for i in range(100)],
+                             "answer": [f"a{i}" for i in range(100)]}), path, row_group_size=7)
+    wanted = ["r099", "r003", "r050", "r003", "r051", "missing"]  # unordered, a repeat, one not in the file
+    got = read_records(path, wanted, ["prompt", "record_id"])
+    assert got.column_names == ["prompt", "record_id"]
+    assert got.column("record_id").to_pylist() == ["r003", "r050", "r051", "r099"]
+    assert got.column("prompt").to_pylist() == ["p3", "p50", "p51", "p99"]
+    none = read_records(path, ["nope"], ["record_id", "answer"])
+    assert none.num_rows == 0 and none.column_names == ["record_id", "answer"]
