@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from bench import corpus
-from bench.ngram_bench import _tree, machine, measure_command, peak_rss_mb
+from bench.ngram_bench import machine, measure_command, peak_rss_mb, process_tree
 from synthscope.contamination.semantic import NULL_SAMPLE
 from synthscope.core.text import record_text
 from synthscope.core.workspace import DatasetRef, Workspace
@@ -46,7 +46,14 @@ REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 MMLU = ("abstract_algebra", "high_school_us_history", "sociology")
 CACHED = ("minhash", "faiss", "embeddings")  # index folders a measured run must not find
 PLANT_EVERY = 250  # records between planted HumanEval copies
-S_MAX = 2 * 50 * 164 + NULL_SAMPLE  # records the model can be sent for HumanEval at the default shortlist
+HUMANEVAL_ITEMS = 164
+
+
+def most_model_reads(items: int = HUMANEVAL_ITEMS) -> int:
+    """Records the model can be sent at the default shortlist: two rankers' picks per item, then the chance sample."""
+    from synthscope.contamination.semantic import SemanticConfig
+
+    return 2 * SemanticConfig().shortlist * items + NULL_SAMPLE
 
 
 # -- 1. the shortlist keeps what the model finds -------------------------------------------------------------
@@ -199,7 +206,7 @@ def child_scan(workspace: Path, synthetic: str, first_pass: str, frames_out: Pat
 
     def sample() -> None:  # this process tree's RSS, by the stage the scan last reported
         while not done.is_set():
-            rss = _tree(os.getpid())[0]
+            rss = process_tree(os.getpid())[0]
             peaks[stage[0]] = max(peaks.get(stage[0], 0.0), rss)
             done.wait(0.05)
 
@@ -389,12 +396,13 @@ def report(args: argparse.Namespace, recall: list[dict[str, Any]] | None, result
                   f"{rate['model_s']:.1f} s. Per record the first pass is **{per_model / per_fp:.0f}x** cheaper "
                   f"than the model.", "",
                   "The semantic stage then costs `N x first pass + S x model` instead of `N x model`, with `S` the "
-                  f"records the model still reads (at most `2 x 50` per item plus the {NULL_SAMPLE:,} of the "
-                  f"expected-false sample; HumanEval: at most {S_MAX:,}). Projected from these two rates:",
+                  f"records the model still reads (at most `2 x shortlist` per item plus the {NULL_SAMPLE:,} of the "
+                  f"expected-false sample; HumanEval: at most {most_model_reads():,}). Projected from these two "
+                  "rates:",
                   "", "| corpus records | model reads (at most) | semantic stage, model only | with the first pass | "
                   "ratio |", "| ---: | ---: | ---: | ---: | ---: |"]
         for n in (25_000, 100_000, 1_000_000):
-            reads = min(n, S_MAX)
+            reads = min(n, most_model_reads())
             before, after = n * per_model, n * per_fp + reads * per_model
             lines.append(f"| {n:,} | {reads:,} | {before / 3600:.1f} h | {after / 3600:.2f} h | "
                          f"{before / after:.1f}x |")
@@ -405,8 +413,8 @@ def report(args: argparse.Namespace, recall: list[dict[str, Any]] | None, result
     n0 = result["before_records"]
     before, after = runs["before-none"], runs["before-shortlist"]
     lines += ["### End to end, same data", "",
-              f"HumanEval (164 items) against a generated corpus; every {PLANT_EVERY}th record a planted HumanEval "
-              "item (verbatim, near-duplicate, or its known rephrasing), one in ten a CodeAlpaca task. "
+              f"HumanEval ({HUMANEVAL_ITEMS} items) against a generated corpus; every {PLANT_EVERY}th record a planted "
+              "HumanEval item (verbatim, near-duplicate, or its known rephrasing), one in ten a CodeAlpaca task. "
               f"Static model distilled once beforehand: {result['distil_s']:.0f} s.", "",
               "| corpus | first pass | records | seconds | records/s | peak RSS (MB) | other load (core-s) | "
               "verbatim found | near-duplicates found | rephrasings found |",

@@ -143,7 +143,7 @@ def peak_rss_mb() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _tree(pid: int) -> tuple[float, dict[int, int]]:
+def process_tree(pid: int) -> tuple[float, dict[int, int]]:
     """Summed RSS (MiB) of ``pid`` and every descendant, and each one's CPU time so far (clock ticks).
 
     From ``/proc``; a process that vanished while being read counts as nothing.
@@ -196,7 +196,7 @@ def measure_command(cmd: list[str], label: str) -> dict[str, Any]:
     def sample() -> None:
         nonlocal peak
         while not done.is_set():
-            rss, ticks = _tree(proc.pid)
+            rss, ticks = process_tree(proc.pid)
             peak = max(peak, rss)
             for p, t in ticks.items():
                 cpu[p] = max(cpu.get(p, 0), t)
