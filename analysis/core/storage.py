@@ -204,15 +204,18 @@ def load_httpfs(con: duckdb.DuckDBPyConnection) -> None:
 
 def arrow_filesystem() -> Any:
     """A pyarrow S3 filesystem with the credentials, region and endpoint boto3 resolves (as :func:`duckdb_secret`
-    gives DuckDB): how a Ray worker reads a published record file by row group, without a shared disk."""
-    return _arrow_filesystem(frozenset((k, v) for k, v in os.environ.items() if k.startswith("AWS_")))
+    gives DuckDB): how a Ray worker reads a published record file by row group, without a shared disk.
+
+    The credentials are resolved on every call (boto3 refreshes expiring ones, e.g. from STS or an instance
+    role), and one filesystem is kept per resolved set: a scan longer than its credentials' lifetime gets a
+    filesystem with the new ones instead of failing halfway."""
+    return _arrow_filesystem(*_resolved(*clients()))
 
 
-@functools.cache
-def _arrow_filesystem(config: frozenset[tuple[str, str]]) -> Any:
+@functools.lru_cache(maxsize=4)
+def _arrow_filesystem(region: str, key: tuple[str, str, str | None] | None, endpoint: Any) -> Any:
     from pyarrow import fs
 
-    region, key, endpoint = _resolved(*_clients(config))
     options: dict[str, Any] = {"region": region}
     if key is not None:
         options.update(access_key=key[0], secret_key=key[1], session_token=key[2])

@@ -173,3 +173,34 @@ def test_cli_push_then_sql_over_the_url(local_ws: Workspace, s3: object, capsys:
     assert "8" in capsys.readouterr().out
     assert main(["push", str(local_ws.root), "s3://no-such-bucket/cli"]) == 2
     assert "readers still see the previous push" in capsys.readouterr().err
+
+
+def test_the_arrow_filesystem_follows_credentials_that_refresh(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Ray scan can outlive temporary credentials: each read resolves them again, so it never reuses
+    a filesystem built with expired ones, and while they hold it reuses the same one."""
+    from types import SimpleNamespace
+
+    from synthscope.core import storage
+
+    issued = [("AKIA1", "secret1", "token1")]
+
+    class Credentials:  # what boto3's refreshable credentials give: the current set, renewed near expiry
+        def get_frozen_credentials(self) -> SimpleNamespace:
+            key, secret, token = issued[-1]
+            return SimpleNamespace(access_key=key, secret_key=secret, token=token)
+
+    session = SimpleNamespace(get_credentials=Credentials)
+    s3 = SimpleNamespace(meta=SimpleNamespace(endpoint_url="https://s3.eu-west-1.amazonaws.com",
+                                              region_name="eu-west-1"))
+    monkeypatch.setattr(storage, "clients", lambda: (session, s3))
+
+    def options(filesystem: object) -> dict:
+        return filesystem.__reduce__()[1][0]
+
+    first = storage.arrow_filesystem()
+    assert storage.arrow_filesystem() is first
+    assert options(first)["access_key"] == "AKIA1" and options(first)["region"] == "eu-west-1"
+    issued.append(("AKIA2", "secret2", "token2"))  # boto3 renewed them
+    renewed = storage.arrow_filesystem()
+    assert renewed is not first
+    assert (options(renewed)["access_key"], options(renewed)["session_token"]) == ("AKIA2", "token2")
