@@ -110,6 +110,56 @@ def test_the_local_engine_works_here_from_the_first_task_and_in_its_workers() ->
     assert results[0][1] == os.getpid()  # the first task never waits for a worker to start
 
 
+def _wait_for(gate: str) -> bool:
+    """Runs in a worker while it unpickles the task function: wait (at most 20 s) for ``gate`` to exist."""
+    import time
+
+    deadline = time.monotonic() + 20
+    while not Path(gate).exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return Path(gate).exists()
+
+
+class _Gate:
+    def __init__(self, gate: Path) -> None:
+        self.gate = gate
+
+    def __reduce__(self) -> tuple:
+        return _wait_for, (str(self.gate),)
+
+
+class _GatedSquare:
+    """A task function that a worker cannot finish reading until this process has done a task: its pickle
+    holds a wait for the gate file, then 1 MB (more than a pipe holds, so a sender blocks meanwhile)."""
+
+    def __init__(self, gate: Path) -> None:
+        self.gate, self.waited, self.payload = gate, _Gate(gate), bytes(1 << 20)
+
+    def __call__(self, task: int) -> tuple[int, int, object]:
+        import os
+        import time
+
+        joined = self.gate.with_name("joined")
+        if isinstance(self.waited, _Gate):  # this process's own copy: open the gate, then go slowly until a worker runs
+            self.gate.touch()
+            if not joined.exists():
+                time.sleep(0.02)
+        else:
+            joined.touch()
+        return task * task, os.getpid(), self.waited
+
+
+def test_the_local_engine_does_not_wait_for_its_workers_to_read_the_task_function(tmp_path: Path) -> None:
+    """Starting a worker means it unpickles the function (for a scan: importing pandas, pyarrow and the engine,
+    about 0.6 s); this process works meanwhile instead of waiting for that to finish."""
+    import os
+
+    results = dict(LocalEngine(2).map(_GatedSquare(tmp_path / "gate"), range(1000)))
+    assert sorted(results) == list(range(1000)) and all(square == t * t for t, (square, _, _) in results.items())
+    in_worker = [waited for square, pid, waited in results.values() if pid != os.getpid()]
+    assert in_worker and all(w is True for w in in_worker)  # the gate was open when the worker read the function
+
+
 @pytest.mark.parametrize("failing", [0, 59])  # taken here first / handed to the worker first
 def test_the_local_engine_raises_a_tasks_error_wherever_it_ran(failing: int) -> None:
     tasks = [(-1 if t == failing else t) for t in range(60)]
