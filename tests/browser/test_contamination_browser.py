@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import Page, expect, sync_playwright
 
 from synthscope.core.workspace import Workspace
 from tests.browser.conftest import BROWSER_ARGS, serve
@@ -28,6 +28,13 @@ def dashboard(demo_ws: Path, tmp_path: Path) -> Iterator[str]:
 def contaminated(demo_ws: Path, dataset: str = "code-instruct") -> int:
     truth = pd.read_parquet(demo_ws / "demo" / "planted_truth.parquet")
     return int((truth["must_flag"] & (truth["dataset"] == dataset)).sum())
+
+
+def run_ended(page: Page) -> None:
+    """Wait until the page's script run has ended. A select box opened while the page still runs is drawn
+    again and its option list lost (seen on a loaded machine: the option found but never visible)."""
+    expect(page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]')).to_have_count(
+        1, timeout=60_000)
 
 
 def test_contaminated_item_shows_highlighted_evidence(dashboard: str, demo_ws: Path, tmp_path: Path) -> None:
@@ -50,12 +57,14 @@ def test_contaminated_item_shows_highlighted_evidence(dashboard: str, demo_ws: P
             nav = page.get_by_test_id("stSidebarNav")
             nav.get_by_text("Contamination", exact=True).click()
             expect(page.get_by_role("heading", name="Contamination", exact=True)).to_be_visible(timeout=30_000)
+            run_ended(page)
 
             page.get_by_test_id("stSelectbox").filter(has_text="Synthetic dataset").click()
             page.keyboard.type("code-instruct@v1")  # filter the option list: the support tickets are scanned too
             page.get_by_role("option", name="code-instruct@v1").click()
             expect(page.get_by_text(f"{contaminated(demo_ws)} items with a verdict other than clean")).to_be_visible(
                 timeout=30_000)
+            run_ended(page)
 
             page.get_by_test_id("stSelectbox").filter(has_text="Benchmark item").click()
             page.keyboard.type(leak["task_id"])  # the option list is virtual: filter it to the item
@@ -126,11 +135,13 @@ def test_a_semantic_item_shows_aligned_marks_on_both_sides(dashboard: str, demo_
             page.on("request", lambda r: None if r.url.startswith(dashboard) or r.url.startswith("data:")
                     else outside.append(r.url))
             page.goto(f"{dashboard}/contamination")
+            run_ended(page)
             page.get_by_test_id("stSelectbox").filter(has_text="Synthetic dataset").click()
             page.keyboard.type("code-instruct@v1")  # filter the option list: the support tickets are scanned too
             page.get_by_role("option", name="code-instruct@v1").click()
             expect(page.get_by_text(f"{contaminated(demo_ws)} items with a verdict other than clean")).to_be_visible(
                 timeout=30_000)
+            run_ended(page)
 
             page.get_by_test_id("stSelectbox").filter(has_text="Benchmark item").click()
             page.keyboard.type(item)
