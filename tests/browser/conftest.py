@@ -8,10 +8,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from playwright.sync_api import Page, expect
+
 from tests.fixtures.processes import free_port, stop, wait_until_healthy
 
 REPO = Path(__file__).resolve().parents[2]
 BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+def run_ended(page: Page) -> None:
+    """Wait until the page's script run has ended. A select box opened, or a button clicked, while the page
+    still runs is drawn again: the option list is lost (seen on a loaded machine: the option found but never
+    visible) or the click is (seen in CI: "Start scan" clicked during the rerun a selection started, no job)."""
+    expect(page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]')).to_have_count(
+        1, timeout=60_000)
 
 
 @contextmanager

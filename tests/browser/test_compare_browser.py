@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from synthscope.core.workspace import Workspace
-from tests.browser.conftest import BROWSER_ARGS, serve
+from tests.browser.conftest import BROWSER_ARGS, run_ended, serve
 from tests.conftest import chromium_executable
 from tests.fixtures.compare_ws import BASELINE, BENCHMARK, CANDIDATE, LEAKED, compare_ws_template, copy_compare_ws
 
@@ -64,6 +64,7 @@ def test_compare_page_draws_charts_and_a_leaked_items_evidence(dashboard: str, c
 
             picker = page.get_by_test_id("stSelectbox").filter(has_text="Item")
             picker.scroll_into_view_if_needed()
+            run_ended(page)
             picker.click()
             page.keyboard.type(f"doc {doc_id} ")
             page.get_by_role("option", name=re.compile(rf"^doc {doc_id} · {record_id} — contaminated")).click()
@@ -102,6 +103,7 @@ def test_runs_page_lists_the_runs(dashboard: str, tmp_path: Path) -> None:
             expect(page.get_by_test_id("stDataFrame")).to_have_count(2, timeout=30_000)  # runs, evaluations
             page.get_by_role("textbox", name="Model", exact=True).fill("org/new-model")
             page.get_by_role("textbox", name="Synthetic share", exact=True).fill("2")
+            run_ended(page)
             page.get_by_role("button", name="Record run").click()
             expect(page.get_by_text("The run was not recorded")).to_be_visible(timeout=30_000)
             page.screenshot(path=str(tmp_path / "runs.png"), full_page=True)

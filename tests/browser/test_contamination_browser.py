@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import expect, sync_playwright
 
 from synthscope.core.workspace import Workspace
-from tests.browser.conftest import BROWSER_ARGS, serve
+from tests.browser.conftest import BROWSER_ARGS, run_ended, serve
 from tests.conftest import chromium_executable
 
 pytestmark = pytest.mark.browser
@@ -28,13 +28,6 @@ def dashboard(demo_ws: Path, tmp_path: Path) -> Iterator[str]:
 def contaminated(demo_ws: Path, dataset: str = "code-instruct") -> int:
     truth = pd.read_parquet(demo_ws / "demo" / "planted_truth.parquet")
     return int((truth["must_flag"] & (truth["dataset"] == dataset)).sum())
-
-
-def run_ended(page: Page) -> None:
-    """Wait until the page's script run has ended. A select box opened while the page still runs is drawn
-    again and its option list lost (seen on a loaded machine: the option found but never visible)."""
-    expect(page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]')).to_have_count(
-        1, timeout=60_000)
 
 
 def test_contaminated_item_shows_highlighted_evidence(dashboard: str, demo_ws: Path, tmp_path: Path) -> None:
@@ -93,9 +86,11 @@ def test_a_scan_started_in_the_browser_reports_progress_and_its_results(dashboar
             page.goto(f"{dashboard}/contamination")
             picker = page.get_by_test_id("stMultiSelect").filter(has_text="Synthetic dataset(s)")
             picker.scroll_into_view_if_needed()
+            run_ended(page)
             picker.click()
             page.get_by_role("option", name="code-instruct@v2").click()  # not the pair shown by default
             page.keyboard.press("Escape")
+            run_ended(page)
             page.get_by_role("button", name="Start scan").click()
             expect(page.get_by_text("Started scan job")).to_be_visible(timeout=30_000)
             # the job panel polls on its own: no reload, no click

@@ -20,7 +20,7 @@ import pytest
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
 from synthscope.dashboard.components.safe import JOINER
-from tests.browser.conftest import BROWSER_ARGS, REPO, serve
+from tests.browser.conftest import BROWSER_ARGS, REPO, run_ended, serve
 from tests.conftest import chromium_executable
 from tests.fixtures.hostile_ws import SYNTHETIC, SYNTHETIC_VERSION, build_hostile_ws, file_payload, markers, payloads
 from tests.fixtures.processes import free_port, stop, wait_until_healthy
@@ -175,6 +175,7 @@ def _pick(page: Page, label: str, option: str, typed: str) -> None:
     """Choose ``option`` in selectbox ``label``, typing ``typed`` to filter the options first."""
     box = page.get_by_test_id("stSelectbox").filter(has_text=label)
     box.scroll_into_view_if_needed()
+    run_ended(page)
     box.click()
     page.keyboard.type(typed)
     page.get_by_role("option", name=option).first.click()
