@@ -57,6 +57,31 @@ def _rows(out: str) -> dict[str, list[str]]:
     return {line.split()[0]: line.split()[1:] for line in lines if "@" in line.split(" ")[0]}
 
 
+def test_away_from_a_terminal_the_progress_bars_draw_a_bounded_amount(capsys: pytest.CaptureFixture[str]) -> None:
+    """A log file or a pipe gets each bar when it appears and when it ends, not one line per report."""
+    from synthscope.cli.progress import ProgressBar
+
+    def report(bar: ProgressBar) -> None:
+        for done in range(1, 5001):
+            bar.progress(done, 10_000, "exact n-grams")
+            bar.stages([{"name": "exact", "unit": "rows", "done": done, "total": 5000},
+                        {"name": "embeddings", "unit": "records", "done": 0, "total": 10}])
+        for done in range(5001, 10_001):
+            bar.progress(done, 10_000, "embeddings")
+            bar.stages([{"name": "exact", "unit": "rows", "done": 5000, "total": 5000},
+                        {"name": "embeddings", "unit": "records", "done": done // 500 - 10, "total": 10}])
+
+    with ProgressBar("rows", interval=3600) as bar:
+        report(bar)
+    quiet = capsys.readouterr().err
+    with ProgressBar("rows", interval=0) as bar:
+        report(bar)
+    every = capsys.readouterr().err
+    assert len(quiet) < 2_000 < 100 * len(quiet) < len(every)
+    for shown in ("5000/5000 rows", "10/10 records", "10.0k/10.0k"):  # every bar's end is there
+        assert shown in quiet
+
+
 def test_user_errors_exit_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "datasets", "-w", str(tmp_path / "nowhere"))
     assert code == 2 and "is not a synthscope workspace" in err and "synthscope init" in err

@@ -128,16 +128,17 @@ def test_killed_scan_process_leaves_no_visible_artefact(demo_ws: Path) -> None:
     assert len(ws.query("SELECT * FROM verdicts")) == verdicts_before + 164
 
 
-def test_dashboard_style_reads_never_block_while_scans_write(demo_ws: Path) -> None:
+def test_dashboard_style_reads_never_block_while_scans_write(demo_ws: Path, tmp_path: Path) -> None:
     """A reader queries views and the catalog file in a loop while a CLI process runs scans."""
     ws = Workspace.open(demo_ws)
+    log = (tmp_path / "scans.log").open("w+")  # not a pipe: one that nobody drains until the end can fill
     scans_before = len(ws.query("SELECT * FROM scans"))
     pairs = len(ws.query("SELECT * FROM contamination_grid"))  # the scans below only replace some pairs' verdicts
     writer = subprocess.Popen(
         ["bash", "-c", " && ".join(
             [" ".join(CLI + ["scan", "-w", str(demo_ws), "--synthetic", "code-instruct@v1",
                              "--synthetic", "chat-distill@v1", "--benchmark", "humaneval", "--workers", "2"])] * 4)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.DEVNULL, stderr=log, text=True)
     reads, errors = 0, []
     deadline = time.monotonic() + 300
     while writer.poll() is None and time.monotonic() < deadline:
@@ -151,7 +152,11 @@ def test_dashboard_style_reads_never_block_while_scans_write(demo_ws: Path) -> N
             reads += 1
         except Exception as exc:  # any lock or partial-file error fails the test below
             errors.append(repr(exc))
-    assert writer.wait(timeout=60) == 0, writer.stderr.read() if writer.stderr else ""
+    code = writer.wait(timeout=60)
+    log.seek(0)
+    said = log.read()
+    log.close()
+    assert code == 0, said[-4000:]
     assert errors == []
     assert reads >= 5
     assert len(ws.query("SELECT * FROM scans")) == scans_before + 4
