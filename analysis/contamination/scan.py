@@ -101,19 +101,21 @@ def _scan_row_group(task: RowGroup, index: BenchmarkIndex, top_k: int) -> BatchR
 class _Progress:
     """One progress bar over every stage that reads the synthetic records, and one per stage in its own unit.
 
-    The overall bar gives each stage an equal share (``report``); ``stages`` (when given)
-    gets every stage with its own unit, count and ETA (:class:`synthscope.core.progress.Stages`).
+    The overall bar (``report``) counts each stage as the rows of the dataset it reads, so it
+    ends at ``rows * passes`` over any number of datasets and never goes back; ``stages`` (when
+    given) gets every stage with its own unit, count and ETA (:class:`synthscope.core.progress.Stages`).
     """
 
     def __init__(self, report: Progress, rows: int, passes: int, stages: StagesPublisher | None = None) -> None:
-        self.report, self.rows, self.total = report, rows, max(rows * passes, 1)
+        self.report, self.total = report, max(rows * passes, 1)
         self.offset = 0
         self.board = Stages(stages)
 
-    def stage(self, message: str, unit: str, total: int) -> Progress:
-        """A stage's report: ``(done, total, message)``, with ``total`` in its own ``unit`` (its first guess here)."""
+    def stage(self, message: str, unit: str, total: int, rows: int) -> Progress:
+        """A stage's report: ``(done, total, message)``, with ``total`` in its own ``unit`` (its first guess here);
+        ``rows``, the records of the dataset it reads, is its share of the overall bar."""
         base = self.offset
-        self.offset += self.rows
+        self.offset += rows
         self.report(base, self.total, message)
         own = self.board.begin(message, unit, total)
 
@@ -122,10 +124,14 @@ class _Progress:
                 own(done, total)
             elif done >= total:  # (1, 1): "done", from a stage that had nothing to count (an index reused)
                 own.finish()
-            self.report(base + int(self.rows * done / max(total, 1)), self.total,
+            self.report(base + int(rows * min(done, total) / max(total, 1)), self.total,
                         f"{message}: {msg}" if msg else message)
 
         return progress
+
+    def note(self, message: str) -> None:
+        """Work between the counted stages (checks, the judge): the overall bar says so and stays where it is."""
+        self.report(self.offset, self.total, message)
 
 
 def run_scan(ws: Workspace, benchmark: DatasetRef, synthetics: list[DatasetRef],
@@ -161,15 +167,15 @@ def run_scan(ws: Workspace, benchmark: DatasetRef, synthetics: list[DatasetRef],
 
     tasks_by_synthetic = {s: row_groups(ws.records_path(s)) for s in synthetics}
     rows = sum(t.rows for tasks in tasks_by_synthetic.values() for t in tasks)
-    passes = len([s for s in config.stages if s != "judged"])
+    passes = len([s for s in config.stages if s != "judged"]) + int(_chance_scored(config))
     bar = _Progress(report, rows, passes, stages)
     scan_id = ws.new_id()
     verdict_frames, evidence_frames, summaries = [], [], []
     for synthetic, tasks in tasks_by_synthetic.items():
         t0 = time.perf_counter()
         rows_here = sum(t.rows for t in tasks)
-        exact_verdicts, exact_evidence, scanned = _exact(index, tasks, config.ngram, engine,
-                                                         bar.stage(f"exact n-grams: {synthetic}", "rows", rows_here))
+        exact = bar.stage(f"exact n-grams: {synthetic}", "rows", rows_here, rows_here)
+        exact_verdicts, exact_evidence, scanned = _exact(index, tasks, config.ngram, engine, exact)
         verdicts, evidence = _cascade(ws, bench, synthetic, config, exact_verdicts, exact_evidence, bar, engine,
                                       rows_here)
         key = {"scan_id": scan_id, "benchmark": benchmark.name, "benchmark_version": benchmark.version,
@@ -223,12 +229,13 @@ def _cascade(ws: Workspace, bench: pd.DataFrame, synthetic: DatasetRef, config: 
         from synthscope.contamination.minhash import PASSES, near_duplicates
 
         near = near_duplicates(ws, bench, synthetic, config.near_duplicate,
-                               bar.stage(f"near-duplicates: {synthetic}", "rows × 3 passes", PASSES * rows), engine)
+                               bar.stage(f"near-duplicates: {synthetic}", "rows × 3 passes", PASSES * rows, rows),
+                               engine)
     if "semantic" in config.stages:
         from synthscope.contamination.semantic import semantic_neighbours
 
         semantic = semantic_neighbours(ws, bench, synthetic, config.semantic,
-                                       bar.stage(f"embeddings: {synthetic}", "records", rows), engine)
+                                       bar.stage(f"embeddings: {synthetic}", "records", rows, rows), engine)
     checks = _checks(ws, bench, synthetic, cascade.check_candidates(exact_evidence, semantic, config), bar) \
         if config.checks else None
     verdicts, evidence = cascade.decide(exact_verdicts, exact_evidence, config, near, semantic, checks=checks)
@@ -246,19 +253,25 @@ def _cascade(ws: Workspace, bench: pd.DataFrame, synthetic: DatasetRef, config: 
                 "item_text": [record_text(items.at[i, "prompt"], items.at[i, "answer"]) for i in candidates["item"]],
                 "record_text": [texts[r] for r in candidates["record_id"]]})
             scores, reasons = judge_pairs_with_reasons(ws, pairs, config.judge,
-                                 lambda done, total, msg: bar.report(bar.total - 1, bar.total,
-                                                                     f"judging {done}/{total} pairs: {synthetic}"))
+                                 lambda done, total, msg: bar.note(f"judging {done}/{total} pairs: {synthetic}"))
             judged = candidates.assign(judge_score=scores, judge_reason=reasons)
             verdicts, evidence = cascade.decide(exact_verdicts, exact_evidence, config, near, semantic, judged, checks)
     verdicts["chance"] = np.nan
-    if "semantic" in config.stages and "likely" in config.count:
-        from synthscope.contamination.semantic import chance_of_flag
+    if _chance_scored(config):
+        from synthscope.contamination.semantic import NULL_SAMPLE, chance_of_flag
 
-        chance = chance_of_flag(ws, bench, synthetic, config.semantic.likely_at, config.semantic)
+        sample = min(rows, NULL_SAMPLE)
+        chance = chance_of_flag(ws, bench, synthetic, config.semantic.likely_at, config.semantic,
+                                progress=bar.stage(f"chance scores: {synthetic}", "sampled records", sample, rows))
         chance = cascade.chance_after_checks(evidence, chance, config)
         # A confirmed item stands on a copy or a passed identity check, which the semantic null does not produce.
         verdicts["chance"] = np.where(verdicts["tier"] == "confirmed", 0.0, verdicts["item"].map(chance).to_numpy())
     return verdicts, evidence
+
+
+def _chance_scored(config: CascadeConfig) -> bool:
+    """Whether the scan estimates each item's chance of a false flag (a pass over a sample of the records)."""
+    return "semantic" in config.stages and "likely" in config.count
 
 
 def _checks(ws: Workspace, bench: pd.DataFrame, synthetic: DatasetRef, candidates: pd.DataFrame,
@@ -269,7 +282,7 @@ def _checks(ws: Workspace, bench: pd.DataFrame, synthetic: DatasetRef, candidate
     from synthscope.contamination.checks import Pair, run_checks
     from synthscope.core.text import record_text
 
-    bar.report(bar.total - 1, bar.total, f"task-aware checks of {len(candidates)} pairs: {synthetic}")
+    bar.note(f"task-aware checks of {len(candidates)} pairs: {synthetic}")
     records = read_records(ws.records_path(synthetic), candidates["record_id"],
                            ["record_id", "prompt", "answer"]).to_pandas()
     texts = {r.record_id: record_text(r.prompt or "", r.answer or "") for r in records.itertuples()}

@@ -403,12 +403,14 @@ def semantic_neighbours(ws: Workspace, benchmark: pd.DataFrame, synthetic: Datas
     return best[COLUMNS].reset_index(drop=True)
 
 
+SAMPLE_BLOCK = 256  # sampled records embedded (and reported) at a time: the count moves every few seconds
 NULL_SAMPLE = 2000  # records whose cosines with every item estimate the item's chance scores (as calibrated:
 # the "within 1.3x" below was measured with CodeAlpaca's 2,017 records as the sample)
 
 
 def chance_of_flag(ws: Workspace, benchmark: pd.DataFrame, synthetic: DatasetRef, at: float,
-                   config: SemanticConfig | None = None, seed: int = 0) -> pd.Series:
+                   config: SemanticConfig | None = None, seed: int = 0,
+                   progress: Progress | None = None) -> pd.Series:
     """Per item, the probability that chance alone gives it a record with best-window cosine ``>= at``.
 
     A scan compares each item with every record, so even a strict threshold is
@@ -424,13 +426,14 @@ def chance_of_flag(ws: Workspace, benchmark: pd.DataFrame, synthetic: DatasetRef
     CodeAlpaca-2k against HumanEval, where every flag was read and labelled, it
     came within 1.3x of the labelled false flags from cosine 0.67 to 0.75 and
     over-estimated above (9.8 expected, 4 found at 0.80): a cautious figure.
-    Indexed by ``item``; items with no text get 0.
+    Indexed by ``item``; items with no text get 0. ``progress`` counts the sampled records embedded
+    (the full model embeds those the cache lacks: after a scan with the first pass, most of them).
     """
     from scipy.stats import norm
 
     config = config or SemanticConfig()
     out = pd.Series(0.0, index=benchmark["item"].to_numpy())
-    sample, first, records = _null_sample(ws, ws.resolve(synthetic), config, seed)
+    sample, first, records = _null_sample(ws, ws.resolve(synthetic), config, seed, progress)
     if len(sample) == 0 or benchmark.empty:
         return out
     items = record_texts(benchmark["prompt"], benchmark["answer"])
@@ -453,8 +456,8 @@ def chance_of_flag(ws: Workspace, benchmark: pd.DataFrame, synthetic: DatasetRef
     return out
 
 
-def _null_sample(ws: Workspace, ref: DatasetRef, config: SemanticConfig,
-                 seed: int) -> tuple[np.ndarray, np.ndarray, int]:
+def _null_sample(ws: Workspace, ref: DatasetRef, config: SemanticConfig, seed: int,
+                 progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray, int]:
     """Window vectors of up to :data:`NULL_SAMPLE` records drawn at random, where each record's first
     window is, and the number of records in the version.
 
@@ -468,7 +471,16 @@ def _null_sample(ws: Workspace, ref: DatasetRef, config: SemanticConfig,
     texts: list[str] = []
     for table in read_rows(tasks, pick, ["prompt", "answer"]):
         texts += record_texts(table.column("prompt").to_pylist(), table.column("answer").to_pylist())
-    vectors, windows = embed(ws, model, texts, config.window, config.stride)
+    windows = model.windows(texts, config.window, config.stride)
+    cache = EmbeddingCache(ws, model)
+    vectors = np.zeros((len(windows), model.dim), np.float32)
     owners = windows.owner
+    for start in range(0, len(texts), SAMPLE_BLOCK):
+        end = min(start + SAMPLE_BLOCK, len(texts))
+        rows = np.flatnonzero((owners >= start) & (owners < end))
+        if len(rows):
+            vectors[rows] = cache.get([windows.texts[r] for r in rows])
+        if progress:
+            progress(end, len(texts), f"{end:,}/{len(texts):,} sampled records of {ref} embedded (chance scores)")
     first = np.r_[0, np.flatnonzero(owners[1:] != owners[:-1]) + 1] if len(owners) else np.zeros(0, np.int64)
     return vectors, first.astype(np.int64), records

@@ -21,8 +21,8 @@ def test_scan_job_runs_to_completion_and_records_its_result(demo_ws: Path) -> No
     status = jobs.wait(ws, job_id, timeout=120)
     assert status.state == jobs.SUCCEEDED, jobs.log_tail(ws, job_id)
     rows = ws.manifest(DatasetRef("code-instruct", "v1"))["rows"]
-    # One pass over the records per stage: exact, near-duplicate, semantic.
-    assert status.fraction == 1.0 and status.done == status.total == 3 * rows
+    # One pass over the records per stage: exact, near-duplicate, semantic, and the chance scores' sample.
+    assert status.fraction == 1.0 and status.done == status.total == 4 * rows
     (scan_id,) = status.result["scan_ids"]
     assert (ws.scans_dir / scan_id / "verdicts.parquet").exists()
     assert [j.job_id for j in jobs.list_jobs(ws, "scan")] == [job_id]

@@ -41,8 +41,9 @@ def _small_workspace(tmp_path: Path) -> Workspace:
     rows = {"bench": [{"prompt": f"What is the capital of country number {i} in the atlas?", "answer": f"City {i}"}
                       for i in range(5)],
             "syn": [{"prompt": f"Tell me a story about a dragon and a knight, part {i}.", "answer": "Once."}
-                    for i in range(30)]}
-    for name, kind in (("bench", "benchmark"), ("syn", "synthetic")):
+                    for i in range(30)],
+            "small": [{"prompt": f"Name a colour that starts with letter {i}.", "answer": "Red."} for i in range(7)]}
+    for name, kind in (("bench", "benchmark"), ("syn", "synthetic"), ("small", "synthetic")):
         path = tmp_path / f"{name}.jsonl"
         path.write_text("\n".join(json.dumps(r) for r in rows[name]), encoding="utf-8")
         ingest(ws, path, name=name, kind=kind)
@@ -54,15 +55,18 @@ def test_a_scan_reports_each_stage_in_its_own_unit_until_done(tmp_path: Path) ->
     published: list[list[dict]] = []
     config = config_from(ws, {"stages": ["exact", "near_duplicate", "semantic"]})
     overall: list[float] = []
-    run_scan(ws, DatasetRef("bench"), [DatasetRef("syn")], config, workers=1, stages=published.append,
-             progress=lambda done, total, message: overall.append(done / total))
-    assert overall == sorted(overall) and overall[-1] == 1.0  # the whole scan's bar never goes back either
+    run_scan(ws, DatasetRef("bench"), [DatasetRef("syn"), DatasetRef("small")], config, workers=1,
+             stages=published.append, progress=lambda done, total, message: overall.append(done / total))
+    # The whole scan's bar never goes back either, nor past its end, over two datasets of different sizes.
+    assert overall == sorted(overall) and overall[-1] == 1.0
     final = published[-1]
     assert [(s["name"], s["unit"], s["total"]) for s in final] == [
         ("exact n-grams: syn@v1", "rows", 30), ("near-duplicates: syn@v1", "rows × 3 passes", 90),
-        ("embeddings: syn@v1", "records", 30)]
+        ("embeddings: syn@v1", "records", 30), ("chance scores: syn@v1", "sampled records", 30),
+        ("exact n-grams: small@v1", "rows", 7), ("near-duplicates: small@v1", "rows × 3 passes", 21),
+        ("embeddings: small@v1", "records", 7), ("chance scores: small@v1", "sampled records", 7)]
     assert all(s["done"] == s["total"] and s["eta_s"] == 0.0 for s in final)
-    for number in range(3):  # every stage's count only ever rose
+    for number in range(8):  # every stage's count only ever rose
         counts = [p[number]["done"] for p in published if len(p) > number]
         assert counts == sorted(counts)
 
