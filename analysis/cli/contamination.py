@@ -9,6 +9,7 @@ from typing import Any
 from synthscope import tasks
 from synthscope.cli.common import CliError, add_command, open_workspace, table
 from synthscope.cli.progress import ProgressBar
+from synthscope.compute.engine import default_workers, start_fork_server
 from synthscope.core import hub
 from synthscope.core.workspace import Workspace
 
@@ -19,6 +20,8 @@ JUDGE_FLAGS = {"judge.backend": "--judge-backend", "judge.model": "--judge-model
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
+    if args.engine == "local" and (args.workers or default_workers()) > 1:
+        start_fork_server()  # the workers' imports run beside this process's own
     from synthscope.contamination.scan import OVERRIDE_FLAGS, config_from
 
     ws = open_workspace(args)

@@ -130,38 +130,103 @@ _FN: Callable[[Any], Any] | None = None
 
 
 class _PoolStart:
-    """A process pool started from a thread, so that the caller can work meanwhile."""
+    """A process pool started from a thread, so that the caller can work meanwhile; ``ready`` gets it once up."""
 
-    def __init__(self, processes: int, fn: Callable[[Any], Any]) -> None:
+    def __init__(self, processes: int, fn: Callable[[Any], Any], ready: Callable[[Any], None]) -> None:
         self._pool: Any = None
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._start, args=(processes, fn), name="synthscope-pool-start",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._start, args=(processes, fn, ready),
+                                        name="synthscope-pool-start", daemon=True)
         self._thread.start()
 
-    def _start(self, processes: int, fn: Callable[[Any], Any]) -> None:
+    def _start(self, processes: int, fn: Callable[[Any], Any], ready: Callable[[Any], None]) -> None:
         try:
             self._pool = mp.get_context("forkserver").Pool(processes, initializer=_init, initargs=(fn,))
+            ready(self._pool)
         except BaseException as exc:  # handed to the caller, which raises it
             self._error = exc
 
-    def ready(self) -> Any:
-        """The pool once it has started, else None (without waiting); raises what stopped it from starting."""
-        if self._thread.is_alive():
-            return None
+    def wait(self) -> None:
+        """Wait until the pool has started; raise what stopped it from starting."""
+        self._thread.join()
         if self._error is not None:
             raise self._error
-        return self._pool
-
-    def wait(self) -> None:
-        self._thread.join()
-        self.ready()
 
     def close(self) -> None:
         """Stop the pool's processes (waiting for it to have started, so none is left behind)."""
         self._thread.join()
         if self._pool is not None:
             self._pool.terminate()
+
+
+class _Feed:
+    """The tasks of one map, shared by this process (from the front) and a pool's workers (from the back).
+
+    Workers are handed tasks the moment their pool has started and again as each of their
+    results comes back (from the pool's threads), up to ``ahead`` at a time, so a worker
+    never waits for this process to finish a task of its own first.
+    """
+
+    def __init__(self, tasks: list[Any], ahead: int) -> None:
+        self._pending = deque(tasks)
+        self._ahead = ahead
+        self._lock = threading.Lock()
+        self._finished: queue.SimpleQueue[tuple[bool, Any]] = queue.SimpleQueue()
+        self._pool: Any = None
+        self._handed = self._completed = self._received = 0
+        self._stopped = False
+
+    def attach(self, pool: Any) -> None:
+        with self._lock:
+            self._pool = pool
+            self._hand_out()
+
+    def _hand_out(self) -> None:  # with the lock held
+        while (self._pool is not None and not self._stopped and self._pending
+               and self._handed - self._completed < self._ahead):
+            self._handed += 1
+            self._pool.apply_async(_call, (self._pending.pop(),), callback=self._done, error_callback=self._failed)
+
+    def _done(self, result: Any) -> None:
+        with self._lock:
+            self._completed += 1
+            self._hand_out()  # before the result is seen: the caller never takes the feed for finished too soon
+        self._finished.put((True, result))
+
+    def _failed(self, error: BaseException) -> None:
+        with self._lock:
+            self._completed += 1
+        self._finished.put((False, error))
+
+    def take(self) -> Any:
+        """The next task for this process, or None when every task is handed out."""
+        with self._lock:
+            return self._pending.popleft() if self._pending else None
+
+    def results(self, wait: bool) -> Iterator[Any]:
+        """The workers' results so far; with ``wait``, first wait for one (when any is still to come)."""
+        while True:
+            with self._lock:
+                if self._received == self._handed:
+                    return  # nothing out
+            try:
+                ok, result = self._finished.get(block=wait)
+            except queue.Empty:
+                return
+            self._received += 1
+            if not ok:
+                raise result
+            yield result
+            wait = False
+
+    def finished(self) -> bool:
+        with self._lock:
+            return not self._pending and self._received == self._handed
+
+    def stop(self) -> None:
+        """Hand out nothing more (the pool is about to stop)."""
+        with self._lock:
+            self._stopped = True
 
 
 def _init(fn: Callable[[Any], Any]) -> None:
@@ -172,6 +237,26 @@ def _init(fn: Callable[[Any], Any]) -> None:
 def _call(task: Any) -> tuple[Any, Any]:
     assert _FN is not None
     return task, _FN(task)
+
+
+SCAN_MODULES = ("synthscope.contamination.scan", "synthscope.contamination.minhash")  # a scan's map functions
+
+
+def start_fork_server(modules: Iterable[str] = SCAN_MODULES) -> None:
+    """Start the fork server that :meth:`LocalEngine.map`'s workers come from, importing ``modules`` in it.
+
+    Returns at once; the server imports in its own process while this one goes on. A map
+    that begins once it is ready forks workers that already hold those modules, so they
+    join within a few milliseconds instead of each importing pandas, pyarrow and the scan
+    (about 0.6 s, most of the exact stage's start-up on two cores). ``synthscope scan``
+    calls it before its own imports, :func:`~synthscope.contamination.scan.run_scan` on
+    entry. Only the first call in a process chooses the modules; later ones do nothing.
+    """
+    from multiprocessing import forkserver
+
+    context = mp.get_context("forkserver")
+    context.set_forkserver_preload(["__main__", *modules])  # __main__ is multiprocessing's own default
+    forkserver.ensure_running()
 
 
 @dataclass(frozen=True)
@@ -190,47 +275,27 @@ class LocalEngine:
         pool's start-up no longer costs a short scan its second core. The pool is started
         from a thread because starting it blocks until each worker has read ``fn``, which
         means importing what ``fn`` needs (about 0.6 s for a scan: pandas, pyarrow, the
-        engine). Each worker is kept two tasks ahead, so it never waits for this process to
-        hand it one.
+        engine; :func:`start_fork_server` does those imports ahead). That thread hands the
+        workers their first tasks, and each result coming back hands out the next, keeping
+        every worker two tasks ahead: no worker waits for this process to finish a task of
+        its own before it gets one.
         """
         tasks = list(tasks)
         workers = min(self.workers or default_workers(), len(tasks))
         if workers <= 1:
             yield from self.map_model(fn, tasks)
             return
-        pending = deque(tasks)
-        finished: queue.SimpleQueue[tuple[bool, Any]] = queue.SimpleQueue()
-        in_flight = 0
-        starting = _PoolStart(workers - 1, fn)
-        pool = None
+        feed = _Feed(tasks, ahead=2 * (workers - 1))
+        starting = _PoolStart(workers - 1, fn, feed.attach)
         try:
-            def hand_out() -> None:
-                nonlocal in_flight
-                while pending and in_flight < 2 * (workers - 1):
-                    pool.apply_async(_call, (pending.pop(),), callback=lambda r: finished.put((True, r)),
-                                     error_callback=lambda e: finished.put((False, e)))
-                    in_flight += 1
-
-            while pending or in_flight:
-                if pool is None and (pool := starting.ready()) is not None:
-                    hand_out()  # from the back of the queue; this process works from the front
-                while True:
-                    try:
-                        ok, result = finished.get(block=not pending)
-                    except queue.Empty:
-                        break
-                    in_flight -= 1
-                    if not ok:
-                        raise result
-                    yield result
-                    hand_out()
-                    if not pending and not in_flight:
-                        break
-                if pending:
-                    task = pending.popleft()
-                    yield task, fn(task)
+            while (task := feed.take()) is not None:
+                yield task, fn(task)
+                yield from feed.results(wait=False)
+            while not feed.finished():
+                yield from feed.results(wait=True)
             starting.wait()  # a pool that could not start is an error even when this process did all the work
         finally:
+            feed.stop()
             starting.close()
 
     def map_model(self, fn: Callable[[Any], R], tasks: Iterable[Any]) -> Iterator[tuple[Any, R]]:

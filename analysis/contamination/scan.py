@@ -28,7 +28,16 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from synthscope.compute.engine import Engine, LocalEngine, RowGroup, read_records, read_table, row_groups
+from synthscope.compute.engine import (
+    Engine,
+    LocalEngine,
+    RowGroup,
+    default_workers,
+    read_records,
+    read_table,
+    row_groups,
+    start_fork_server,
+)
 from synthscope.contamination import cascade
 from synthscope.contamination.cascade import CascadeConfig
 from synthscope.contamination.ngram import (
@@ -147,6 +156,8 @@ def run_scan(ws: Workspace, benchmark: DatasetRef, synthetics: list[DatasetRef],
     ``stages`` gets each stage apart, in its own unit, with an ETA.
     """
     engine = engine or LocalEngine(workers)
+    if isinstance(engine, LocalEngine) and (engine.workers or default_workers()) > 1:
+        start_fork_server()  # its workers import while this process reads and indexes the benchmark
     if config is None:
         config = config_from(ws)
     elif isinstance(config, NgramConfig):

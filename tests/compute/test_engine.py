@@ -110,6 +110,30 @@ def test_the_local_engine_works_here_from_the_first_task_and_in_its_workers() ->
     assert results[0][1] == os.getpid()  # the first task never waits for a worker to start
 
 
+def test_workers_come_from_a_fork_server_that_imported_what_they_need_beforehand(tmp_path: Path) -> None:
+    """start_fork_server imports the modules once, in the server, before any map; workers inherit them."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = ("import json, os; from synthscope.compute.engine import LocalEngine, start_fork_server; "
+              "start_fork_server(['tests.fixtures.preloaded']); "
+              "from tests.fixtures.engine_tasks import has_preloaded; "
+              "print(json.dumps([os.getpid(), dict(LocalEngine(2).map(has_preloaded, range(8)))]))")
+    env = {**os.environ, "SYNTHSCOPE_TEST_PRELOAD_MARK": str(tmp_path / "imported-by"),
+           "SYNTHSCOPE_TEST_GATE": str(tmp_path / "a-worker-ran")}
+    done = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).parents[2], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    caller, results = json.loads(done.stdout)
+    by_process = {pid: preloaded for pid, preloaded in results.values()}
+    assert by_process.pop(caller) is False  # the caller never imported it
+    assert list(by_process.values()) == [True]  # its worker had it before its first task
+    importers = (tmp_path / "imported-by").read_text().split()
+    assert len(importers) == 1 and int(importers[0]) not in (caller, *by_process)  # once, by the server
+
+
 def _wait_for(gate: str) -> bool:
     """Runs in a worker while it unpickles the task function: wait (at most 20 s) for ``gate`` to exist."""
     import time
