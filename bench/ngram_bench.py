@@ -174,7 +174,7 @@ def _busy_ticks() -> int:
 
 def measure(config: str, workspace: Path, synthetic: str, workers: int, verdicts_out: Path) -> dict[str, Any]:
     """Run :func:`child` in a fresh interpreter (see :func:`measure_command`)."""
-    return measure_command([sys.executable, "-m", "bench.ngram_bench", "--child", config, "--workspace",
+    return measure_command([sys.executable, "-m", "bench.launch", "bench.ngram_bench", "--child", config, "--workspace",
                             str(workspace), "--synthetic", synthetic, "--workers", str(workers),
                             "--verdicts-out", str(verdicts_out)], config)
 
@@ -281,7 +281,9 @@ def write_report(out: Path, args: argparse.Namespace, info: dict[str, Any], rows
         "",
         f"Each configuration runs {args.repeat} times, each time in a fresh subprocess; *seconds* is the median "
         "(every run in the last column). Seconds exclude interpreter start-up and include reading Parquet, "
-        "indexing the benchmark, scanning and writing the verdicts. *Peak RSS main* is the child's own peak "
+        "indexing the benchmark, scanning and writing the verdicts. With more than one worker the child "
+        "first starts the workers' fork server, as `synthscope scan` does before its own imports "
+        "(`bench/launch.py`). *Peak RSS main* is the child's own peak "
         "(`VmHWM`; `ru_maxrss` would include the benchmark parent's, which Linux carries over `exec`); "
         "*peak RSS all* is the summed RSS of the child, the fork server and the scan workers, sampled every "
         "20 ms; both are the largest over the runs.",
@@ -300,10 +302,17 @@ def write_report(out: Path, args: argparse.Namespace, info: dict[str, Any], rows
         runs = ", ".join(f"{x:.2f}" for x in r["runs"])
         lines.append(f"| {r['config']} | {r['records']:,} | {r['mb']:.0f} | {r['seconds']:.2f} | {rate:.1f} "
                      f"| {ratio} | {r['maxrss_mb']:.0f} | {r['tree_rss_mb']:.0f} | {runs} | {r['other_load_s']:.1f} |")
+    one = {r["mb"]: r["seconds"] for r in rows if r["config"].startswith("run_scan workers=1")}
+    many = {r["mb"]: r["seconds"] for r in rows
+            if r["config"].startswith("run_scan workers=") and not r["config"].startswith("run_scan workers=1")}
+    speedups = [f"{one[mb] / many[mb]:.2f}x at {mb:.0f} MB" for mb in sorted(one) if mb in many]
+    if speedups:
+        lines += ["", f"**1 to {args.workers} workers** (median seconds of one over the other): "
+                  + ", ".join(speedups) + "."]
     lines += ["", "Reading the table: *vs naive* is throughput over the naive reference's, measured in this run "
               "on the same data. With N workers the scan itself takes row groups from the first one on, "
-              "while N - 1 worker processes start from a fork server (interpreter, imports, the pickled "
-              "benchmark index: about half a second on a small machine) and join in, each kept two row groups "
+              "while N - 1 worker processes fork from a server that imported the scan's modules while the "
+              "child did its own, read the pickled benchmark index and join in, each kept two row groups "
               "ahead. A corpus of only a few row groups per worker still gains less than the 2x rows, where "
               "the start-up is a smaller share. Peak memory does not grow with the corpus: records are streamed "
               "a row group at a time."]
