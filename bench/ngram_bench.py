@@ -279,7 +279,8 @@ def write_report(out: Path, args: argparse.Namespace, info: dict[str, Any], rows
         f"workspace's `records.parquet` ({groups} of up to 10,000 rows). MB = 10^6 bytes of UTF-8 scanned "
         "text (`record_text(prompt, answer)` of every record).",
         "",
-        f"Each configuration runs {args.repeat} times, each time in a fresh subprocess; *seconds* is the median "
+        f"Each configuration runs {args.repeat} times, each time in a fresh subprocess, in rounds (every "
+        "configuration once, then again), so a drift in the host's speed touches them alike; *seconds* is the median "
         "(every run in the last column). Seconds exclude interpreter start-up and include reading Parquet, "
         "indexing the benchmark, scanning and writing the verdicts. With more than one worker the child "
         "first starts the workers' fork server, as `synthscope scan` does before its own imports "
@@ -302,13 +303,17 @@ def write_report(out: Path, args: argparse.Namespace, info: dict[str, Any], rows
         runs = ", ".join(f"{x:.2f}" for x in r["runs"])
         lines.append(f"| {r['config']} | {r['records']:,} | {r['mb']:.0f} | {r['seconds']:.2f} | {rate:.1f} "
                      f"| {ratio} | {r['maxrss_mb']:.0f} | {r['tree_rss_mb']:.0f} | {runs} | {r['other_load_s']:.1f} |")
-    one = {r["mb"]: r["seconds"] for r in rows if r["config"].startswith("run_scan workers=1")}
-    many = {r["mb"]: r["seconds"] for r in rows
+    one = {r["mb"]: r["runs"] for r in rows if r["config"].startswith("run_scan workers=1")}
+    many = {r["mb"]: r["runs"] for r in rows
             if r["config"].startswith("run_scan workers=") and not r["config"].startswith("run_scan workers=1")}
-    speedups = [f"{one[mb] / many[mb]:.2f}x at {mb:.0f} MB" for mb in sorted(one) if mb in many]
+    speedups = []
+    for mb in sorted(one):
+        if mb in many:
+            ratios = sorted(a / b for a, b in zip(one[mb], many[mb]))  # pair by pair: runs of the same round
+            speedups.append(f"{statistics.median(ratios):.2f}x at {mb:.0f} MB ({ratios[0]:.2f}-{ratios[-1]:.2f})")
     if speedups:
-        lines += ["", f"**1 to {args.workers} workers** (median seconds of one over the other): "
-                  + ", ".join(speedups) + "."]
+        lines += ["", f"**1 to {args.workers} workers** (seconds of one over the other, run by run in the same "
+                  "round; median and range): " + ", ".join(speedups) + "."]
     lines += ["", "Reading the table: *vs naive* is throughput over the naive reference's, measured in this run "
               "on the same data. With N workers the scan itself takes row groups from the first one on, "
               "while N - 1 worker processes fork from a server that imported the scan's modules while the "
@@ -369,25 +374,27 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_double:
             plan += [("run_scan workers=1, 2x corpus", "scan", SYNTHETIC_2X, 1),
                      (f"run_scan workers={args.workers}, 2x corpus", "scan", SYNTHETIC_2X, args.workers)]
+        # Round robin (every configuration once, then again): a host whose speed drifts over minutes slows
+        # every configuration alike, where one configuration's runs back to back would take the drift alone.
+        stats = [text_stats(ws.records_path(DatasetRef(synthetic))) for _, _, synthetic, _ in plan]
+        runs: list[list[dict[str, Any]]] = [[] for _ in plan]
+        for turn in range(args.repeat):
+            for number, (label, config, synthetic, workers) in enumerate(plan):
+                runs[number].append(measure(config, ws.root, synthetic, workers, root / f"verdicts-{number}.parquet"))
+                print(f"round {turn + 1}, {label}: {runs[number][-1]['seconds']:.2f} s", flush=True)
         rows, verdicts = [], {}
-        for label, config, synthetic, workers in plan:
-            records, mb = text_stats(ws.records_path(DatasetRef(synthetic)))
-            out = root / f"verdicts-{len(rows)}.parquet"
-            print(f"{label}: {records:,} records, {mb:.0f} MB:", end="", flush=True)
-            runs = []
-            for _ in range(args.repeat):
-                runs.append(measure(config, ws.root, synthetic, workers, out))
-                print(f" {runs[-1]['seconds']:.2f} s", end="", flush=True)
-            result = {"seconds": statistics.median(r["seconds"] for r in runs),
-                      "runs": [r["seconds"] for r in runs],
-                      "other_load_s": max(r["other_load_s"] for r in runs),
-                      "maxrss_mb": max(r["maxrss_mb"] for r in runs),
-                      "tree_rss_mb": max(r["tree_rss_mb"] for r in runs)}
-            print(f"; median {mb / result['seconds']:.1f} MB/s, peak RSS {result['maxrss_mb']:.0f} MB "
-                  f"(all processes {result['tree_rss_mb']:.0f} MB), other load {result['other_load_s']:.1f} core-s",
-                  flush=True)
+        for number, (label, _, _, _) in enumerate(plan):
+            records, mb = stats[number]
+            result = {"seconds": statistics.median(r["seconds"] for r in runs[number]),
+                      "runs": [r["seconds"] for r in runs[number]],
+                      "other_load_s": max(r["other_load_s"] for r in runs[number]),
+                      "maxrss_mb": max(r["maxrss_mb"] for r in runs[number]),
+                      "tree_rss_mb": max(r["tree_rss_mb"] for r in runs[number])}
+            print(f"{label}: {records:,} records, {mb:.0f} MB: median {mb / result['seconds']:.1f} MB/s, peak RSS "
+                  f"{result['maxrss_mb']:.0f} MB (all processes {result['tree_rss_mb']:.0f} MB), other load "
+                  f"{result['other_load_s']:.1f} core-s", flush=True)
             rows.append({"config": label, "records": records, "mb": mb, **result})
-            verdicts[label] = pd.read_parquet(out)
+            verdicts[label] = pd.read_parquet(root / f"verdicts-{number}.parquet")
 
         equality = []
         ok = True
