@@ -37,7 +37,8 @@ import hashlib
 import importlib.util
 import os
 import uuid
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -342,6 +343,21 @@ def embed(ws: Workspace, model: Embedder, texts: list[str], size: int | None = N
     """Window vectors of ``texts`` (cached in ``ws``) and the windows they belong to."""
     windows = model.windows(texts, size, stride)
     return EmbeddingCache(ws, model).get(windows.texts), windows
+
+
+def embed_blocks(cache: EmbeddingCache, texts: list[str], size: int | None, stride: int | None,
+                 block: int) -> Iterator[tuple[int, Windows, np.ndarray]]:
+    """``texts`` embedded ``block`` texts at a time, through ``cache``: per block, the number of texts
+    done so far, the block's windows (``owner`` counts from the start of ``texts``) and their vectors.
+
+    For a caller that reports progress between blocks. Each block whose windows the cache lacks
+    writes its own shard, so what was embedded before a scan is cancelled is kept for the next one.
+    """
+    for start in range(0, len(texts), block):
+        end = min(start + block, len(texts))
+        windows = cache.model.windows(texts[start:end], size, stride)
+        vectors = cache.get(windows.texts) if len(windows) else np.zeros((0, cache.model.dim), np.float32)
+        yield end, replace(windows, owner=windows.owner + start), vectors
 
 
 def max_cosine(a: np.ndarray, a_owner: np.ndarray, b: np.ndarray, b_owner: np.ndarray,

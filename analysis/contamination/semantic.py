@@ -83,7 +83,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from synthscope.compute.embeddings import DEFAULT_MODEL, Embedder, EmbeddingCache, embed, embedder
+from synthscope.compute.embeddings import DEFAULT_MODEL, Embedder, EmbeddingCache, embed, embed_blocks, embedder
 from synthscope.compute.engine import Engine, LocalEngine, RowGroup, read_records, read_rows, read_table, row_groups
 from synthscope.core.base import utc_now
 from synthscope.core.storage import is_remote
@@ -309,17 +309,14 @@ def shortlisted_index(ws: Workspace, items: list[str], synthetic: DatasetRef, co
         records = read_records(path, chosen.record_ids, ["record_id", "prompt", "answer"])
         texts = record_texts(records.column("prompt").to_pylist(), records.column("answer").to_pylist())
         record_ids = records.column("record_id").to_pylist()
-        size, stride = model.window_size(config.window, config.stride)
-        cache = EmbeddingCache(ws, model)
-        for start in range(0, len(texts), EMBED_BLOCK):
-            windows = model.windows(texts[start:start + EMBED_BLOCK], size, stride)
+        blocks = embed_blocks(EmbeddingCache(ws, model), texts, config.window, config.stride, EMBED_BLOCK)
+        for done, windows, vectors in blocks:
             if len(windows):
-                index.add(np.ascontiguousarray(cache.get(windows.texts), dtype=np.float32))
-                ids += [record_ids[start + o] for o in windows.owner]
+                index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+                ids += [record_ids[o] for o in windows.owner]
                 numbers.append(windows.number)
                 spans.append(windows.spans)
             if progress:
-                done = min(start + EMBED_BLOCK, len(texts))
                 progress(chosen.records + done, chosen.records + len(texts),
                          f"{done:,}/{len(texts):,} shortlisted records of {ref} embedded ({chosen.records:,} read)")
     if progress:
@@ -471,16 +468,13 @@ def _null_sample(ws: Workspace, ref: DatasetRef, config: SemanticConfig, seed: i
     texts: list[str] = []
     for table in read_rows(tasks, pick, ["prompt", "answer"]):
         texts += record_texts(table.column("prompt").to_pylist(), table.column("answer").to_pylist())
-    windows = model.windows(texts, config.window, config.stride)
-    cache = EmbeddingCache(ws, model)
-    vectors = np.zeros((len(windows), model.dim), np.float32)
-    owners = windows.owner
-    for start in range(0, len(texts), SAMPLE_BLOCK):
-        end = min(start + SAMPLE_BLOCK, len(texts))
-        rows = np.flatnonzero((owners >= start) & (owners < end))
-        if len(rows):
-            vectors[rows] = cache.get([windows.texts[r] for r in rows])
+    parts, owned = [np.zeros((0, model.dim), np.float32)], [np.zeros(0, np.int64)]
+    for done, windows, vectors in embed_blocks(EmbeddingCache(ws, model), texts, config.window, config.stride,
+                                               SAMPLE_BLOCK):
+        parts.append(vectors)
+        owned.append(windows.owner)
         if progress:
-            progress(end, len(texts), f"{end:,}/{len(texts):,} sampled records of {ref} embedded (chance scores)")
+            progress(done, len(texts), f"{done:,}/{len(texts):,} sampled records of {ref} embedded (chance scores)")
+    owners = np.concatenate(owned)
     first = np.r_[0, np.flatnonzero(owners[1:] != owners[:-1]) + 1] if len(owners) else np.zeros(0, np.int64)
-    return vectors, first.astype(np.int64), records
+    return np.concatenate(parts), first.astype(np.int64), records

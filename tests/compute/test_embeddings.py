@@ -17,6 +17,7 @@ from synthscope.compute.embeddings import (
     EmbeddingCache,
     ModelUnavailable,
     embed,
+    embed_blocks,
     embedder,
     max_cosine,
     resolve_model,
@@ -193,6 +194,18 @@ def test_cache_shards_are_plain_parquet(ws: Workspace, model: Embedder) -> None:
     assert table.schema.field("vector").type == pa.list_(pa.float32(), 384)
     assert table.column("key").to_pylist() == [text_key("one window"), text_key("another window")]
     assert not list(cache.folder.glob(".*"))  # no staging files left behind
+
+
+def test_blocks_give_what_one_call_gives_and_keep_each_block_as_it_is_done(ws: Workspace, model: Embedder) -> None:
+    texts = ["Write a function that adds two numbers.", "", LONG, "What is the capital of France?", "short"]
+    blocks = list(embed_blocks(EmbeddingCache(ws, model), texts, 64, 32, 2))
+    assert [done for done, _, _ in blocks] == [2, 4, 5]
+    # One shard per block that embedded something: a cancelled scan keeps the blocks it finished.
+    assert len(list((ws.indexes_dir / "embeddings" / model.model_key).glob("*.parquet"))) == 3
+    vectors, windows = embed(ws, model, texts, 64, 32)
+    assert np.array_equal(np.concatenate([o.owner for _, o, _ in blocks]), windows.owner)  # owners count in texts
+    assert np.array_equal(np.concatenate([v for _, _, v in blocks]), vectors)
+    assert [s.tolist() for _, o, _ in blocks for s in o.spans] == windows.spans.tolist()
 
 
 def test_embedder_embed_returns_owners_and_spans(ws: Workspace, model: Embedder) -> None:
