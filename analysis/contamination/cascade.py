@@ -213,18 +213,27 @@ def decide(exact_verdicts: pd.DataFrame, exact_evidence: pd.DataFrame, config: C
     best_of = {"jaccard": "max", "masked_jaccard": "max", "cosine": "max", "judge_score": "max"}
     for column, how in best_of.items():
         v[column] = v["item"].map(per_item[column].agg(how)) if column in pairs else np.nan
-    v["number_substituted"] = (v["item"].map(per_item["number_substituted"].agg(
-        lambda x: bool(x.fillna(False).astype(bool).any()))).fillna(False).astype(bool)
+    v["number_substituted"] = (_per_item(v["item"], per_item["number_substituted"].agg(
+        lambda x: bool(x.astype(object).fillna(False).astype(bool).any())), False).astype(bool)
         if "number_substituted" in pairs else False)
     ranked = _rank_evidence(pairs, config)
     top = ranked[ranked["rank"] == 1].set_index("item")
-    v["tier"] = v["item"].map(top["tier"]).fillna("clean")
+    v["tier"] = _per_item(v["item"], top["tier"], "clean")
     counted = v["tier"].isin(config.count)
     v["verdict"] = np.where(counted, v["item"].map(top["method"]), "clean")
-    v["leaked"] = np.where(counted, v["item"].map(_item_leak(ranked, config)).astype(object).fillna(""), "")
-    v["reason"] = v["item"].map(top["reason"]).fillna("")
+    v["leaked"] = np.where(counted, _per_item(v["item"], _item_leak(ranked, config), ""), "")
+    v["reason"] = _per_item(v["item"], top["reason"], "")
     v["stages"] = ",".join(config.stages)
     return v, ranked
+
+
+def _per_item(items: pd.Series, values: pd.Series, missing: object) -> pd.Series:
+    """``values`` (indexed by item) looked up for ``items``, ``missing`` where there is none.
+
+    Looked up as objects: a lookup that finds nothing is all float NaN, which pandas will not fill with a
+    string or a bool.
+    """
+    return items.map(values).astype(object).fillna(missing)
 
 
 def _bool(pairs: pd.DataFrame, column: str) -> pd.Series:
