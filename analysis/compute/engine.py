@@ -249,14 +249,29 @@ def start_fork_server(modules: Iterable[str] = SCAN_MODULES) -> None:
     that begins once it is ready forks workers that already hold those modules, so they
     join within a few milliseconds instead of each importing pandas, pyarrow and the scan
     (about 0.6 s, most of the exact stage's start-up on two cores). ``synthscope scan``
-    calls it before its own imports, :func:`~synthscope.contamination.scan.run_scan` on
-    entry. Only the first call in a process chooses the modules; later ones do nothing.
+    calls it before its own imports; :func:`~synthscope.contamination.scan.run_scan` on
+    entry, when a dataset has more than one row group (one row group never reaches a worker),
+    and it stops the server (:func:`stop_fork_server`) before the semantic stage. Only the
+    first call in a process chooses the modules; later ones do nothing.
     """
     from multiprocessing import forkserver
 
     context = mp.get_context("forkserver")
     context.set_forkserver_preload(["__main__", *modules])  # __main__ is multiprocessing's own default
     forkserver.ensure_running()
+
+
+def stop_fork_server() -> None:
+    """Stop the fork server if one runs: past a scan's mapped stages its imports (about 140 MB) are dead weight.
+
+    The next map starts it again, with the same modules. Uses multiprocessing's own ``_stop``
+    (what its tests use); where a Python lacks it, the server stays up.
+    """
+    from multiprocessing import forkserver
+
+    stop = getattr(forkserver._forkserver, "_stop", None)
+    if stop is not None:
+        stop()
 
 
 @dataclass(frozen=True)

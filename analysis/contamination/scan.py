@@ -37,6 +37,7 @@ from synthscope.compute.engine import (
     read_table,
     row_groups,
     start_fork_server,
+    stop_fork_server,
 )
 from synthscope.contamination import cascade
 from synthscope.contamination.cascade import CascadeConfig
@@ -156,8 +157,6 @@ def run_scan(ws: Workspace, benchmark: DatasetRef, synthetics: list[DatasetRef],
     ``stages`` gets each stage apart, in its own unit, with an ETA.
     """
     engine = engine or LocalEngine(workers)
-    if isinstance(engine, LocalEngine) and (engine.workers or default_workers()) > 1:
-        start_fork_server()  # its workers import while this process reads and indexes the benchmark
     if config is None:
         config = config_from(ws)
     elif isinstance(config, NgramConfig):
@@ -166,6 +165,10 @@ def run_scan(ws: Workspace, benchmark: DatasetRef, synthetics: list[DatasetRef],
     synthetics = [ws.resolve(s) for s in synthetics]
     if not synthetics:
         raise ValueError("a scan needs at least one synthetic dataset")
+    tasks_by_synthetic = {s: row_groups(ws.records_path(s)) for s in synthetics}
+    if (isinstance(engine, LocalEngine) and (engine.workers or default_workers()) > 1
+            and any(len(tasks) > 1 for tasks in tasks_by_synthetic.values())):
+        start_fork_server()  # its workers import while this process reads and indexes the benchmark
     report = progress or (lambda done, total, message: None)
     started = time.perf_counter()
 
@@ -176,7 +179,6 @@ def run_scan(ws: Workspace, benchmark: DatasetRef, synthetics: list[DatasetRef],
     report(0, 1, f"indexing {len(bench)} items of {benchmark}")
     index = BenchmarkIndex(list(bench["prompt"]), list(bench["answer"]), config.ngram.ns)
 
-    tasks_by_synthetic = {s: row_groups(ws.records_path(s)) for s in synthetics}
     rows = sum(t.rows for tasks in tasks_by_synthetic.values() for t in tasks)
     passes = len([s for s in config.stages if s != "judged"]) + int(_chance_scored(config))
     bar = _Progress(report, rows, passes, stages)
@@ -244,6 +246,9 @@ def _cascade(ws: Workspace, bench: pd.DataFrame, synthetic: DatasetRef, config: 
                                engine)
     if "semantic" in config.stages:
         from synthscope.contamination.semantic import semantic_neighbours
+
+        if isinstance(engine, LocalEngine):
+            stop_fork_server()  # the model runs here; the server's imports would only add to the peak
 
         semantic = semantic_neighbours(ws, bench, synthetic, config.semantic,
                                        bar.stage(f"embeddings: {synthetic}", "records", rows, rows), engine)

@@ -173,6 +173,48 @@ class _GatedSquare:
         return task * task, os.getpid(), self.waited
 
 
+@pytest.mark.parametrize(("rows_per_group", "starts"), [(1000, False), (7, True)])
+def test_a_scan_starts_the_fork_server_only_when_a_worker_could_take_a_row_group(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rows_per_group: int, starts: bool) -> None:
+    """A dataset of one row group is scanned here alone: the server's imports would load the other core for nothing."""
+    from synthscope.contamination import scan as scan_module
+
+    monkeypatch.setattr(ingest_module, "ROW_GROUP_ROWS", rows_per_group)
+    ws = _corpus(tmp_path)
+    started: list[bool] = []
+    monkeypatch.setattr(scan_module, "start_fork_server", lambda: started.append(True))
+    summary = run_scan(ws, DatasetRef("bench"), [DatasetRef("syn")], config_from(ws, {"stages": ["exact"]}),
+                       workers=2)
+    assert started == [True] * starts
+    assert summary.per_synthetic[0].records == 60 and summary.per_synthetic[0].contaminated >= 10  # either way
+
+
+def test_the_fork_server_is_gone_before_the_semantic_stage_and_back_for_the_next_map(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its imports (about 140 MB) would otherwise sit in memory beside the model, at the scan's peak."""
+    from multiprocessing import forkserver
+
+    from synthscope.contamination import semantic
+
+    monkeypatch.setattr(ingest_module, "ROW_GROUP_ROWS", 7)
+    ws = _corpus(tmp_path)
+    server_at_semantic: list[int | None] = []
+    neighbours = semantic.semantic_neighbours
+
+    def noting(*args: object, **kwargs: object) -> pd.DataFrame:
+        server_at_semantic.append(forkserver._forkserver._forkserver_pid)
+        return neighbours(*args, **kwargs)
+
+    monkeypatch.setattr(semantic, "semantic_neighbours", noting)
+    config = config_from(ws, {"stages": ["exact", "semantic"], "semantic.first_pass": "none"})
+    summary = run_scan(ws, DatasetRef("bench"), [DatasetRef("syn")], config, workers=2)
+    assert summary.per_synthetic[0].records == 60
+    assert server_at_semantic == [None]
+    results = dict(LocalEngine(2).map(_square_and_pid, range(20)))  # a later map starts it again
+    assert all(square == t * t for t, (square, _) in results.items()) and len(results) == 20
+    assert forkserver._forkserver._forkserver_pid is not None
+
+
 def test_the_local_engine_does_not_wait_for_its_workers_to_read_the_task_function(tmp_path: Path) -> None:
     """Starting a worker means it unpickles the function (for a scan: importing pandas, pyarrow and the engine,
     about 0.6 s); this process works meanwhile instead of waiting for that to finish."""
